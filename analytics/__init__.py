@@ -1,0 +1,1 @@
+"""Compliance analytics over stored Statistics Reports (entitlements, usage, episodes)."""

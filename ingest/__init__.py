@@ -1,0 +1,1 @@
+"""Phone-home ingest: the report endpoint, customers, licence keys and durable storage."""

@@ -1,0 +1,70 @@
+"""Admin routes: customers and order forms, licence keys, the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from ingest import customers
+from ingest.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
+from ingest.schemas import AuditEntry, Customer, CustomerDocument, LicenseKeyCreated
+
+router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+
+CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+KeyId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+@router.put("/v1/customers/{customer_id}", summary="Create or replace a customer and its orders")
+async def put_customer(
+    customer_id: CustomerId, document: CustomerDocument, store: StoreDep, actor: ActorDep
+) -> Customer:
+    """Declarative upsert: the body is the whole customer, all order forms included."""
+    return await customers.upsert_customer(
+        store, customer_id=customer_id, document=document, actor=actor
+    )
+
+
+@router.get("/v1/customers", summary="List customers")
+async def get_customers(store: StoreDep) -> list[Customer]:
+    """Every customer with its order forms."""
+    return await customers.list_customers(store)
+
+
+@router.get("/v1/customers/{customer_id}", summary="One customer, with its licence keys")
+async def get_customer(customer_id: CustomerId, store: StoreDep) -> dict[str, Any]:
+    """The stored document, its timestamps, and its keys' ids."""
+    return await customers.get_customer(store, customer_id=customer_id)
+
+
+@router.post(
+    "/v1/customers/{customer_id}/license-keys",
+    status_code=201,
+    summary="Issue a licence key (shown once)",
+)
+async def post_license_key(
+    customer_id: CustomerId, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+) -> LicenseKeyCreated:
+    """The key is in this answer only; the server keeps its hash."""
+    return await customers.create_license_key(store, keyring, customer_id=customer_id, actor=actor)
+
+
+@router.delete("/v1/license-keys/{key_id}", status_code=204, summary="Revoke a licence key")
+async def delete_license_key(
+    key_id: KeyId, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+) -> Response:
+    """From now on, reports sent with this key get 401."""
+    await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor)
+    return Response(status_code=204)
+
+
+@router.get("/v1/audit-log", summary="Admin changes, newest first")
+async def get_audit_log(
+    store: StoreDep,
+    target: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEntry]:
+    """Who changed what, when, with the document before and after."""
+    return await customers.audit_log(store, target=target, limit=limit)

@@ -1,0 +1,71 @@
+"""Request dependencies: the resources opened in the app's lifespan, and admin auth."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ingest.auth import Keyring
+from ingest.ratelimit import RateLimiter
+from ingest.settings import Settings
+from ingest.store import Store
+from ingest.telemetry import ApiMetrics
+
+
+def get_store(request: Request) -> Store:
+    """The open store."""
+    store: Store = request.app.state.store
+    return store
+
+
+def get_keyring(request: Request) -> Keyring:
+    """The admin token and licence key hashes."""
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The per-key rate limiter."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_api_metrics(request: Request) -> ApiMetrics:
+    """The API's Prometheus metrics."""
+    metrics: ApiMetrics = request.app.state.api_metrics
+    return metrics
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
+
+ACTOR_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"
+
+
+def require_admin(
+    keyring: KeyringDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Admit only the admin token."""
+    keyring.require_admin(authorization)
+
+
+def admin_actor(
+    x_statreport_actor: Annotated[str | None, Header(pattern=ACTOR_PATTERN)] = None,
+) -> str:
+    """Who is making an admin change, for the audit log (the CLI sends the login name)."""
+    return x_statreport_actor or "admin"
+
+
+AdminDep = Depends(require_admin)
+ActorDep = Annotated[str, Depends(admin_actor)]

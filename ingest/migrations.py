@@ -1,0 +1,133 @@
+"""The versioned database schema. Append a migration; never edit one that has shipped."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import duckdb
+
+from ingest.errors import SchemaTooNew
+
+log = logging.getLogger("statreport.store")
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "customers, order forms, licence keys, instances, reports, audit log",
+        """
+        CREATE TABLE customers (
+            customer_id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            account_manager VARCHAR NOT NULL,
+            air_gapped BOOLEAN NOT NULL,
+            document JSON NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE order_forms (
+            customer_id VARCHAR NOT NULL,
+            order_id VARCHAR NOT NULL,
+            start_on DATE NOT NULL,
+            end_on DATE NOT NULL,
+            users_per_pack INTEGER,
+            PRIMARY KEY (customer_id, order_id)
+        );
+        -- One row per quantity of an order (addon_id '') or of an add-on.
+        CREATE TABLE entitlements (
+            customer_id VARCHAR NOT NULL,
+            order_id VARCHAR NOT NULL,
+            addon_id VARCHAR NOT NULL,
+            effective_on DATE NOT NULL,
+            item VARCHAR NOT NULL,
+            quantity BIGINT NOT NULL
+        );
+        CREATE TABLE license_keys (
+            key_id VARCHAR PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            key_hash VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMPTZ NOT NULL,
+            revoked_at TIMESTAMPTZ
+        );
+        CREATE TABLE instances (
+            instance_id UUID PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            first_seen_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE reports (
+            report_id UUID PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            instance_id UUID NOT NULL,
+            environment VARCHAR NOT NULL,
+            generated_at TIMESTAMPTZ NOT NULL,
+            usage_day DATE NOT NULL,
+            product_version VARCHAR NOT NULL,
+            sequence BIGINT,
+            users INTEGER NOT NULL,
+            tenants INTEGER,
+            namespaces INTEGER,
+            worker_groups INTEGER,
+            roles INTEGER,
+            service_accounts INTEGER,
+            source VARCHAR NOT NULL,
+            key_id VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE SEQUENCE audit_ids START 1;
+        CREATE TABLE audit_log (
+            audit_id BIGINT PRIMARY KEY DEFAULT nextval('audit_ids'),
+            changed_at TIMESTAMPTZ NOT NULL,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            target VARCHAR NOT NULL,
+            before JSON,
+            after JSON
+        );
+        CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at TIMESTAMPTZ NOT NULL);
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of an open database; 0 when it is empty."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or exists[0] == 0:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, *, path: str) -> int:
+    """Bring the schema to ``LATEST_VERSION``; refuse a database newer than this code."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    version = current_version(con)
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"The database {path} has schema version {version}, but this statreport only knows "
+            f"versions up to {LATEST_VERSION}. Upgrade statreport, or restore a backup made by "
+            "this version."
+        )
+    for number, description, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [number, description, datetime.now(UTC)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        log.info("event=schema.migrated version=%d description=%r", number, description)
+    return LATEST_VERSION

@@ -1,0 +1,144 @@
+"""RFC 9457 problem+json responses, and the handlers that map every error to one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic_core import ErrorDetails
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from ingest.errors import InvalidPayload, StatreportError
+
+log = logging.getLogger("statreport.api")
+
+PROBLEM_BASE = "https://statreport.invalid/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    """Build one problem+json response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def describe_validation_errors(
+    errors: list[ErrorDetails], *, drop_prefix: int = 0
+) -> list[dict[str, Any]]:
+    """Turn pydantic errors into ``{"loc", "msg"}`` items a person can act on."""
+    described: list[dict[str, Any]] = []
+    for error in errors:
+        loc = list(error["loc"])[drop_prefix:]
+        if error["type"] == "extra_forbidden":
+            name = loc[-1] if loc else "?"
+            where = "metrics" if len(loc) >= 2 and loc[-2] == "metrics" else "field"
+            if where == "metrics":
+                msg = f"unknown metric {name!r}; a report may carry only the metrics of SPEC §1"
+            else:
+                msg = f"unknown field {name!r}; this format accepts no other fields"
+        else:
+            msg = error["msg"]
+        described.append({"loc": loc, "msg": msg})
+    return described
+
+
+def format_loc(loc: list[Any]) -> str:
+    """Render a location like ``reports[3].metrics.users``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def summarize(errors: list[dict[str, Any]], *, limit: int = 5) -> str:
+    """A one-line summary of the first few validation errors, for ``detail``."""
+    parts = [f"{format_loc(e['loc'])}: {e['msg']}" for e in errors[:limit]]
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(parts) + more
+
+
+async def _statreport_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StatreportError)
+    if exc.status >= 500:
+        log.warning("event=request.failed status=%s problem=%s", exc.status, exc.slug)
+    return problem_response(
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        slug=exc.slug,
+        headers=exc.headers,
+        extra=exc.extra(),
+    )
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    raw: list[ErrorDetails] = list(exc.errors())
+    if any(error["type"] == "json_invalid" for error in raw):
+        return problem_response(
+            status=400,
+            title="Malformed request body",
+            detail="The body is not valid JSON; send a JSON object.",
+            slug="malformed-body",
+        )
+    errors = describe_validation_errors(raw)
+    invalid = InvalidPayload("The request is invalid: " + summarize(errors), errors=errors)
+    return await _statreport_error(request, invalid)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        detail = (
+            f"No such endpoint: {request.method} {request.url.path}. See the README's API list."
+        )
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    else:
+        detail = str(exc.detail)
+    return problem_response(
+        status=exc.status_code,
+        title=str(exc.detail),
+        detail=detail,
+        slug=f"http-{exc.status_code}",
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("event=request.crashed path=%s", request.url.path)
+    return problem_response(
+        status=500,
+        title="Internal error",
+        detail="The server hit an unexpected error; nothing was acknowledged. Retry later.",
+        slug="internal-error",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+    app.add_exception_handler(StatreportError, _statreport_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected)

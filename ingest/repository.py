@@ -1,0 +1,327 @@
+"""Every SQL statement that touches customers, keys, instances, reports and the audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pyarrow as pa
+
+from ingest.schemas import REPORT_METRICS, CustomerDocument, StatisticsReport
+
+_REPORT_SCHEMA = pa.schema(
+    [
+        ("report_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("instance_id", pa.string()),
+        ("environment", pa.string()),
+        ("generated_at", pa.timestamp("us", tz="UTC")),
+        ("usage_day", pa.date32()),
+        ("product_version", pa.string()),
+        ("sequence", pa.int64()),
+        *[(metric, pa.int32()) for metric in REPORT_METRICS],
+        ("source", pa.string()),
+        ("key_id", pa.string()),
+        ("received_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# Built once from a constant tuple of column names; no input reaches this text.
+_INSERT_REPORTS = (
+    "INSERT INTO reports SELECT report_id::UUID, customer_id, instance_id::UUID, environment, "  # noqa: S608
+    "generated_at, usage_day, product_version, sequence, "
+    + ", ".join(REPORT_METRICS)
+    + ", source, key_id, received_at FROM incoming_reports "
+    "ON CONFLICT DO NOTHING RETURNING report_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """A validated report with the identity that sent it."""
+
+    report: StatisticsReport
+    customer_id: str
+    key_id: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseKeyRecord:
+    """A stored licence key: its hash only, never the key."""
+
+    key_id: str
+    customer_id: str
+    key_hash: str
+    revoked: bool
+
+
+def _report_table(rows: Sequence[ReportRow], *, received_at: datetime) -> pa.Table:
+    reports = [row.report for row in rows]
+    columns: dict[str, list[Any]] = {
+        "report_id": [str(r.report_id) for r in reports],
+        "customer_id": [row.customer_id for row in rows],
+        "instance_id": [str(r.instance_id) for r in reports],
+        "environment": [r.environment for r in reports],
+        "generated_at": [r.generated_at for r in reports],
+        "usage_day": [r.usage_day for r in reports],
+        "product_version": [r.product_version for r in reports],
+        "sequence": [r.sequence for r in reports],
+    }
+    for metric in REPORT_METRICS:
+        columns[metric] = [getattr(r.metrics, metric) for r in reports]
+    columns["source"] = [row.source for row in rows]
+    columns["key_id"] = [row.key_id for row in rows]
+    columns["received_at"] = [received_at] * len(rows)
+    return pa.Table.from_pydict(columns, schema=_REPORT_SCHEMA)
+
+
+def insert_reports(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    rows: Sequence[ReportRow],
+    new_instances: Mapping[UUID, str],
+    received_at: datetime,
+) -> set[UUID]:
+    """Insert reports and newly seen instances in the caller's transaction.
+
+    Returns the ids actually inserted; the others were already stored (duplicates).
+    """
+    if new_instances:
+        instances = pa.table(
+            {
+                "instance_id": [str(i) for i in new_instances],
+                "customer_id": list(new_instances.values()),
+            }
+        )
+        con.register("new_instances", instances)
+        con.execute(
+            "INSERT INTO instances SELECT instance_id::UUID, customer_id, ? FROM new_instances",
+            [received_at],
+        )
+        con.unregister("new_instances")
+    if not rows:
+        return set()
+    con.register("incoming_reports", _report_table(rows, received_at=received_at))
+    inserted = con.execute(_INSERT_REPORTS).fetchall()
+    con.unregister("incoming_reports")
+    return {row[0] for row in inserted}
+
+
+def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[UUID, str]:
+    """Every known instance and the customer that owns it."""
+    return {
+        row[0]: row[1]
+        for row in con.execute("SELECT instance_id, customer_id FROM instances").fetchall()
+    }
+
+
+def report_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many reports are stored."""
+    row = con.execute("SELECT count(*) FROM reports").fetchone()
+    return int(row[0]) if row else 0
+
+
+def stored_report_ids(con: duckdb.DuckDBPyConnection, *, report_ids: Iterable[UUID]) -> list[UUID]:
+    """Which of ``report_ids`` are stored, once per stored row."""
+    table = pa.table({"report_id": [str(r) for r in report_ids]})
+    con.register("wanted_ids", table)
+    found = con.execute(
+        "SELECT r.report_id FROM reports r JOIN wanted_ids w ON r.report_id = w.report_id::UUID"
+    ).fetchall()
+    con.unregister("wanted_ids")
+    return [row[0] for row in found]
+
+
+def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
+    """Every licence key record."""
+    return [
+        LicenseKeyRecord(key_id=r[0], customer_id=r[1], key_hash=r[2], revoked=r[3] is not None)
+        for r in con.execute(
+            "SELECT key_id, customer_id, key_hash, revoked_at FROM license_keys"
+        ).fetchall()
+    ]
+
+
+def insert_license_key(
+    con: duckdb.DuckDBPyConnection, *, record: LicenseKeyRecord, created_at: datetime
+) -> None:
+    """Store a new licence key's hash."""
+    con.execute(
+        "INSERT INTO license_keys VALUES (?, ?, ?, ?, NULL)",
+        [record.key_id, record.customer_id, record.key_hash, created_at],
+    )
+
+
+def license_key(con: duckdb.DuckDBPyConnection, *, key_id: str) -> dict[str, Any] | None:
+    """One key's public fields, or None."""
+    row = con.execute(
+        "SELECT key_id, customer_id, created_at, revoked_at FROM license_keys WHERE key_id = ?",
+        [key_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {"key_id": row[0], "customer_id": row[1], "created_at": row[2], "revoked_at": row[3]}
+
+
+def customer_license_keys(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str
+) -> list[dict[str, Any]]:
+    """A customer's keys, without hashes."""
+    rows = con.execute(
+        "SELECT key_id, created_at, revoked_at FROM license_keys WHERE customer_id = ? "
+        "ORDER BY created_at",
+        [customer_id],
+    ).fetchall()
+    return [{"key_id": r[0], "created_at": r[1], "revoked_at": r[2]} for r in rows]
+
+
+def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datetime) -> None:
+    """Mark a key revoked (idempotent: the first revocation time is kept)."""
+    con.execute(
+        "UPDATE license_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
+        [at, key_id],
+    )
+
+
+def customer_row(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
+    """A stored customer document with its timestamps, or None."""
+    row = con.execute(
+        "SELECT document, created_at, updated_at FROM customers WHERE customer_id = ?",
+        [customer_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        **json.loads(row[0]),
+        "customer_id": customer_id,
+        "created_at": row[1],
+        "updated_at": row[2],
+    }
+
+
+def customer_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every customer, ordered by id."""
+    rows = con.execute(
+        "SELECT customer_id, document, created_at, updated_at FROM customers ORDER BY customer_id"
+    ).fetchall()
+    return [
+        {**json.loads(r[1]), "customer_id": r[0], "created_at": r[2], "updated_at": r[3]}
+        for r in rows
+    ]
+
+
+def replace_customer(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str,
+    document: CustomerDocument,
+    created_at: datetime,
+    updated_at: datetime,
+) -> None:
+    """Replace a customer and all its order forms and entitlements, in the caller's transaction."""
+    con.execute("DELETE FROM entitlements WHERE customer_id = ?", [customer_id])
+    con.execute("DELETE FROM order_forms WHERE customer_id = ?", [customer_id])
+    con.execute("DELETE FROM customers WHERE customer_id = ?", [customer_id])
+    con.execute(
+        "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            customer_id,
+            document.name,
+            document.account_manager,
+            document.air_gapped,
+            document.model_dump_json(exclude_none=True),
+            created_at,
+            updated_at,
+        ],
+    )
+    entitlement_rows: list[tuple[str, str, str, Any, str, int]] = []
+    for order in document.orders:
+        con.execute(
+            "INSERT INTO order_forms VALUES (?, ?, ?, ?, ?)",
+            [
+                customer_id,
+                order.order_id,
+                order.start,
+                order.end,
+                order.entitlements.users_per_pack,
+            ],
+        )
+        for item, quantity in order.entitlements.model_dump(exclude_none=True).items():
+            if item != "users_per_pack":
+                entitlement_rows.append(
+                    (customer_id, order.order_id, "", order.start, item, quantity)
+                )
+        for addon in order.addons:
+            for item, quantity in addon.entitlements.model_dump(exclude_none=True).items():
+                entitlement_rows.append(
+                    (customer_id, order.order_id, addon.addon_id, addon.effective, item, quantity)
+                )
+    if entitlement_rows:
+        con.executemany("INSERT INTO entitlements VALUES (?, ?, ?, ?, ?, ?)", entitlement_rows)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def append_audit(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    before: Any,
+    after: Any,
+) -> None:
+    """Record one admin change, in the caller's transaction."""
+    con.execute(
+        "INSERT INTO audit_log (changed_at, actor, action, target, before, after) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            at,
+            actor,
+            action,
+            target,
+            None if before is None else json.dumps(before, default=_json_default, sort_keys=True),
+            None if after is None else json.dumps(after, default=_json_default, sort_keys=True),
+        ],
+    )
+
+
+def audit_entries(
+    con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest audit entries first, optionally for one target."""
+    sql = "SELECT audit_id, changed_at, actor, action, target, before, after FROM audit_log"
+    params: list[Any] = []
+    if target is not None:
+        sql += " WHERE target = ?"
+        params.append(target)
+    sql += " ORDER BY audit_id DESC LIMIT ?"
+    params.append(limit)
+    return [
+        {
+            "audit_id": r[0],
+            "at": r[1],
+            "actor": r[2],
+            "action": r[3],
+            "target": r[4],
+            "before": None if r[5] is None else json.loads(r[5]),
+            "after": None if r[6] is None else json.loads(r[6]),
+        }
+        for r in con.execute(sql, params).fetchall()
+    ]
+
+
+def touch_heartbeat(con: duckdb.DuckDBPyConnection, *, at: datetime) -> None:
+    """A tiny committed write that proves storage accepts writes."""
+    con.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [at])

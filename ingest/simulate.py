@@ -1,0 +1,86 @@
+"""A simulated fleet of licensed instances, for demos, tests and benchmarks."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SimulatedInstance:
+    """One installation: its customer, id, environment and usual user count."""
+
+    customer_id: str
+    instance_id: str
+    environment: str
+    base_users: int
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def fleet(*, customers: list[str], instances: int, seed: int = 0) -> list[SimulatedInstance]:
+    """``instances`` installations dealt round-robin to ``customers``.
+
+    Each customer's first instance is production; the others alternate.
+    """
+    rng = random.Random(seed)
+    fleet_: list[SimulatedInstance] = []
+    for index in range(instances):
+        customer_id = customers[index % len(customers)]
+        environment = "production" if (index // len(customers)) % 2 == 0 else "non_production"
+        fleet_.append(SimulatedInstance(customer_id, _uuid(rng), environment, rng.randint(5, 60)))
+    return fleet_
+
+
+def fleet_reports(
+    instances: list[SimulatedInstance],
+    *,
+    days: int,
+    reports_per_day: int = 1,
+    end: date | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(customer_id, report)`` for every instance and simulated day, oldest day first.
+
+    Reports of the last day are generated in the past, so none is in the future.
+    """
+    rng = random.Random(seed + 1)
+    now = datetime.now(UTC)
+    last_day = end or (now - timedelta(hours=1)).date()
+    step = timedelta(days=1) / reports_per_day
+    sequences = {instance.instance_id: 0 for instance in instances}
+    for offset in range(days - 1, -1, -1):
+        day_start = datetime.combine(last_day - timedelta(days=offset), datetime.min.time(), UTC)
+        for slot in range(reports_per_day):
+            moment = day_start + slot * step + timedelta(seconds=rng.randint(0, 59))
+            if moment > now:
+                continue
+            for instance in instances:
+                users = max(0, instance.base_users + rng.randint(-3, 3))
+                sequences[instance.instance_id] += 1
+                yield (
+                    instance.customer_id,
+                    {
+                        "schema_version": 1,
+                        "report_id": _uuid(rng),
+                        "instance_id": instance.instance_id,
+                        "environment": instance.environment,
+                        "generated_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "product_version": "1.1.3",
+                        "sequence": sequences[instance.instance_id],
+                        "metrics": {
+                            "users": users,
+                            "tenants": 1 + users // 20,
+                            "namespaces": 10 + users,
+                            "worker_groups": 1 + users // 25,
+                            "roles": 5,
+                            "service_accounts": 2,
+                        },
+                    },
+                )

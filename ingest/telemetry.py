@@ -1,0 +1,141 @@
+"""Prometheus metrics and key=value logs an operator can grep."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class StoreMetrics:
+    """What the writer measures: stored reports, duplicates, commit sizes and latencies."""
+
+    def __init__(self, *, registry: CollectorRegistry | None) -> None:
+        registry = registry if registry is not None else CollectorRegistry()
+        self.reports_stored = Counter(
+            "statreport_reports_stored", "Reports committed to storage.", registry=registry
+        )
+        self.reports_duplicate = Counter(
+            "statreport_reports_duplicate",
+            "Reports received again and answered as duplicates.",
+            registry=registry,
+        )
+        self.commit_reports = Histogram(
+            "statreport_commit_batch_reports",
+            "Reports per group commit.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "statreport_commit_seconds",
+            "Time to commit one group, fsync included.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+            registry=registry,
+        )
+        self.overloaded = Counter(
+            "statreport_ingest_overloaded",
+            "Requests refused with 503 because too many reports were waiting to commit.",
+            registry=registry,
+        )
+
+
+class ApiMetrics:
+    """Requests by route and status, and the pipeline's last successful runs."""
+
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "statreport_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.last_evaluation = Gauge(
+            "statreport_last_evaluation_timestamp_seconds",
+            "When the last compliance evaluation succeeded (0: never since start).",
+            registry=registry,
+        )
+        self.last_weekly_report = Gauge(
+            "statreport_last_weekly_report_timestamp_seconds",
+            "When the last weekly report run succeeded (0: never since start).",
+            registry=registry,
+        )
+
+
+class RequestMetricsMiddleware:
+    """Counts requests by route template; logs one line per request, without client addresses."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = logging.getLogger("statreport.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            if self.log.isEnabledFor(logging.DEBUG) or status >= 400:
+                self.log.log(
+                    logging.INFO if status < 500 else logging.WARNING,
+                    "event=http.request method=%s route=%s status=%d ms=%.1f",
+                    scope["method"],
+                    template,
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=... level=... logger=... event=... key=value`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().replace("\n", " ")
+        if not message.startswith("event="):
+            message = f"msg={message!r}"
+        line = (
+            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}Z level={record.levelname.lower()} "
+            f"logger={record.name} {message}"
+        )
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return line
+
+
+def configure_logging(level: str) -> None:
+    """Send every log line, ours and uvicorn's, to stderr as key=value."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = KeyValueFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # uvicorn's access log would record client addresses; statreport stores none.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """A uvicorn log config that leaves formatting to ``configure_logging``."""
+    return {"version": 1, "disable_existing_loggers": False}

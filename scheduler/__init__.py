@@ -1,0 +1,1 @@
+"""Scheduled jobs: the daily evaluation and the weekly account managers' report."""

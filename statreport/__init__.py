@@ -1,0 +1,1 @@
+"""The composition root: the CLI and the server that runs ingest, analytics and scheduler."""

@@ -1,0 +1,5 @@
+"""``python -m statreport``."""
+
+from statreport.cli import main
+
+main()

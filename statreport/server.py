@@ -1,0 +1,112 @@
+"""The one process: HTTPS API, admin API and (later) the scheduler, over one DuckDB file."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from ingest import repository
+from ingest.admin_endpoints import router as admin_router
+from ingest.auth import Keyring
+from ingest.endpoints import router as reports_router
+from ingest.operations import router as operations_router
+from ingest.problems import install_problem_handlers
+from ingest.ratelimit import RateLimiter
+from ingest.settings import Settings
+from ingest.store import Store
+from ingest.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
+from ingest.tls import ensure_self_signed, fingerprint
+
+log = logging.getLogger("statreport.server")
+
+
+class MissingAdminToken(Exception):
+    """``statreport serve`` refuses to start without an admin token."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the application; resources open in its lifespan."""
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
+        raise MissingAdminToken(
+            "STATREPORT_ADMIN_TOKEN is not set. Set it to a long random secret, e.g. "
+            "export STATREPORT_ADMIN_TOKEN=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')"
+        )
+    admin_token = settings.admin_token.get_secret_value()
+    registry = CollectorRegistry()
+    api_metrics = ApiMetrics(registry=registry)
+    store_metrics = StoreMetrics(registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(
+            settings.database_path,
+            commit_window_ms=settings.commit_window_ms,
+            commit_max_reports=settings.commit_max_reports,
+            max_pending_reports=settings.max_pending_reports,
+            retry_after_seconds=settings.retry_after_seconds,
+            metrics=store_metrics,
+        )
+        store.open()
+        await store.start()
+        app.state.store = store
+        app.state.keyring = Keyring(
+            admin_token=admin_token, records=await store.read(repository.license_keys)
+        )
+        log.info("event=store.opened path=%s", settings.database_path)
+        try:
+            yield
+        finally:
+            await store.close()
+            log.info("event=store.closed path=%s", settings.database_path)
+
+    app = FastAPI(
+        title="statreport",
+        summary="Licensor-side Statistics Report ingest and licence compliance",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.api_metrics = api_metrics
+    app.state.rate_limiter = RateLimiter(per_minute=settings.rate_limit_per_minute)
+    install_problem_handlers(app)
+    app.include_router(reports_router)
+    app.include_router(admin_router)
+    app.include_router(operations_router)
+    app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    return app
+
+
+def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
+    """The uvicorn config: TLS unless plain HTTP was asked for, no access log (no client IPs)."""
+    tls: dict[str, str] = {}
+    if not settings.insecure_http:
+        if ensure_self_signed(settings.cert_path, settings.key_path, host=settings.host):
+            log.info("event=tls.self_signed_created cert=%s", settings.cert_path)
+        log.info(
+            "event=tls.certificate cert=%s sha256=%s",
+            settings.cert_path,
+            fingerprint(settings.cert_path),
+        )
+        tls = {"ssl_certfile": str(settings.cert_path), "ssl_keyfile": str(settings.key_path)}
+    else:
+        log.warning("event=tls.disabled reason=--insecure-http")
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=30,
+        loop="uvloop",
+        http="httptools",
+        **tls,  # type: ignore[arg-type]
+    )

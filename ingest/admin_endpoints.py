@@ -17,7 +17,11 @@ CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 KeyId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
-@router.put("/v1/customers/{customer_id}", summary="Create or replace a customer and its orders")
+@router.put(
+    "/v1/customers/{customer_id}",
+    summary="Create or replace a customer and its orders",
+    response_model_exclude_none=True,
+)
 async def put_customer(
     customer_id: CustomerId, document: CustomerDocument, store: StoreDep, actor: ActorDep
 ) -> Customer:
@@ -27,7 +31,7 @@ async def put_customer(
     )
 
 
-@router.get("/v1/customers", summary="List customers")
+@router.get("/v1/customers", summary="List customers", response_model_exclude_none=True)
 async def get_customers(store: StoreDep) -> list[Customer]:
     """Every customer with its order forms."""
     return await customers.list_customers(store)

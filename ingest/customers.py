@@ -55,7 +55,7 @@ async def get_customer(store: Store, *, customer_id: str) -> dict[str, Any]:
         row = repository.customer_row(con, customer_id=customer_id)
         if row is None:
             return None
-        customer = Customer.model_validate(row).model_dump(mode="json")
+        customer = Customer.model_validate(row).model_dump(mode="json", exclude_none=True)
         customer["license_keys"] = repository.customer_license_keys(con, customer_id=customer_id)
         return customer
 

@@ -1,0 +1,343 @@
+"""POST /v1/reports over real TLS: every status of SPEC §2, idempotency, atomicity, gzip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServerFactory
+from tests.support import RunningServer, make_report, query
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post(server: RunningServer, key: str, body: Any, **headers: str) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with server.client(key) as http:
+        return http.post("/v1/reports", content=content, headers={**JSON, **headers})
+
+
+def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["type"].startswith("https://")
+    assert problem["title"]
+    for needle in needles:
+        assert needle in problem["detail"], problem["detail"]
+    return problem
+
+
+def stored_ids(server: RunningServer) -> list[str]:
+    server.stop()
+    return [str(row[0]) for row in query(server.data_dir, "SELECT report_id FROM reports")]
+
+
+def test_single_report_is_stored_and_its_resend_is_a_duplicate(
+    server: RunningServer, acme_key: str
+) -> None:
+    report = make_report()
+    first = post(server, acme_key, report)
+    assert first.status_code == 202
+    assert first.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "results": [{"report_id": report["report_id"], "status": "stored"}],
+    }
+    again = post(server, acme_key, report)
+    assert again.status_code == 202
+    assert again.json()["results"] == [{"report_id": report["report_id"], "status": "duplicate"}]
+    server.stop()
+    rows = query(
+        server.data_dir,
+        "SELECT customer_id, usage_day, users, tenants, roles, source FROM reports",
+    )
+    day = datetime.fromisoformat(report["generated_at"]).astimezone(UTC).date()
+    assert rows == [("acme", day, 48, 3, None, "phone_home")]
+
+
+def test_batch_reports_each_outcome_and_counts_in_batch_repeats_once(
+    server: RunningServer, acme_key: str
+) -> None:
+    old = make_report()
+    assert post(server, acme_key, old).status_code == 202
+    fresh = [make_report() for _ in range(3)]
+    response = post(server, acme_key, {"reports": [old, *fresh, fresh[0]]})
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["stored"], body["duplicates"]) == (3, 2)
+    assert [r["status"] for r in body["results"]] == [
+        "duplicate",
+        "stored",
+        "stored",
+        "stored",
+        "duplicate",
+    ]
+    assert sorted(stored_ids(server)) == sorted(r["report_id"] for r in [old, *fresh])
+
+
+def test_a_batch_with_one_bad_report_stores_nothing_and_names_it(
+    server: RunningServer, acme_key: str
+) -> None:
+    good = [make_report(), make_report()]
+    bad = make_report(metrics={"users": -1})
+    response = post(server, acme_key, {"reports": [good[0], bad, good[1]]})
+    problem = assert_problem(response, 422, "1 of 3 reports", "reports[1].metrics.users")
+    assert problem["errors"] == [
+        {"loc": ["reports", 1, "metrics", "users"], "msg": problem["errors"][0]["msg"]}
+    ]
+    assert "greater than or equal to 0" in problem["errors"][0]["msg"]
+    retry = post(server, acme_key, {"reports": good})
+    assert retry.json()["stored"] == 2  # nothing of the refused batch had been kept
+    assert len(stored_ids(server)) == 2
+
+
+def test_gzip_bodies_are_accepted(server: RunningServer, acme_key: str) -> None:
+    reports = [make_report() for _ in range(20)]
+    body = gzip.compress(json.dumps({"reports": reports}).encode())
+    response = post(server, acme_key, body, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 202
+    assert response.json()["stored"] == 20
+
+
+def test_a_gzip_bomb_is_refused_after_one_mebibyte(server: RunningServer, acme_key: str) -> None:
+    # 64 MiB of zeros compresses to about 64 KiB; the server must stop after 1 MiB of output.
+    bomb = gzip.compress(b"0" * (64 << 20), compresslevel=9)
+    assert len(bomb) < (1 << 20)
+    response = post(server, acme_key, bomb, **{"Content-Encoding": "gzip"})
+    assert_problem(response, 413, "decompressed body is over the 1024 KiB limit")
+
+
+def test_corrupt_and_truncated_gzip_is_400(server: RunningServer, acme_key: str) -> None:
+    body = gzip.compress(json.dumps(make_report()).encode())
+    corrupt = post(server, acme_key, b"\x1f\x8b" + os.urandom(200), **{"Content-Encoding": "gzip"})
+    assert_problem(corrupt, 400, "gzip body is corrupt")
+    truncated = post(server, acme_key, body[:-12], **{"Content-Encoding": "gzip"})
+    assert_problem(truncated, 400, "truncated")
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "body is empty"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+    ],
+)
+def test_malformed_json_is_400(
+    server: RunningServer, acme_key: str, body: bytes, needle: str
+) -> None:
+    assert_problem(post(server, acme_key, body), 400, needle)
+
+
+def test_missing_unknown_and_revoked_keys_are_401(server: RunningServer, acme_key: str) -> None:
+    report = make_report()
+    with server.client() as http:
+        missing = http.post("/v1/reports", json=report)
+    assert_problem(missing, 401, "Authorization: Bearer")
+    assert missing.headers["www-authenticate"] == "Bearer"
+    unknown = post(server, "srk_" + "A" * 43, report)
+    assert_problem(unknown, 401, "not known")
+    assert unknown.headers["www-authenticate"] == "Bearer"
+
+    with server.admin() as http:
+        key_id = http.get("/v1/customers/acme").json()["license_keys"][0]["key_id"]
+        assert http.delete(f"/v1/license-keys/{key_id}").status_code == 204
+    revoked = post(server, acme_key, report)
+    assert_problem(revoked, 401, f"{key_id} has been revoked")
+    assert stored_ids(server) == []
+
+
+def test_instance_of_another_customer_is_409_and_nothing_is_stored(
+    server: RunningServer, acme_key: str
+) -> None:
+    globex_key = server.add_customer("globex")
+    instance = str(uuid.uuid4())
+    assert post(server, acme_key, make_report(instance_id=instance)).status_code == 202
+    innocent = make_report()
+    response = post(server, globex_key, {"reports": [innocent, make_report(instance_id=instance)]})
+    assert_problem(response, 409, instance, "another customer")
+    # Its owner may go on reporting.
+    assert post(server, acme_key, make_report(instance_id=instance)).status_code == 202
+    assert innocent["report_id"] not in stored_ids(server)
+
+
+def test_two_customers_racing_for_a_new_instance_get_one_owner(
+    server: RunningServer, acme_key: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    globex_key = server.add_customer("globex")
+    instance = str(uuid.uuid4())
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda key: post(server, key, make_report(instance_id=instance)).status_code,
+                [acme_key, globex_key] * 8,
+            )
+        )
+    owners = query_after_stop(server, "SELECT DISTINCT customer_id FROM reports")
+    assert len(owners) == 1
+    assert sorted(set(answers)) == [202, 409]
+
+
+def query_after_stop(server: RunningServer, sql: str) -> list[tuple[Any, ...]]:
+    server.stop()
+    return query(server.data_dir, sql)
+
+
+def test_body_over_one_mebibyte_is_413(server: RunningServer, acme_key: str) -> None:
+    huge = b'{"reports": [' + b" " * (1 << 20) + b"]}"
+    assert_problem(post(server, acme_key, huge), 413, "over the 1024 KiB limit")
+
+
+def test_a_body_streamed_without_length_is_cut_at_one_mebibyte(
+    server: RunningServer, acme_key: str
+) -> None:
+    def chunks() -> Any:
+        for _ in range(64):
+            yield b" " * 65536
+
+    with server.client(acme_key) as http:
+        response = http.post("/v1/reports", content=chunks(), headers=JSON)
+    assert_problem(response, 413, "The body is over")
+
+
+@pytest.mark.parametrize(
+    ("headers", "needle"),
+    [
+        ({"Content-Type": "text/plain"}, "Content-Type is 'text/plain'"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "application/json"),
+        ({**JSON, "Content-Encoding": "br"}, "Content-Encoding 'br'"),
+    ],
+)
+def test_other_media_types_and_encodings_are_415(
+    server: RunningServer, acme_key: str, headers: dict[str, str], needle: str
+) -> None:
+    with server.client(acme_key) as http:
+        response = http.post(
+            "/v1/reports", content=json.dumps(make_report()).encode(), headers=headers
+        )
+    assert_problem(response, 415, needle)
+
+
+def _ts(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "needle"),
+    [
+        ({"metrics": {"users": 1, "cpus": 3}}, ["metrics", "cpus"], "unknown metric 'cpus'"),
+        ({"metrics": {"tenants": 1}}, ["metrics", "users"], "Field required"),
+        ({"metrics": {"users": 10_000_001}}, ["metrics", "users"], "10000000"),
+        ({"metrics": {"users": 4.0}}, ["metrics", "users"], "integer"),
+        ({"metrics": {"users": "4"}}, ["metrics", "users"], "integer"),
+        ({"metrics": {"users": True}}, ["metrics", "users"], "integer"),
+        ({"hostname": "db1.acme.internal"}, ["hostname"], "unknown field 'hostname'"),
+        ({"schema_version": 2}, ["schema_version"], "1"),
+        ({"environment": "staging"}, ["environment"], "production"),
+        ({"report_id": "not-a-uuid"}, ["report_id"], "UUID"),
+        ({"generated_at": "2026-11-20T03:17:00"}, ["generated_at"], "with an offset"),
+        ({"generated_at": 1763608620}, ["generated_at"], "RFC 3339"),
+        ({"generated_at": _ts(timedelta(minutes=11))}, ["generated_at"], "future"),
+        ({"generated_at": _ts(-timedelta(days=401))}, ["generated_at"], "400 days"),
+        ({"product_version": "1.1"}, ["product_version"], "pattern"),
+        ({"product_version": "1.1.3-" + "x" * 30}, ["product_version"], "32"),
+        ({"sequence": -1}, ["sequence"], "greater than or equal to 0"),
+    ],
+)
+def test_schema_violations_are_422_with_the_location(
+    server: RunningServer, acme_key: str, change: dict[str, Any], loc: list[Any], needle: str
+) -> None:
+    response = post(server, acme_key, make_report(**change))
+    problem = assert_problem(response, 422, "report is invalid")
+    matching = [e for e in problem["errors"] if e["loc"] == loc]
+    assert matching, problem["errors"]
+    assert needle in matching[0]["msg"]
+
+
+def test_boundaries_of_the_time_window_and_metric_range_are_accepted(
+    server: RunningServer, acme_key: str
+) -> None:
+    reports = [
+        make_report(generated_at=_ts(timedelta(minutes=9))),
+        make_report(generated_at=_ts(-timedelta(days=399))),
+        make_report(
+            generated_at=(datetime.now(UTC) - timedelta(hours=2)).strftime(
+                "%Y-%m-%dT%H:%M:%S.123456+05:30"
+            )
+        ),
+        make_report(metrics={"users": 10_000_000, "roles": 0}),
+        make_report(product_version="10.2.0-rc.1"),
+        {k: v for k, v in make_report().items() if k != "sequence"},
+    ]
+    response = post(server, acme_key, {"reports": reports})
+    assert response.status_code == 202, response.text
+    assert response.json()["stored"] == 6
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"reports": []}, "at least 1"),
+        ({"reports": [make_report() for _ in range(1001)]}, "at most 1000"),
+        ({"reports": [make_report()], "extra": 1}, "unknown field 'extra'"),
+        ([make_report()], "JSON object"),
+    ],
+)
+def test_batch_shape_violations_are_422(
+    server: RunningServer, acme_key: str, body: Any, needle: str
+) -> None:
+    problem = assert_problem(post(server, acme_key, body), 422)
+    assert needle in problem["detail"]
+
+
+def test_the_rate_limit_answers_429_with_retry_after(server_factory: ServerFactory) -> None:
+    server = server_factory(rate_limit_per_minute=3)
+    key = server.add_customer("acme")
+    other = server.add_customer("globex")
+    statuses = [post(server, key, make_report()).status_code for _ in range(3)]
+    assert statuses == [202, 202, 202]
+    limited = post(server, key, make_report())
+    assert_problem(limited, 429, "more than 3 requests a minute")
+    assert 1 <= int(limited.headers["retry-after"]) <= 20
+    assert post(server, other, make_report()).status_code == 202  # the limit is per key
+
+
+def test_storage_failure_is_503_and_nothing_is_acknowledged(
+    server: RunningServer, acme_key: str
+) -> None:
+    with server.client() as http:
+        assert http.get("/readyz").status_code == 200
+    # The disk goes away under the writer: its DuckDB connection fails from now on.
+    server.app.state.store._writer_con.close()
+    response = post(server, acme_key, make_report())
+    assert_problem(response, 503, "Storage is failing")
+    assert response.headers["retry-after"] == "5"
+    with server.client() as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503
+        assert http.get("/healthz").status_code == 200
+
+
+def test_overload_is_503_with_retry_after(server_factory: ServerFactory) -> None:
+    server = server_factory(max_pending_reports=2)
+    key = server.add_customer("acme")
+    response = post(server, key, {"reports": [make_report() for _ in range(3)]})
+    assert_problem(response, 503, "overloaded")
+    assert response.headers["retry-after"] == "5"
+    assert post(server, key, {"reports": [make_report(), make_report()]}).status_code == 202
+
+
+def test_unknown_routes_and_methods_are_problem_json(server: RunningServer) -> None:
+    with server.client() as http:
+        assert_problem(http.get("/v1/nothing"), 404, "No such endpoint")
+        assert_problem(http.get("/v1/reports"), 405, "GET is not allowed")

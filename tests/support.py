@@ -1,0 +1,228 @@
+"""Test support: the real server over real TLS, in a thread or a subprocess, and report factories."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import uvicorn
+
+from ingest.settings import Settings
+from statreport.server import create_app, uvicorn_config
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+ACME = {
+    "name": "ACME Corp",
+    "account_manager": "alice@vendor.example",
+    "air_gapped": False,
+    "orders": [
+        {
+            "order_id": "OF-2026-014",
+            "start": "2026-01-01",
+            "end": "2026-12-31",
+            "entitlements": {
+                "user_packs": 5,
+                "users_per_pack": 10,
+                "production_instances": 2,
+                "non_production_instances": 2,
+                "tenants": 3,
+                "worker_groups": 4,
+            },
+            "addons": [
+                {"addon_id": "AO-7", "effective": "2026-06-01", "entitlements": {"user_packs": 2}}
+            ],
+        }
+    ],
+}
+
+
+def make_report(**overrides: Any) -> dict[str, Any]:
+    """A valid wire-format report generated an hour ago, with fresh ids."""
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "report_id": str(uuid.uuid4()),
+        "instance_id": str(uuid.uuid4()),
+        "environment": "production",
+        "generated_at": (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "product_version": "1.1.3",
+        "sequence": 1,
+        "metrics": {"users": 48, "tenants": 3, "namespaces": 120, "worker_groups": 4},
+    }
+    report.update(overrides)
+    return report
+
+
+def free_port() -> int:
+    """A port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Read the DuckDB file directly (the server must be stopped)."""
+    con = duckdb.connect(str(data_dir / "statreport.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@dataclass
+class RunningServer:
+    """A statreport server over HTTPS and what a test needs to talk to it."""
+
+    url: str
+    data_dir: Path
+    ca_cert: Path
+    settings: Settings
+    _stop: Any = None
+    app: Any = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def verify(self) -> ssl.SSLContext:
+        """Trust exactly the server's self-signed certificate."""
+        return ssl.create_default_context(cafile=str(self.ca_cert))
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An httpx client over TLS, optionally with a bearer token."""
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(
+            base_url=self.url, verify=self.verify(), headers=headers, timeout=30, **kwargs
+        )
+
+    def admin(self) -> httpx.Client:
+        """A client holding the admin token."""
+        return self.client(ADMIN_TOKEN)
+
+    def add_customer(self, customer_id: str, document: dict[str, Any] | None = None) -> str:
+        """Create a customer and return a new licence key for it."""
+        with self.admin() as http:
+            response = http.put(f"/v1/customers/{customer_id}", json=document or ACME)
+            assert response.status_code == 200, response.text
+            response = http.post(f"/v1/customers/{customer_id}/license-keys")
+            assert response.status_code == 201, response.text
+            key: str = response.json()["license_key"]
+        self.keys[customer_id] = key
+        return key
+
+    def stop(self) -> None:
+        """Stop the server (gracefully)."""
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+def start_thread_server(data_dir: Path, **overrides: Any) -> RunningServer:
+    """The real app under uvicorn with TLS, in a background thread of this process."""
+    settings = Settings(data_dir=data_dir, port=free_port(), admin_token=ADMIN_TOKEN, **overrides)
+    app = create_app(settings)
+    config = uvicorn_config(settings, app)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    scheme = "http" if settings.insecure_http else "https"
+    return RunningServer(
+        url=f"{scheme}://127.0.0.1:{settings.port}",
+        data_dir=data_dir,
+        ca_cert=settings.cert_path,
+        settings=settings,
+        _stop=stop,
+        app=app,
+    )
+
+
+@dataclass
+class ServerProcess:
+    """``statreport serve`` as a child process."""
+
+    process: subprocess.Popen[bytes]
+    server: RunningServer
+    log_path: Path
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def terminate(self) -> None:
+        """SIGTERM and wait."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def spawn_server(data_dir: Path, *, port: int | None = None, **env: str) -> ServerProcess:
+    """Start ``statreport serve`` in a subprocess and wait until it is ready."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "STATREPORT_DATA_DIR": str(data_dir),
+        "STATREPORT_PORT": str(port),
+        **env,
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statreport", "serve"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(
+        url=f"https://127.0.0.1:{port}",
+        data_dir=data_dir,
+        ca_cert=data_dir / "tls" / "cert.pem",
+        settings=Settings(data_dir=data_dir, port=port, admin_token=ADMIN_TOKEN),
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        if server.ca_cert.exists():
+            try:
+                with server.client() as http:
+                    if http.get("/readyz").status_code == 200:
+                        break
+            except (httpx.TransportError, ssl.SSLError):
+                pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not become ready: {log_path.read_text()}")
+        time.sleep(0.1)
+    return ServerProcess(process=process, server=server, log_path=log_path)
+
+
+def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -13,31 +13,31 @@ from ingest.store import Store
 from ingest.telemetry import ApiMetrics
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The open store."""
     store: Store = request.app.state.store
     return store
 
 
-def get_keyring(request: Request) -> Keyring:
+async def get_keyring(request: Request) -> Keyring:
     """The admin token and licence key hashes."""
     keyring: Keyring = request.app.state.keyring
     return keyring
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     """The per-key rate limiter."""
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_api_metrics(request: Request) -> ApiMetrics:
+async def get_api_metrics(request: Request) -> ApiMetrics:
     """The API's Prometheus metrics."""
     metrics: ApiMetrics = request.app.state.api_metrics
     return metrics
@@ -52,7 +52,7 @@ ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
 ACTOR_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"
 
 
-def require_admin(
+async def require_admin(
     keyring: KeyringDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
@@ -60,7 +60,7 @@ def require_admin(
     keyring.require_admin(authorization)
 
 
-def admin_actor(
+async def admin_actor(
     x_statreport_actor: Annotated[str | None, Header(pattern=ACTOR_PATTERN)] = None,
 ) -> str:
     """Who is making an admin change, for the audit log (the CLI sends the login name)."""

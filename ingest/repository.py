@@ -88,29 +88,83 @@ def insert_reports(
     new_instances: Mapping[UUID, str],
     received_at: datetime,
 ) -> set[UUID]:
-    """Insert reports and newly seen instances in the caller's transaction.
+    """The path for groups with duplicates, in the caller's transaction.
 
     Returns the ids actually inserted; the others were already stored (duplicates).
     """
-    if new_instances:
-        instances = pa.table(
-            {
-                "instance_id": [str(i) for i in new_instances],
-                "customer_id": list(new_instances.values()),
-            }
-        )
-        con.register("new_instances", instances)
-        con.execute(
-            "INSERT INTO instances SELECT instance_id::UUID, customer_id, ? FROM new_instances",
-            [received_at],
-        )
-        con.unregister("new_instances")
+    _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not rows:
         return set()
     con.register("incoming_reports", _report_table(rows, received_at=received_at))
     inserted = con.execute(_INSERT_REPORTS).fetchall()
     con.unregister("incoming_reports")
     return {row[0] for row in inserted}
+
+
+class AlreadyStored(Exception):
+    """The fast path met a report_id that is already stored; use ``insert_reports``."""
+
+
+def report_appender(con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
+    """An appender on ``reports`` for the writer's connection."""
+    return con.appender("reports")
+
+
+def append_reports(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    appender: duckdb.Appender,
+    rows: Sequence[ReportRow],
+    new_instances: Mapping[UUID, str],
+    received_at: datetime,
+) -> set[UUID]:
+    """The fast path, in the caller's transaction: append every row through DuckDB's appender.
+
+    Raises ``AlreadyStored`` (and appends nothing) when any report_id is already stored.
+    """
+    _insert_instances(con, new_instances=new_instances, received_at=received_at)
+    appender.append_rows(
+        (
+            row.report.report_id,
+            row.customer_id,
+            row.report.instance_id,
+            row.report.environment,
+            row.report.generated_at,
+            row.report.usage_day,
+            row.report.product_version,
+            row.report.sequence,
+            *(getattr(row.report.metrics, metric) for metric in REPORT_METRICS),
+            row.source,
+            row.key_id,
+            received_at,
+        )
+        for row in rows
+    )
+    try:
+        appender.flush()
+    except duckdb.ConstraintException as exc:
+        appender.clear()
+        raise AlreadyStored from exc
+    return {row.report.report_id for row in rows}
+
+
+def _insert_instances(
+    con: duckdb.DuckDBPyConnection, *, new_instances: Mapping[UUID, str], received_at: datetime
+) -> None:
+    if not new_instances:
+        return
+    instances = pa.table(
+        {
+            "instance_id": [str(i) for i in new_instances],
+            "customer_id": list(new_instances.values()),
+        }
+    )
+    con.register("new_instances", instances)
+    con.execute(
+        "INSERT INTO instances SELECT instance_id::UUID, customer_id, ? FROM new_instances",
+        [received_at],
+    )
+    con.unregister("new_instances")
 
 
 def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[UUID, str]:

@@ -81,6 +81,7 @@ class Store:
         self._task: asyncio.Task[None] | None = None
         self._pending = 0
         self._owners: dict[UUID, str] = {}
+        self._report_appender: duckdb.Appender | None = None
         self.healthy = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -96,6 +97,7 @@ class Store:
                 "directory? Stop it, or pass another --data-dir."
             ) from exc
         migrate(self._con, path=str(self.path))
+        self._con.execute("SET threads TO 1")
         self._writer_con = self._con.cursor()
         self._owners = repository.instance_owners(self._con)
         self.healthy = True
@@ -151,19 +153,30 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, fn)
 
-    def _transaction(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def _transaction(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, single_statement: bool = False
+    ) -> T:
+        """Run ``fn`` atomically on the writer connection, mapping storage failures to 503.
+
+        ``single_statement`` skips BEGIN/COMMIT for a function that issues exactly one
+        statement, which DuckDB commits atomically by itself: each extra call re-takes the GIL
+        from the busy event loop, and that wait dominated the commit time.
+        """
         con = self._writer_con
         if con is None:
             raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            if single_statement:
                 result = fn(con)
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
+            else:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    result = fn(con)
+                    con.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
+                    raise
         except _STORAGE_FAILURES as exc:
             self.healthy = False
             log.error("event=store.write_failed error=%r", str(exc))
@@ -291,11 +304,24 @@ class Store:
                 placements.append((index, report.report_id, first))
 
         now = datetime.now(UTC)
-        inserted = self._transaction(
-            lambda con: repository.insert_reports(
-                con, rows=rows, new_instances=claims, received_at=now
+        try:
+            inserted = self._transaction(
+                lambda con: repository.append_reports(
+                    con,
+                    appender=self._appender(con),
+                    rows=rows,
+                    new_instances=claims,
+                    received_at=now,
+                ),
+                single_statement=not claims,
             )
-        )
+        except repository.AlreadyStored:
+            # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
+            inserted = self._transaction(
+                lambda con: repository.insert_reports(
+                    con, rows=rows, new_instances=claims, received_at=now
+                )
+            )
         self._owners.update(claims)
         for index, report_id, first in placements:
             outcomes[index].stored.append(first and report_id in inserted)
@@ -303,6 +329,11 @@ class Store:
         self._metrics.reports_stored.inc(stored)
         self._metrics.reports_duplicate.inc(len(placements) - stored)
         return outcomes
+
+    def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
+        if self._report_appender is None:
+            self._report_appender = repository.report_appender(con)
+        return self._report_appender
 
     def _ownership_conflict(
         self, pending: _PendingIngest, claims: dict[UUID, str]

@@ -64,6 +64,9 @@ def serve(**flags: Any) -> None:
         sys.exit(EXIT_USAGE)
     scheme = "http" if settings.insecure_http else "https"
     click.echo(f"statreport listening on {scheme}://{settings.host}:{settings.port}", err=True)
+    # The DuckDB writer thread re-takes the GIL after each call; with the default 5 ms switch
+    # interval it waits behind the event loop, and commits (so acknowledgements) slow down.
+    sys.setswitchinterval(0.0005)
     server = uvicorn.Server(config)
     try:
         server.run()

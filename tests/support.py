@@ -1,4 +1,4 @@
-"""Test support: the real server over real TLS, in a thread or a subprocess, and report factories."""
+"""Test support: the real server over real TLS (thread or subprocess), and report factories."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from statreport.server import create_app, uvicorn_config
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
-ACME = {
+ACME: dict[str, Any] = {
     "name": "ACME Corp",
     "account_manager": "alice@vendor.example",
     "air_gapped": False,

@@ -1,0 +1,71 @@
+"""The two endpoints the ingest benchmark compares statreport with.
+
+- ``bare_app``: FastAPI reads the body and answers 202. Nothing is validated or stored: the
+  ceiling of this stack on this machine.
+- ``naive_app``: what a user writes first: a pydantic body parameter and one DuckDB
+  transaction per report, committed before answering.
+
+Run with ``uvicorn --factory benchmarks.baselines:bare_app`` (or ``naive_app``); the naive one
+reads its database path from ``BENCH_NAIVE_DB``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import duckdb
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from ingest.migrations import migrate
+from ingest.schemas import REPORT_METRICS, StatisticsReport
+
+
+def bare_app() -> FastAPI:
+    """Reads the body, answers 202."""
+    app = FastAPI()
+
+    @app.post("/v1/reports", status_code=202)
+    async def post_reports(request: Request) -> Response:
+        await request.body()
+        return Response(b'{"stored":1}', status_code=202, media_type="application/json")
+
+    return app
+
+
+def naive_app() -> FastAPI:
+    """Validates with pydantic and commits each report in its own DuckDB transaction."""
+    path = Path(os.environ.get("BENCH_NAIVE_DB", "naive.duckdb"))
+    con = duckdb.connect(str(path))
+    migrate(con, path=str(path))
+    local = threading.local()
+    app = FastAPI()
+
+    def cursor() -> duckdb.DuckDBPyConnection:
+        if not hasattr(local, "cursor"):
+            local.cursor = con.cursor()
+        cur: duckdb.DuckDBPyConnection = local.cursor
+        return cur
+
+    @app.post("/v1/reports", status_code=202)
+    def post_reports(report: StatisticsReport) -> dict[str, int]:
+        metrics = [getattr(report.metrics, m) for m in REPORT_METRICS]
+        cursor().execute(
+            "INSERT INTO reports VALUES (?, 'bench', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "'phone_home', 'key', now())",
+            [
+                report.report_id,
+                report.instance_id,
+                report.environment,
+                report.generated_at,
+                report.usage_day,
+                report.product_version,
+                report.sequence,
+                *metrics,
+            ],
+        )
+        return {"stored": 1}
+
+    return app

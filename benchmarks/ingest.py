@@ -1,0 +1,343 @@
+"""Ingest throughput over real HTTPS: statreport vs a bare endpoint vs a naive one.
+
+One command: ``make bench`` (or ``.venv/bin/python benchmarks/ingest.py``). It needs ``wrk``
+(Debian package ``wrk``) as the load generator, in its own process. It prints reports/s, p50
+and p99 for each server, the batch endpoint's reports/s, and the ratios, all from this one run.
+Timing never fails anything: the figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.tls import ensure_self_signed  # noqa: E402
+
+ADMIN_TOKEN = "bench-admin-token-" + uuid.uuid4().hex
+
+LUA = r"""
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("id", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  batch = tonumber(args[1])
+  generated = args[2]
+  token = args[3]
+  run = tonumber(args[4])
+  instances = {}
+  for i = 5, #args do table.insert(instances, args[i]) end
+  ok = 0
+  bad = 0
+  counter = 0
+  math.randomseed(run * 1000 + id)
+  headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+end
+
+local function report()
+  counter = counter + 1
+  local rid = string.format("%08x-%04x-4%03x-8%03x-%012x",
+    math.random(0, 2147483647), run % 65536, math.random(0, 4095), id, counter)
+  return string.format(
+    '{"schema_version":1,"report_id":"%s","instance_id":"%s","environment":"production",' ..
+    '"generated_at":"%s","product_version":"1.1.3","sequence":%d,' ..
+    '"metrics":{"users":%d,"tenants":3,"namespaces":120,"worker_groups":4}}',
+    rid, instances[(counter % #instances) + 1], generated, counter, 40 + counter % 20)
+end
+
+function request()
+  local body
+  if batch > 0 then
+    local parts = {}
+    for i = 1, batch do parts[i] = report() end
+    body = '{"reports":[' .. table.concat(parts, ",") .. ']}'
+  else
+    body = report()
+  end
+  return wrk.format("POST", "/v1/reports", headers, body)
+end
+
+function response(status, headers, body)
+  if status == 202 then ok = ok + 1 else bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+  local total_ok, total_bad = 0, 0
+  for _, t in ipairs(threads) do
+    total_ok = total_ok + t:get("ok")
+    total_bad = total_bad + t:get("bad")
+  end
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"ok":%d,"bad":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"socket_errors":%d}\n',
+    summary.requests, summary.duration, total_ok, total_bad,
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+@dataclass
+class Figures:
+    """One measured run."""
+
+    name: str
+    reports_per_s: float
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    ok: int
+    bad: int
+    socket_errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, ca: Path, path: str) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + path, verify=context, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as handle:
+        return subprocess.Popen(
+            cmd, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_wrk(
+    name: str,
+    url: str,
+    *,
+    script: Path,
+    token: str,
+    instances: list[str],
+    connections: int,
+    seconds: float,
+    batch: int,
+    run: int,
+) -> Figures:
+    generated = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        str(batch),
+        generated,
+        token,
+        str(run),
+        *instances,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip()}")
+    output = done.stdout
+    line = next(x for x in output.splitlines() if x.startswith("WRKJSON "))
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    seconds_run = raw["duration_us"] / 1e6
+    per_request = max(batch, 1)
+    return Figures(
+        name=name,
+        reports_per_s=raw["ok"] * per_request / seconds_run,
+        requests_per_s=raw["requests"] / seconds_run,
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        ok=raw["ok"],
+        bad=raw["bad"],
+        socket_errors=raw["socket_errors"],
+    )
+
+
+def provision(url: str, ca: Path) -> tuple[str, list[str]]:
+    context = ssl.create_default_context(cafile=str(ca))
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=url, verify=context, headers=headers) as http:
+        document = {
+            "name": "Benchmark",
+            "account_manager": "bench@vendor.example",
+            "orders": [],
+        }
+        http.put("/v1/customers/bench", json=document).raise_for_status()
+        key = http.post("/v1/customers/bench/license-keys").json()["license_key"]
+    return key, [str(uuid.uuid4()) for _ in range(64)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch-connections", type=int, default=4)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian) and run again")
+
+    work = Path(tempfile.mkdtemp(prefix="statreport-bench-"))
+    cert, key_file = work / "tls" / "cert.pem", work / "tls" / "key.pem"
+    ensure_self_signed(cert, key_file, host="127.0.0.1")
+    script = work / "post.lua"
+    script.write_text(LUA)
+    python = sys.executable
+    tls_args = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key_file)]
+    uvicorn_args = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    uvicorn_args += ["--log-level", "warning"]
+
+    ports = {name: free_port() for name in ("statreport", "bare", "naive")}
+    urls = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
+    servers = {
+        "statreport": start(
+            [python, "-m", "statreport", "serve"],
+            {
+                "STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN,
+                "STATREPORT_DATA_DIR": str(work / "statreport"),
+                "STATREPORT_PORT": str(ports["statreport"]),
+                "STATREPORT_TLS_CERT": str(cert),
+                "STATREPORT_TLS_KEY": str(key_file),
+                "STATREPORT_RATE_LIMIT_PER_MINUTE": "1000000000",
+                "STATREPORT_LOG_LEVEL": "warning",
+            },
+            work / "statreport.log",
+        ),
+        "bare": start(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "benchmarks.baselines:bare_app",
+                "--port",
+                str(ports["bare"]),
+                *tls_args,
+                *uvicorn_args,
+            ],
+            {},
+            work / "bare.log",
+        ),
+        "naive": start(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "benchmarks.baselines:naive_app",
+                "--port",
+                str(ports["naive"]),
+                *tls_args,
+                *uvicorn_args,
+            ],
+            {"BENCH_NAIVE_DB": str(work / "naive.duckdb")},
+            work / "naive.log",
+        ),
+    }
+    try:
+        wait_ready(urls["statreport"], cert, "/readyz")
+        wait_ready(urls["bare"], cert, "/docs")
+        wait_ready(urls["naive"], cert, "/docs")
+        token, instances = provision(urls["statreport"], cert)
+        common = {"script": script, "token": token, "instances": instances}
+        single = {"connections": args.connections, "batch": 0}
+        for run, name in enumerate(("statreport", "bare", "naive")):  # warm-up
+            run_wrk(name, urls[name], seconds=2, run=100 + run, **common, **single)  # type: ignore[arg-type]
+        results: list[Figures] = []
+        for run, (label, name) in enumerate(
+            [
+                ("statreport durable, single reports", "statreport"),
+                ("bare FastAPI 202 (ceiling)", "bare"),
+                ("naive: one DuckDB transaction per report", "naive"),
+            ]
+        ):
+            print(f"measuring {label} ...", file=sys.stderr, flush=True)
+            results.append(
+                run_wrk(label, urls[name], seconds=args.seconds, run=run, **common, **single)  # type: ignore[arg-type]
+            )
+        print("measuring statreport batches ...", file=sys.stderr, flush=True)
+        batch = run_wrk(
+            f"statreport durable, batches of {args.batch}",
+            urls["statreport"],
+            seconds=args.seconds,
+            run=50,
+            connections=args.batch_connections,
+            batch=args.batch,
+            **common,  # type: ignore[arg-type]
+        )
+    finally:
+        for process in servers.values():
+            stop(process)
+
+    con = duckdb.connect(str(work / "statreport" / "statreport.duckdb"), read_only=True)
+    row = con.execute("SELECT count(*) FROM reports").fetchone()
+    stored = int(row[0]) if row else 0
+    con.close()
+
+    durable, bare, naive = results
+    print()
+    print(f"ingest benchmark: {args.connections} connections, {args.seconds:.0f} s each, HTTPS")
+    print(f"{'server':<46}{'reports/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}")
+    for figures in [*results, batch]:
+        print(
+            f"{figures.name:<46}{figures.reports_per_s:>12,.0f}{figures.p50_ms:>9.1f}"
+            f"{figures.p99_ms:>9.1f}{figures.bad + figures.socket_errors:>9}"
+        )
+    print()
+    print(f"durable / bare   = {durable.reports_per_s / bare.reports_per_s:.2f}x")
+    print(f"durable / naive  = {durable.reports_per_s / naive.reports_per_s:.1f}x")
+    print(f"batch / single   = {batch.reports_per_s / durable.reports_per_s:.1f}x")
+    print(f"rows in statreport's DuckDB after the run: {stored:,} (every 202 of every run)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,23 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
+_UUID_HELP = "must be a UUID such as 5f0c6a3e-2b1d-4c1e-9a57-0d6b2f1c9e11"
+_TIMESTAMP_HELP = "must be an RFC 3339 timestamp with an offset, such as 2026-11-20T03:17:00Z"
+_FRIENDLY: dict[tuple[str, str], str] = {
+    ("report_id", "string_pattern_mismatch"): _UUID_HELP,
+    ("report_id", "string_type"): _UUID_HELP,
+    ("instance_id", "string_pattern_mismatch"): _UUID_HELP,
+    ("instance_id", "string_type"): _UUID_HELP,
+    ("generated_at", "datetime_type"): _TIMESTAMP_HELP,
+    ("generated_at", "datetime_parsing"): _TIMESTAMP_HELP,
+    ("generated_at", "datetime_from_date_parsing"): _TIMESTAMP_HELP,
+    ("generated_at", "timezone_aware"): _TIMESTAMP_HELP,
+    ("product_version", "string_pattern_mismatch"): (
+        "must be MAJOR.MINOR.PATCH with an optional -suffix, such as 1.1.3 or 1.2.0-rc.1"
+    ),
+}
+
+
 def describe_validation_errors(
     errors: list[ErrorDetails], *, drop_prefix: int = 0
 ) -> list[dict[str, Any]]:
@@ -47,7 +64,11 @@ def describe_validation_errors(
     described: list[dict[str, Any]] = []
     for error in errors:
         loc = list(error["loc"])[drop_prefix:]
-        if error["type"] == "extra_forbidden":
+        field_name = next((part for part in reversed(loc) if isinstance(part, str)), "")
+        friendly = _FRIENDLY.get((field_name, error["type"]))
+        if friendly is not None:
+            msg = friendly
+        elif error["type"] == "extra_forbidden":
             name = loc[-1] if loc else "?"
             where = "metrics" if len(loc) >= 2 and loc[-2] == "metrics" else "field"
             if where == "metrics":

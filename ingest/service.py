@@ -3,70 +3,77 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ingest.auth import LicenseHolder
 from ingest.errors import InvalidPayload, MalformedBody
 from ingest.problems import describe_validation_errors, summarize
-from ingest.schemas import IngestResult, ReportBatch, ReportOutcome, StatisticsReport
+from ingest.schemas import (
+    REPORT_BATCH,
+    SINGLE_REPORT,
+    IngestResult,
+    ReportOutcome,
+    StatisticsReport,
+    time_window_errors,
+)
 from ingest.store import Store
-
-_report = TypeAdapter(StatisticsReport)
 
 
 def parse_reports(body: bytes) -> list[StatisticsReport]:
     """One report or ``{"reports": [...]}``; every bad report is named by index."""
-    try:
-        document = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise MalformedBody(
-            f'The body is not valid JSON ({exc}); send one report or {{"reports": [...]}}.'
-        ) from exc
-    if not isinstance(document, dict):
+    if body.lstrip()[:1] != b"{":
+        try:
+            pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise _malformed(exc) from exc
         raise InvalidPayload(
             'The body must be a JSON object: one report, or {"reports": [...]}.',
             errors=[{"loc": ["body"], "msg": "expected a JSON object"}],
         )
-    if "reports" not in document:
-        try:
-            return [_report.validate_python(document)]
-        except ValidationError as exc:
-            errors = describe_validation_errors(exc.errors())
-            raise InvalidPayload(
-                "The report is invalid and was not stored: " + summarize(errors), errors=errors
-            ) from exc
-    return _parse_batch(document)
-
-
-def _parse_batch(document: dict[str, Any]) -> list[StatisticsReport]:
+    # A report has no free text, so the bytes "reports" can only be the batch's key. Telling
+    # the two shapes apart here lets pydantic validate straight from the JSON bytes.
+    batch = b'"reports"' in body
     try:
-        batch = ReportBatch.model_validate(document)
+        if batch:
+            reports = REPORT_BATCH.validate_json(body).reports
+        else:
+            reports = [SINGLE_REPORT.validate_json(body)]
     except ValidationError as exc:
-        batch_errors = describe_validation_errors(exc.errors())
-        raise InvalidPayload(
-            "The batch is invalid and nothing was stored: " + summarize(batch_errors),
-            errors=batch_errors,
-        ) from exc
-    reports: list[StatisticsReport] = []
-    errors: list[dict[str, Any]] = []
-    bad = 0
-    for index, item in enumerate(batch.reports):
-        try:
-            reports.append(_report.validate_python(item))
-        except ValidationError as exc:
-            bad += 1
-            for error in describe_validation_errors(exc.errors()):
-                errors.append({"loc": ["reports", index, *error["loc"]], "msg": error["msg"]})
+        raw = exc.errors()
+        if any(error["type"] == "json_invalid" for error in raw):
+            raise _malformed(raw[0]["msg"]) from exc
+        raise _invalid(describe_validation_errors(raw), body=body) from exc
+    errors = time_window_errors(reports, now=datetime.now(UTC), batch=batch)
     if errors:
-        raise InvalidPayload(
-            f"{bad} of {len(batch.reports)} reports are invalid, so none was stored (a batch is "
-            "atomic); fix or drop them and resend: " + summarize(errors),
-            errors=errors,
-        )
+        raise _invalid(errors, body=body)
     return reports
+
+
+def _malformed(reason: object) -> MalformedBody:
+    return MalformedBody(
+        f'The body is not valid JSON ({reason}); send one report or {{"reports": [...]}}.'
+    )
+
+
+def _invalid(errors: list[dict[str, Any]], *, body: bytes) -> InvalidPayload:
+    bad = {e["loc"][1] for e in errors if len(e["loc"]) > 1 and e["loc"][0] == "reports"}
+    bad.discard("")
+    if not errors or errors[0]["loc"][:1] != ["reports"]:
+        prefix = "The report is invalid and was not stored: "
+    elif bad and all(isinstance(index, int) for index in bad):
+        # Only on this error path is the body parsed a second time, to count the batch.
+        total = len(pydantic_core.from_json(body)["reports"])
+        prefix = (
+            f"{len(bad)} of {total} reports are invalid, so none was stored (a batch is "
+            "atomic); fix or drop them and resend: "
+        )
+    else:
+        prefix = "The batch is invalid and nothing was stored: "
+    return InvalidPayload(prefix + summarize(errors), errors=errors)
 
 
 async def ingest_reports(

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     commit_max_reports: int = Field(default=5000, ge=1)
     max_pending_reports: int = Field(default=50_000, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    duckdb_threads: int = Field(default=1, ge=1, le=256)
 
     smtp_host: str | None = None
     smtp_port: int = 587

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
-from uuid import UUID
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -41,11 +40,23 @@ _STORAGE_FAILURES: tuple[type[Exception], ...] = (
 
 @dataclass(slots=True)
 class _PendingIngest:
+    """Reports of one request, waiting for the commit that will hold them."""
+
     customer_id: str
     key_id: str
     source: str
     reports: Sequence[StatisticsReport]
     future: asyncio.Future[list[bool]]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass(slots=True)
+class _PendingWrite:
+    """An admin write: a function to run in its own transaction."""
+
+    fn: Callable[[duckdb.DuckDBPyConnection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
 
 
 @dataclass(slots=True)
@@ -54,8 +65,17 @@ class _Outcome:
     error: StatreportError | None = None
 
 
+_STOP = object()
+
+
 class Store:
-    """Owns the DuckDB file. Every write runs on one writer thread, so writes never conflict."""
+    """Owns the DuckDB file. Every write runs on one writer thread, so writes never conflict.
+
+    Reports are group-committed: the writer thread takes whatever requests are queued (waiting
+    up to ``commit_window_ms`` for company), appends them in one statement, and only then
+    resolves each request's future. It never waits for the event loop, so while the loop
+    answers one group, the next is already being committed.
+    """
 
     def __init__(
         self,
@@ -65,9 +85,11 @@ class Store:
         commit_max_reports: int = 5000,
         max_pending_reports: int = 50_000,
         retry_after_seconds: int = 5,
+        duckdb_threads: int = 1,
         metrics: StoreMetrics | None = None,
     ) -> None:
         self.path = path
+        self._duckdb_threads = duckdb_threads
         self._window = commit_window_ms / 1000
         self._commit_max = commit_max_reports
         self._max_pending = max_pending_reports
@@ -76,18 +98,19 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._writer_con: duckdb.DuckDBPyConnection | None = None
         self._cursor_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
-        self._queue: asyncio.Queue[_PendingIngest | None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._pending = 0
-        self._owners: dict[UUID, str] = {}
+        self._queue: queue.SimpleQueue[_PendingIngest | _PendingWrite | object] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # reports queued or being committed; touched on the loop thread only
+        self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._report_appender: duckdb.Appender | None = None
         self.healthy = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open (or create) the database file and migrate its schema."""
+        """Open (or create) the database file, migrate its schema, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path))
@@ -97,27 +120,26 @@ class Store:
                 "directory? Stop it, or pass another --data-dir."
             ) from exc
         migrate(self._con, path=str(self.path))
-        self._con.execute("SET threads TO 1")
+        # Days are UTC days (SPEC §2), whatever the machine's zone.
+        self._con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's own worker threads compete with the event loop and the writer for two
+        # cores; small commits gain nothing from them (measured in benchmarks/ingest.py).
+        self._con.execute(f"SET threads TO {int(self._duckdb_threads)}")
         self._writer_con = self._con.cursor()
         self._owners = repository.instance_owners(self._con)
+        self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
+        self._thread.start()
         self.healthy = True
-
-    async def start(self) -> None:
-        """Start the group-commit writer; call from the event loop that serves requests."""
-        self._queue = asyncio.Queue()
-        self._task = asyncio.create_task(self._run_writer(), name="group-commit-writer")
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint, and close the file."""
-        if self._queue is not None and self._task is not None:
-            await self._queue.put(None)
-            await self._task
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
         if self._writer_con is not None:
             with contextlib.suppress(duckdb.Error):
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._writer_con.execute, "CHECKPOINT"
-                )
-        self._executor.shutdown(wait=True)
+                self._writer_con.execute("CHECKPOINT")
         if self._con is not None:
             self._con.close()
         self.healthy = False
@@ -150,8 +172,53 @@ class Store:
 
     async def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``fn`` in one transaction on the writer thread, and commit it."""
+        if self._thread is None:
+            raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, fn)
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_PendingWrite(fn, future, loop))
+        return await future
+
+    async def probe(self) -> bool:
+        """True when a tiny write commits: storage accepts writes."""
+        try:
+            await self.write(lambda con: repository.touch_heartbeat(con, at=datetime.now(UTC)))
+        except StatreportError:
+            return False
+        return True
+
+    async def ingest(
+        self,
+        *,
+        customer_id: str,
+        key_id: str,
+        reports: Sequence[StatisticsReport],
+        source: str = "phone_home",
+    ) -> list[bool]:
+        """Store reports atomically; return per report True (stored) or False (duplicate).
+
+        Returns only after the commit that holds them. Raises ``InstanceOwnedElsewhere``
+        or ``StoreUnavailable``, in which case nothing of this call was stored.
+        """
+        if self._thread is None:
+            raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
+        if self._pending + len(reports) > self._max_pending:
+            self._metrics.overloaded.inc()
+            raise StoreUnavailable(
+                "The server is overloaded and nothing was stored; retry after the delay in "
+                "Retry-After.",
+                retry_after=self._retry_after,
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool]] = loop.create_future()
+        self._pending += len(reports)
+        try:
+            self._queue.put(_PendingIngest(customer_id, key_id, source, reports, future, loop))
+            return await future
+        finally:
+            self._pending -= len(reports)
+
+    # -- the writer thread -------------------------------------------------------------------
 
     def _transaction(
         self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, single_statement: bool = False
@@ -159,8 +226,8 @@ class Store:
         """Run ``fn`` atomically on the writer connection, mapping storage failures to 503.
 
         ``single_statement`` skips BEGIN/COMMIT for a function that issues exactly one
-        statement, which DuckDB commits atomically by itself: each extra call re-takes the GIL
-        from the busy event loop, and that wait dominated the commit time.
+        statement, which DuckDB commits atomically by itself: each extra call has to take the
+        GIL back from the busy event loop, and those waits dominated the commit time.
         """
         con = self._writer_con
         if con is None:
@@ -188,91 +255,77 @@ class Store:
         self.healthy = True
         return result
 
-    async def probe(self) -> bool:
-        """True when a tiny write commits: storage accepts writes."""
+    def _run_writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _PendingWrite):
+                self._run_admin_write(item)
+                continue
+            assert isinstance(item, _PendingIngest)
+            group, stop = self._collect_group(item)
+            self._commit_and_answer(group)
+            if stop:
+                return
+
+    def _collect_group(self, first: _PendingIngest) -> tuple[list[_PendingIngest], bool]:
+        """The first request plus whatever joins it within the window, up to the size cap."""
+        group = [first]
+        size = len(first.reports)
+        deadline = time.monotonic() + self._window
+        while size < self._commit_max:
+            try:
+                remaining = deadline - time.monotonic()
+                item = self._queue.get(timeout=remaining) if remaining > 0 else None
+                if item is None:
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return group, True
+            if isinstance(item, _PendingWrite):
+                self._run_admin_write(item)
+                continue
+            assert isinstance(item, _PendingIngest)
+            group.append(item)
+            size += len(item.reports)
+        return group, False
+
+    def _run_admin_write(self, item: _PendingWrite) -> None:
         try:
-            await self.write(lambda con: repository.touch_heartbeat(con, at=datetime.now(UTC)))
-        except StatreportError:
-            return False
-        return True
+            result = self._transaction(item.fn)
+        except BaseException as exc:
+            item.loop.call_soon_threadsafe(_settle, item.future, None, exc)
+        else:
+            item.loop.call_soon_threadsafe(_settle, item.future, result, None)
 
-    # -- report ingest with group commit ---------------------------------------------------
-
-    async def ingest(
-        self,
-        *,
-        customer_id: str,
-        key_id: str,
-        reports: Sequence[StatisticsReport],
-        source: str = "phone_home",
-    ) -> list[bool]:
-        """Store reports atomically; return per report True (stored) or False (duplicate).
-
-        Returns only after the commit that holds them. Raises ``InstanceOwnedElsewhere``
-        or ``StoreUnavailable``, in which case nothing of this call was stored.
-        """
-        if self._queue is None:
-            raise StoreUnavailable("Storage is not started.", retry_after=self._retry_after)
-        if self._pending + len(reports) > self._max_pending:
-            self._metrics.overloaded.inc()
-            raise StoreUnavailable(
-                "The server is overloaded and nothing was stored; retry after the delay in "
-                "Retry-After.",
+    def _commit_and_answer(self, group: list[_PendingIngest]) -> None:
+        started = time.perf_counter()
+        try:
+            outcomes = self._commit_group(group)
+        except StatreportError as exc:
+            outcomes = [_Outcome(error=exc) for _ in group]
+        except Exception as exc:  # a bug must fail its requests, never the writer
+            log.exception("event=store.commit_crashed")
+            failure = StoreUnavailable(
+                f"Storage failed unexpectedly ({type(exc).__name__}); nothing was stored.",
                 retry_after=self._retry_after,
             )
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._pending += len(reports)
-        await self._queue.put(_PendingIngest(customer_id, key_id, source, reports, future))
-        return await future
-
-    async def _run_writer(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await queue.get()
-            if first is None:
-                break
-            group = [first]
-            size = len(first.reports)
-            if self._window and queue.empty():
-                # Let concurrent requests join this commit instead of paying their own fsync.
-                await asyncio.sleep(self._window)
-            while size < self._commit_max and not queue.empty():
-                item = queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-                size += len(item.reports)
-            started = time.perf_counter()
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._commit_group, group)
-            except StatreportError as exc:
-                outcomes = [_Outcome(error=exc) for _ in group]
-            except Exception as exc:  # a bug must fail its requests, never the writer
-                log.exception("event=store.commit_crashed")
-                failure = StoreUnavailable(
-                    f"Storage failed unexpectedly ({type(exc).__name__}); nothing was stored.",
-                    retry_after=self._retry_after,
-                )
-                outcomes = [_Outcome(error=failure) for _ in group]
-            self._metrics.commit_seconds.observe(time.perf_counter() - started)
-            self._metrics.commit_reports.observe(size)
-            for pending, outcome in zip(group, outcomes, strict=True):
-                self._pending -= len(pending.reports)
-                if pending.future.done():
-                    continue
-                if outcome.error is not None:
-                    pending.future.set_exception(outcome.error)
-                else:
-                    pending.future.set_result(outcome.stored)
+            outcomes = [_Outcome(error=failure) for _ in group]
+        self._metrics.commit_seconds.observe(time.perf_counter() - started)
+        self._metrics.commit_reports.observe(sum(len(p.reports) for p in group))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+        for pending, outcome in zip(group, outcomes, strict=True):
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        for loop, answers in by_loop.items():
+            # One wake-up of the event loop per commit, not one per request.
+            loop.call_soon_threadsafe(_answer_all, answers)
 
     def _commit_group(self, group: Sequence[_PendingIngest]) -> list[_Outcome]:
-        """Runs on the writer thread: ownership checks, dedupe, one transaction."""
+        """Ownership checks, dedupe within the group, and one atomic append."""
         outcomes = [_Outcome() for _ in group]
-        claims: dict[UUID, str] = {}
+        claims: dict[str, str] = {}
         accepted: list[int] = []
         for index, pending in enumerate(group):
             conflict = self._ownership_conflict(pending, claims)
@@ -285,8 +338,8 @@ class Store:
             accepted.append(index)
 
         rows: list[ReportRow] = []
-        first_seen: set[UUID] = set()
-        placements: list[tuple[int, UUID, bool]] = []  # (request, report_id, first in group)
+        first_seen: set[str] = set()
+        placements: list[tuple[int, str, bool]] = []  # (request, report_id, first in group)
         for index in accepted:
             pending = group[index]
             for report in pending.reports:
@@ -294,12 +347,7 @@ class Store:
                 if first:
                     first_seen.add(report.report_id)
                     rows.append(
-                        ReportRow(
-                            report=report,
-                            customer_id=pending.customer_id,
-                            key_id=pending.key_id,
-                            source=pending.source,
-                        )
+                        ReportRow(report, pending.customer_id, pending.key_id, pending.source)
                     )
                 placements.append((index, report.report_id, first))
 
@@ -336,7 +384,7 @@ class Store:
         return self._report_appender
 
     def _ownership_conflict(
-        self, pending: _PendingIngest, claims: dict[UUID, str]
+        self, pending: _PendingIngest, claims: dict[str, str]
     ) -> InstanceOwnedElsewhere | None:
         for report in pending.reports:
             owner = self._owners.get(report.instance_id) or claims.get(report.instance_id)
@@ -348,3 +396,17 @@ class Store:
                     "installation a new instance_id."
                 )
         return None
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled (client went away)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _answer_all(answers: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, outcome in answers:
+        _settle(future, outcome.stored, outcome.error)

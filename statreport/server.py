@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from ingest import repository
 from ingest.admin_endpoints import router as admin_router
 from ingest.auth import Keyring
-from ingest.endpoints import router as reports_router
+from ingest.endpoints import reports_route
 from ingest.operations import router as operations_router
 from ingest.problems import install_problem_handlers
 from ingest.ratelimit import RateLimiter
@@ -50,10 +50,10 @@ def create_app(settings: Settings) -> FastAPI:
             commit_max_reports=settings.commit_max_reports,
             max_pending_reports=settings.max_pending_reports,
             retry_after_seconds=settings.retry_after_seconds,
+            duckdb_threads=settings.duckdb_threads,
             metrics=store_metrics,
         )
         store.open()
-        await store.start()
         app.state.store = store
         app.state.keyring = Keyring(
             admin_token=admin_token, records=await store.read(repository.license_keys)
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.api_metrics = api_metrics
     app.state.rate_limiter = RateLimiter(per_minute=settings.rate_limit_per_minute)
     install_problem_handlers(app)
-    app.include_router(reports_router)
+    app.router.routes.append(reports_route)
     app.include_router(admin_router)
     app.include_router(operations_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)

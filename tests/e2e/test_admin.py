@@ -188,9 +188,8 @@ def test_health_readiness_and_metrics(server_factory: ServerFactory) -> None:
         text = http.get("/metrics").text
     assert "statreport_reports_stored_total 1.0" in text
     assert "statreport_reports_duplicate_total 1.0" in text
-    assert 'statreport_http_requests_total{method="POST",route="/v1/reports",status="202"} 2.0' in (
-        text
-    )
+    requests = 'statreport_http_requests_total{method="POST",route="/v1/reports",status="202"} 2.0'
+    assert requests in text
     assert "statreport_commit_seconds_count" in text
     assert "statreport_commit_batch_reports_bucket" in text
     assert "statreport_last_evaluation_timestamp_seconds" in text

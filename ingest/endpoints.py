@@ -31,7 +31,7 @@ async def post_reports(request: Request) -> Response:
         )
     reports = parse_reports(await read_json_body(request))
     result = await ingest_reports(store, holder=holder, reports=reports)
-    return Response(result.model_dump_json(), status_code=202, media_type="application/json")
+    return Response(result.to_json(), status_code=202, media_type="application/json")
 
 
 class _LeanRoute(Route):

@@ -45,13 +45,36 @@ ARROW_MIN_ROWS = 200
 
 
 @dataclass(frozen=True, slots=True)
-class ReportRow:
-    """A validated report with the identity that sent it."""
+class StagedReports:
+    """The validated reports of one request, with who sent them, ready to append.
 
-    report: StatisticsReport
+    Large requests carry their rows as Arrow already, built on the request's side so that the
+    single writer thread only has to hand them to DuckDB.
+    """
+
+    reports: Sequence[StatisticsReport]
     customer_id: str
     key_id: str
     source: str
+    received_at: datetime
+    arrow: pa.Table | None = None
+
+
+def stage_reports(
+    reports: Sequence[StatisticsReport],
+    *,
+    customer_id: str,
+    key_id: str,
+    source: str,
+    received_at: datetime,
+) -> StagedReports:
+    """Wrap one request's reports for the writer, as Arrow when there are many."""
+    staged = StagedReports(reports, customer_id, key_id, source, received_at)
+    if len(reports) < ARROW_MIN_ROWS // 4:
+        return staged
+    return StagedReports(
+        reports, customer_id, key_id, source, received_at, _report_table([(staged, reports)])
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,40 +87,43 @@ class LicenseKeyRecord:
     revoked: bool
 
 
-def _report_table(rows: Sequence[ReportRow], *, received_at: datetime) -> pa.Table:
-    reports = [row.report for row in rows]
-    columns: dict[str, list[Any]] = {
-        "report_id": [r.report_id for r in reports],
-        "customer_id": [row.customer_id for row in rows],
-        "instance_id": [r.instance_id for r in reports],
-        "environment": [r.environment for r in reports],
-        "generated_at": [r.generated_at for r in reports],
-        "product_version": [r.product_version for r in reports],
-        "sequence": [r.sequence for r in reports],
-    }
-    for metric in REPORT_METRICS:
-        columns[metric] = [getattr(r.metrics, metric) for r in reports]
-    columns["source"] = [row.source for row in rows]
-    columns["key_id"] = [row.key_id for row in rows]
-    columns["received_at"] = [received_at] * len(rows)
+def _report_table(
+    parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
+) -> pa.Table:
+    columns: dict[str, list[Any]] = {field.name: [] for field in _REPORT_SCHEMA}
+    for staged, reports in parts:
+        count = len(reports)
+        columns["report_id"] += [r.report_id for r in reports]
+        columns["customer_id"] += [staged.customer_id] * count
+        columns["instance_id"] += [r.instance_id for r in reports]
+        columns["environment"] += [r.environment for r in reports]
+        columns["generated_at"] += [r.generated_at for r in reports]
+        columns["product_version"] += [r.product_version for r in reports]
+        columns["sequence"] += [r.sequence for r in reports]
+        for metric in REPORT_METRICS:
+            columns[metric] += [getattr(r.metrics, metric) for r in reports]
+        columns["source"] += [staged.source] * count
+        columns["key_id"] += [staged.key_id] * count
+        columns["received_at"] += [staged.received_at] * count
     return pa.Table.from_pydict(columns, schema=_REPORT_SCHEMA)
 
 
 def insert_reports(
     con: duckdb.DuckDBPyConnection,
     *,
-    rows: Sequence[ReportRow],
+    parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
     new_instances: Mapping[str, str],
     received_at: datetime,
 ) -> set[str]:
     """The path for groups with duplicates, in the caller's transaction.
 
-    Returns the ids actually inserted; the others were already stored (duplicates).
+    ``parts`` must hold each report_id once. Returns the ids actually inserted; the others
+    were already stored (duplicates).
     """
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
-    if not rows:
+    if not any(reports for _, reports in parts):
         return set()
-    con.register("incoming_reports", _report_table(rows, received_at=received_at))
+    con.register("incoming_reports", _report_table(parts))
     inserted = con.execute(_INSERT_REPORTS).fetchall()
     con.unregister("incoming_reports")
     return {row[0] for row in inserted}
@@ -116,46 +142,50 @@ def append_reports(
     con: duckdb.DuckDBPyConnection,
     *,
     appender: duckdb.Appender,
-    rows: Sequence[ReportRow],
+    staged: Sequence[StagedReports],
     new_instances: Mapping[str, str],
     received_at: datetime,
-) -> set[str]:
-    """The fast path, in the caller's transaction: one statement appends every row.
+) -> None:
+    """The fast path, in the caller's transaction: one statement appends every report.
 
-    Small groups go through DuckDB's appender, large ones through one Arrow table. Raises
-    ``AlreadyStored`` (and appends nothing) when any report_id is already stored.
+    The group must hold each report_id once. Small groups go through DuckDB's appender, large
+    ones through one Arrow table. Raises ``AlreadyStored`` (and appends nothing) when any
+    report_id is already stored.
     """
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
-    if len(rows) >= ARROW_MIN_ROWS:
-        table = _report_table(rows, received_at=received_at)
+    if sum(len(s.reports) for s in staged) >= ARROW_MIN_ROWS:
+        tables = [
+            s.arrow if s.arrow is not None else _report_table([(s, s.reports)]) for s in staged
+        ]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         try:
             con.from_arrow(table).select(_REPORT_COLUMNS).insert_into("reports")
         except duckdb.ConstraintException as exc:
             raise AlreadyStored from exc
-        return {row.report.report_id for row in rows}
+        return
     appender.append_rows(
         (
-            row.report.report_id,
-            row.customer_id,
-            row.report.instance_id,
-            row.report.environment,
-            row.report.generated_at,
-            row.report.usage_day,
-            row.report.product_version,
-            row.report.sequence,
-            *(getattr(row.report.metrics, metric) for metric in REPORT_METRICS),
-            row.source,
-            row.key_id,
-            received_at,
+            report.report_id,
+            part.customer_id,
+            report.instance_id,
+            report.environment,
+            report.generated_at,
+            report.usage_day,
+            report.product_version,
+            report.sequence,
+            *(getattr(report.metrics, metric) for metric in REPORT_METRICS),
+            part.source,
+            part.key_id,
+            part.received_at,
         )
-        for row in rows
+        for part in staged
+        for report in part.reports
     )
     try:
         appender.flush()
     except duckdb.ConstraintException as exc:
         appender.clear()
         raise AlreadyStored from exc
-    return {row.report.report_id for row in rows}
 
 
 def _insert_instances(

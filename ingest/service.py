@@ -16,7 +16,6 @@ from ingest.schemas import (
     REPORT_BATCH,
     SINGLE_REPORT,
     IngestResult,
-    ReportOutcome,
     StatisticsReport,
     time_window_errors,
 )
@@ -87,11 +86,4 @@ async def ingest_reports(
     stored_flags = await store.ingest(
         customer_id=holder.customer_id, key_id=holder.key_id, reports=reports, source=source
     )
-    results = [
-        ReportOutcome(report_id=report.report_id, status="stored" if stored else "duplicate")
-        for report, stored in zip(reports, stored_flags, strict=True)
-    ]
-    stored_count = sum(stored_flags)
-    return IngestResult(
-        stored=stored_count, duplicates=len(results) - stored_count, results=results
-    )
+    return IngestResult(report_ids=[r.report_id for r in reports], stored_flags=stored_flags)

@@ -19,7 +19,7 @@ import duckdb
 from ingest import repository
 from ingest.errors import InstanceOwnedElsewhere, StatreportError, StoreUnavailable
 from ingest.migrations import migrate
-from ingest.repository import ReportRow
+from ingest.repository import StagedReports
 from ingest.schemas import StatisticsReport
 from ingest.telemetry import StoreMetrics
 
@@ -42,12 +42,13 @@ _STORAGE_FAILURES: tuple[type[Exception], ...] = (
 class _PendingIngest:
     """Reports of one request, waiting for the commit that will hold them."""
 
-    customer_id: str
-    key_id: str
-    source: str
-    reports: Sequence[StatisticsReport]
+    staged: StagedReports
     future: asyncio.Future[list[bool]]
     loop: asyncio.AbstractEventLoop
+
+    @property
+    def size(self) -> int:
+        return len(self.staged.reports)
 
 
 @dataclass(slots=True)
@@ -209,11 +210,18 @@ class Store:
                 "Retry-After.",
                 retry_after=self._retry_after,
             )
+        staged = repository.stage_reports(
+            reports,
+            customer_id=customer_id,
+            key_id=key_id,
+            source=source,
+            received_at=datetime.now(UTC),
+        )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
         self._pending += len(reports)
         try:
-            self._queue.put(_PendingIngest(customer_id, key_id, source, reports, future, loop))
+            self._queue.put(_PendingIngest(staged, future, loop))
             return await future
         finally:
             self._pending -= len(reports)
@@ -272,7 +280,7 @@ class Store:
     def _collect_group(self, first: _PendingIngest) -> tuple[list[_PendingIngest], bool]:
         """The first request plus whatever joins it within the window, up to the size cap."""
         group = [first]
-        size = len(first.reports)
+        size = first.size
         deadline = time.monotonic() + self._window
         while size < self._commit_max:
             try:
@@ -289,7 +297,7 @@ class Store:
                 continue
             assert isinstance(item, _PendingIngest)
             group.append(item)
-            size += len(item.reports)
+            size += item.size
         return group, False
 
     def _run_admin_write(self, item: _PendingWrite) -> None:
@@ -314,7 +322,7 @@ class Store:
             )
             outcomes = [_Outcome(error=failure) for _ in group]
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
-        self._metrics.commit_reports.observe(sum(len(p.reports) for p in group))
+        self._metrics.commit_reports.observe(sum(p.size for p in group))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
         for pending, outcome in zip(group, outcomes, strict=True):
             by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
@@ -326,56 +334,70 @@ class Store:
         """Ownership checks, dedupe within the group, and one atomic append."""
         outcomes = [_Outcome() for _ in group]
         claims: dict[str, str] = {}
-        accepted: list[int] = []
+        accepted: list[StagedReports] = []
         for index, pending in enumerate(group):
-            conflict = self._ownership_conflict(pending, claims)
+            staged = pending.staged
+            conflict = self._ownership_conflict(staged, claims)
             if conflict is not None:
                 outcomes[index].error = conflict
                 continue
-            for report in pending.reports:
+            for report in staged.reports:
                 if report.instance_id not in self._owners:
-                    claims.setdefault(report.instance_id, pending.customer_id)
-            accepted.append(index)
+                    claims.setdefault(report.instance_id, staged.customer_id)
+            accepted.append(staged)
 
-        rows: list[ReportRow] = []
-        first_seen: set[str] = set()
-        placements: list[tuple[int, str, bool]] = []  # (request, report_id, first in group)
-        for index in accepted:
-            pending = group[index]
-            for report in pending.reports:
-                first = report.report_id not in first_seen
-                if first:
-                    first_seen.add(report.report_id)
-                    rows.append(
-                        ReportRow(report, pending.customer_id, pending.key_id, pending.source)
-                    )
-                placements.append((index, report.report_id, first))
+        # The first occurrence of a report_id in the group is the one that may be stored.
+        seen: set[str] = set()
+        firsts: list[list[bool]] = []
+        for staged in accepted:
+            flags = []
+            for report in staged.reports:
+                flags.append(report.report_id not in seen)
+                seen.add(report.report_id)
+            firsts.append(flags)
+        repeated = not all(all(flags) for flags in firsts)
 
         now = datetime.now(UTC)
+        inserted: set[str]
         try:
-            inserted = self._transaction(
+            if repeated:
+                raise repository.AlreadyStored
+            self._transaction(
                 lambda con: repository.append_reports(
                     con,
                     appender=self._appender(con),
-                    rows=rows,
+                    staged=accepted,
                     new_instances=claims,
                     received_at=now,
                 ),
                 single_statement=not claims,
             )
+            inserted = seen
         except repository.AlreadyStored:
             # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
+            parts = [
+                (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
+                for staged, flags in zip(accepted, firsts, strict=True)
+            ]
             inserted = self._transaction(
                 lambda con: repository.insert_reports(
-                    con, rows=rows, new_instances=claims, received_at=now
+                    con, parts=parts, new_instances=claims, received_at=now
                 )
             )
         self._owners.update(claims)
-        for index, report_id, first in placements:
-            outcomes[index].stored.append(first and report_id in inserted)
-        stored = sum(sum(o.stored) for o in outcomes)
+        stored = 0
+        answers = iter(zip(accepted, firsts, strict=True))
+        for outcome in outcomes:
+            if outcome.error is not None:
+                continue
+            staged, flags = next(answers)
+            outcome.stored = [
+                first and report.report_id in inserted
+                for report, first in zip(staged.reports, flags, strict=True)
+            ]
+            stored += sum(outcome.stored)
         self._metrics.reports_stored.inc(stored)
-        self._metrics.reports_duplicate.inc(len(placements) - stored)
+        self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
         return outcomes
 
     def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
@@ -384,11 +406,11 @@ class Store:
         return self._report_appender
 
     def _ownership_conflict(
-        self, pending: _PendingIngest, claims: dict[str, str]
+        self, staged: StagedReports, claims: dict[str, str]
     ) -> InstanceOwnedElsewhere | None:
-        for report in pending.reports:
+        for report in staged.reports:
             owner = self._owners.get(report.instance_id) or claims.get(report.instance_id)
-            if owner is not None and owner != pending.customer_id:
+            if owner is not None and owner != staged.customer_id:
                 return InstanceOwnedElsewhere(
                     f"instance_id {report.instance_id} already reports under another customer's "
                     "licence key, so nothing in this request was stored. An instance belongs to "

@@ -332,9 +332,9 @@ def main() -> None:
             f"{figures.p99_ms:>9.1f}{figures.bad + figures.socket_errors:>9}"
         )
     print()
-    print(f"durable / bare   = {durable.reports_per_s / bare.reports_per_s:.2f}x")
-    print(f"durable / naive  = {durable.reports_per_s / naive.reports_per_s:.1f}x")
-    print(f"batch / single   = {batch.reports_per_s / durable.reports_per_s:.1f}x")
+    print(f"durable / bare   = {durable.reports_per_s / max(bare.reports_per_s, 1e-9):.2f}x")
+    print(f"durable / naive  = {durable.reports_per_s / max(naive.reports_per_s, 1e-9):.1f}x")
+    print(f"batch / single   = {batch.reports_per_s / max(durable.reports_per_s, 1e-9):.1f}x")
     print(f"rows in statreport's DuckDB after the run: {stored:,} (every 202 of every run)")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -68,7 +68,8 @@ class ReportMetrics(BaseModel):
 
 
 class StatisticsReport(BaseModel):
-    """One Statistics Report, wire format v1."""
+    """One Statistics Report, wire format v1. Validate it from JSON bytes (``validate_json``):
+    its timestamp is strict, so a Python ``str`` is refused in python mode."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -49,6 +49,10 @@ def serve(**flags: Any) -> None:
 
     Settings come from these flags or STATREPORT_* variables; STATREPORT_ADMIN_TOKEN is
     required.
+
+    Exit codes: 0 stopped cleanly; 1 failed while running; 2 bad settings (e.g. no admin
+    token); 3 could not start (e.g. the data directory is locked by another statreport, or
+    was written by a newer one): the log line event=store.refused says why.
     """
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:

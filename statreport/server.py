@@ -14,6 +14,7 @@ from ingest import repository
 from ingest.admin_endpoints import router as admin_router
 from ingest.auth import Keyring
 from ingest.endpoints import reports_route
+from ingest.errors import SchemaTooNew, StoreUnavailable
 from ingest.operations import router as operations_router
 from ingest.problems import install_problem_handlers
 from ingest.ratelimit import RateLimiter
@@ -53,7 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
             duckdb_threads=settings.duckdb_threads,
             metrics=store_metrics,
         )
-        store.open()
+        try:
+            store.open()
+        except (SchemaTooNew, StoreUnavailable) as exc:
+            log.error("event=store.refused reason=%r", str(exc))
+            raise
         app.state.store = store
         app.state.keyring = Keyring(
             admin_token=admin_token, records=await store.read(repository.license_keys)

@@ -1,0 +1,81 @@
+"""The DuckDB store: schema versions, and what it refuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.errors import SchemaTooNew, StoreUnavailable
+from ingest.migrations import LATEST_VERSION
+from ingest.store import Store
+from tests.support import ADMIN_TOKEN
+
+
+def test_a_new_file_gets_the_latest_schema_and_reopening_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "statreport.duckdb"
+    for _ in range(2):
+        store = Store(path)
+        store.open()
+        store._con.close()  # type: ignore[union-attr]
+    con = duckdb.connect(str(path))
+    versions = con.execute("SELECT version FROM schema_migrations").fetchall()
+    assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
+
+
+def _newer_database(path: Path) -> None:
+    store = Store(path)
+    store.open()
+    store._con.execute(  # type: ignore[union-attr]
+        "INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [LATEST_VERSION + 1]
+    )
+    store._con.close()  # type: ignore[union-attr]
+
+
+def test_a_database_from_a_newer_statreport_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "statreport.duckdb"
+    _newer_database(path)
+    with pytest.raises(SchemaTooNew, match=f"schema version {LATEST_VERSION + 1}.*Upgrade"):
+        Store(path).open()
+
+
+def test_serve_refuses_a_newer_data_directory_with_a_clear_message(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _newer_database(data_dir / "statreport.duckdb")
+    result = subprocess.run(
+        [sys.executable, "-m", "statreport", "serve", "--data-dir", str(data_dir), "--port", "0"],
+        env={"PATH": "/usr/bin:/bin", "STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3  # uvicorn's "startup failed"
+    assert "event=store.refused" in result.stderr
+    assert "Upgrade statreport" in result.stderr
+
+
+def test_a_file_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "statreport.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+            "time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    with holder, holder.stdout:
+        try:
+            assert holder.stdout.readline().strip() == "ok"
+            with pytest.raises(StoreUnavailable, match="another statreport running"):
+                Store(path).open()
+        finally:
+            holder.kill()

@@ -86,6 +86,40 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at TIMESTAMPTZ NOT NULL);
         """,
     ),
+    (
+        2,
+        "evaluations, episode history, attestations received",
+        """
+        CREATE TABLE evaluations (
+            as_of DATE PRIMARY KEY,
+            evaluated_at TIMESTAMPTZ NOT NULL,
+            findings JSON NOT NULL
+        );
+        CREATE TABLE episodes (
+            customer_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            started_on DATE NOT NULL,
+            first_reported_as_of DATE NOT NULL,
+            first_reported_at TIMESTAMPTZ NOT NULL,
+            last_evaluated_as_of DATE NOT NULL,
+            status VARCHAR NOT NULL,
+            deadline DATE NOT NULL,
+            peak_usage BIGINT NOT NULL,
+            entitled BIGINT NOT NULL,
+            material BOOLEAN NOT NULL,
+            ended_on DATE,
+            resolution VARCHAR,
+            PRIMARY KEY (customer_id, metric, started_on)
+        );
+        CREATE TABLE attestations (
+            customer_id VARCHAR NOT NULL,
+            quarter VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            reports INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, quarter)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

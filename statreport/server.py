@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from analytics.endpoints import router as analytics_router
 from ingest import repository
 from ingest.admin_endpoints import router as admin_router
 from ingest.auth import Keyring
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.router.routes.append(reports_route)
     app.include_router(admin_router)
+    app.include_router(analytics_router)
     app.include_router(operations_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     return app

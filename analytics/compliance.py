@@ -1,0 +1,263 @@
+"""Over-use episodes and the other findings of an evaluation as of day T (SPEC §6)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+KEYS = ["customer_id", "metric"]
+REGULARIZATION_DAYS = 30
+#: Findings groups, in the order the SPEC sorts them.
+GROUP_RANK = {
+    ("overuse", "overdue"): 0,
+    ("overuse", "in_window"): 1,
+    ("overuse", "regularized"): 2,
+    ("telemetry_missing", None): 3,
+    ("attestation_overdue", None): 4,
+    ("no_active_subscription", None): 5,
+}
+
+
+def overuse_episodes(
+    usage: pl.LazyFrame,
+    entitlements: pl.LazyFrame,
+    *,
+    as_of: date,
+    relapse_days: int = 7,
+) -> pl.DataFrame:
+    """Every over-use episode up to ``as_of``, with its status at ``as_of``.
+
+    ``usage`` is ``customer_id, metric, day, usage``; ``entitlements`` is ``customer_id,
+    metric, day, entitled`` (no row: unlimited). An over-day has usage > entitlement. Over-days
+    are one episode until a compliant day intervenes and the next over-day comes more than
+    ``relapse_days`` after the last one; days without usage never end an episode.
+    """
+    days = (
+        usage.filter(pl.col("day") <= as_of)
+        .join(entitlements, on=[*KEYS, "day"], how="left")
+        .with_columns(over=(pl.col("usage") > pl.col("entitled")).fill_null(False))
+        .sort(*KEYS, "day")
+        .with_columns(compliant_seen=(~pl.col("over")).cast(pl.Int64).cum_sum().over(KEYS))
+    )
+    over_days = (
+        days.filter(pl.col("over"))
+        .with_columns(
+            previous=pl.col("day").shift(1).over(KEYS),
+            compliant_before=pl.col("compliant_seen").shift(1).over(KEYS),
+        )
+        .with_columns(
+            new_episode=pl.col("previous").is_null()
+            | (
+                ((pl.col("day") - pl.col("previous")).dt.total_days() > relapse_days)
+                & (pl.col("compliant_seen") > pl.col("compliant_before"))
+            )
+        )
+        .with_columns(episode=pl.col("new_episode").cast(pl.Int64).cum_sum().over(KEYS))
+    )
+    episodes = over_days.group_by(*KEYS, "episode").agg(
+        started_on=pl.col("day").min(),
+        last_over_on=pl.col("day").max(),
+        peak_usage=pl.col("usage").max(),
+        # The entitlement on the (first) peak day.
+        entitled=pl.col("entitled").sort_by(["usage", "day"], descending=[True, False]).first(),
+        entitled_last_over=pl.col("entitled").sort_by("day").last(),
+        material=(
+            (pl.col("usage") * 100 > pl.col("entitled") * 110) | (pl.col("entitled") == 0)
+        ).any(),
+    )
+    compliant = days.filter(~pl.col("over")).select(*KEYS, pl.col("day").alias("ended_on"))
+    ended_entitlement = entitlements.select(
+        *KEYS, pl.col("day").alias("ended_on"), pl.col("entitled").alias("entitled_on_end")
+    )
+    deadline = pl.col("started_on") + pl.duration(days=REGULARIZATION_DAYS)
+    open_status = pl.when(pl.lit(as_of) <= pl.col("deadline"))
+    return (
+        episodes.sort("last_over_on")
+        .join_asof(
+            compliant.sort("ended_on"),
+            left_on="last_over_on",
+            right_on="ended_on",
+            by=KEYS,
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # sorted by the key above; groups come from `by`
+        )
+        .join(ended_entitlement, on=[*KEYS, "ended_on"], how="left")
+        .with_columns(
+            deadline=deadline,
+            tenths=(2000 * pl.col("peak_usage") - 2000 * pl.col("entitled") + pl.col("entitled"))
+            // pl.when(pl.col("entitled") > 0).then(2 * pl.col("entitled")),
+        )
+        .with_columns(
+            days_left=(pl.col("deadline") - pl.lit(as_of)).dt.total_days(),
+            overage=pl.col("peak_usage") - pl.col("entitled"),
+            status=pl.when(pl.col("ended_on").is_not_null())
+            .then(pl.lit("regularized"))
+            .otherwise(open_status.then(pl.lit("in_window")).otherwise(pl.lit("overdue"))),
+        )
+        .with_columns(
+            # 100 * overage / entitled, rounded half up to 0.1: counted in integer tenths,
+            # then read as decimal text, so 33.3 is the float 33.3 (not 33.300000000000004).
+            overage_pct=pl.when(pl.col("entitled") > 0).then(
+                pl.format("{}.{}", pl.col("tenths") // 10, pl.col("tenths") % 10).cast(pl.Float64)
+            ),
+            resolution=pl.when(pl.col("ended_on").is_null())
+            .then(pl.lit(None, dtype=pl.String))
+            .when(
+                pl.col("entitled_on_end").is_null()  # no order names it any more: unlimited
+                | (pl.col("entitled_on_end") > pl.col("entitled_last_over"))
+            )
+            .then(pl.lit("capacity_purchased"))
+            .otherwise(pl.lit("usage_reduced")),
+            late=pl.when(pl.col("ended_on").is_not_null()).then(
+                pl.col("ended_on") > pl.col("deadline")
+            ),
+        )
+        .select(
+            *KEYS,
+            "status",
+            "started_on",
+            "deadline",
+            "days_left",
+            "entitled",
+            "peak_usage",
+            "overage",
+            "overage_pct",
+            "material",
+            "ended_on",
+            "resolution",
+            "late",
+        )
+        .sort(*KEYS, "started_on")
+        .collect()
+    )
+
+
+def overuse_findings(episodes: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
+    """The episodes to act on: open ones, and those regularized in the 7 days up to T."""
+    week_start = as_of - timedelta(days=6)
+    return episodes.filter(
+        (pl.col("status") != "regularized") | pl.col("ended_on").is_between(week_start, as_of)
+    )
+
+
+def telemetry_missing(
+    customers: pl.DataFrame,
+    active_order_days: pl.DataFrame,
+    last_report_days: pl.DataFrame,
+    *,
+    as_of: date,
+    silence_days: int = 7,
+) -> pl.DataFrame:
+    """Phoning-home customers under an order on T and the 7 days before, silent for 7 days."""
+    needed = pl.date_range(as_of - timedelta(days=silence_days), as_of, eager=True)
+    covered = (
+        active_order_days.filter(pl.col("day").is_in(needed.implode()))
+        .group_by("customer_id")
+        .agg(days=pl.col("day").n_unique())
+        .filter(pl.col("days") == len(needed))
+    )
+    quiet_since = as_of - timedelta(days=silence_days - 1)
+    return (
+        customers.filter(~pl.col("air_gapped"))
+        .join(covered.select("customer_id"), on="customer_id", how="semi")
+        .join(last_report_days, on="customer_id", how="left")
+        .filter(pl.col("last_report_on").is_null() | (pl.col("last_report_on") < quiet_since))
+        .select("customer_id", "account_manager", "last_report_on")
+    )
+
+
+def no_active_subscription(
+    customers: pl.DataFrame,
+    instance_days: pl.DataFrame,
+    active_order_days: pl.DataFrame,
+    orders: pl.DataFrame,
+    *,
+    as_of: date,
+    window_days: int = 7,
+) -> pl.DataFrame:
+    """Customers whose instances reported, in the 7 days up to T, on days with no order."""
+    since = as_of - timedelta(days=window_days - 1)
+    uncovered = (
+        instance_days.filter(pl.col("day").is_between(since, as_of))
+        .join(active_order_days, on=["customer_id", "day"], how="anti")
+        .group_by("customer_id")
+        .agg(instances=pl.col("instance_id").n_unique())
+    )
+    last_end = (
+        orders.filter(pl.col("end_on") <= as_of)
+        .group_by("customer_id")
+        .agg(last_order_end=pl.col("end_on").max())
+    )
+    return (
+        uncovered.join(customers, on="customer_id", how="inner")
+        .join(last_end, on="customer_id", how="left")
+        .select("customer_id", "account_manager", "last_order_end", "instances")
+    )
+
+
+def _quarter_of(day: date) -> tuple[int, int]:
+    return day.year, (day.month - 1) // 3 + 1
+
+
+def _quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    first = date(year, 3 * quarter - 2, 1)
+    following = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def attestation_overdue(
+    customers: pl.DataFrame,
+    orders: pl.DataFrame,
+    attestations: pl.DataFrame,
+    *,
+    as_of: date,
+    grace_days: int = 30,
+) -> pl.DataFrame:
+    """Air-gapped customers whose latest due quarterly attestation has not arrived.
+
+    A quarter is due when it is complete, an order was active on one of its days, and T is
+    more than ``grace_days`` after its last day. Only the latest due quarter is reported.
+    """
+    received = {(row["customer_id"], row["quarter"]) for row in attestations.iter_rows(named=True)}
+    terms: dict[str, list[tuple[date, date]]] = {}
+    for row in orders.iter_rows(named=True):
+        terms.setdefault(row["customer_id"], []).append((row["start_on"], row["end_on"]))
+    rows = []
+    for customer in customers.filter(pl.col("air_gapped")).iter_rows(named=True):
+        year, quarter = _quarter_of(as_of)
+        for _ in range(8):  # the latest due quarter lies within the last two years
+            year, quarter = (year - 1, 4) if quarter == 1 else (year, quarter - 1)
+            first, last = _quarter_bounds(year, quarter)
+            due_on = last + timedelta(days=grace_days)
+            if as_of <= due_on:
+                continue
+            covered = any(
+                start <= last and end >= first
+                for start, end in terms.get(customer["customer_id"], [])
+            )
+            if not covered:
+                continue
+            # Only the latest due quarter counts, so that quarters from before the customer went
+            # air-gapped (when it phoned home instead) never raise a finding.
+            name = f"{year}Q{quarter}"
+            if (customer["customer_id"], name) not in received:
+                rows.append(
+                    {
+                        "customer_id": customer["customer_id"],
+                        "account_manager": customer["account_manager"],
+                        "quarter": name,
+                        "due_on": due_on,
+                    }
+                )
+            break
+    return pl.DataFrame(
+        rows,
+        schema={
+            "customer_id": pl.String,
+            "account_manager": pl.String,
+            "quarter": pl.String,
+            "due_on": pl.Date,
+        },
+    )

@@ -1,0 +1,57 @@
+"""Admin routes of the compliance evaluation."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from analytics import service
+from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest
+from ingest.dependencies import AdminDep, ApiMetricsDep, StoreDep
+
+router = APIRouter(tags=["compliance"], dependencies=[AdminDep])
+
+CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+@router.post("/v1/evaluations", summary="Evaluate compliance as of a day and keep the findings")
+async def post_evaluation(
+    request: EvaluationRequest, store: StoreDep, metrics: ApiMetricsDep
+) -> Evaluation:
+    """Without ``as_of``, evaluates as of yesterday (UTC), the last complete day."""
+    as_of = request.as_of or datetime.now(UTC).date() - timedelta(days=1)
+    result = await service.evaluate(store, as_of=as_of)
+    metrics.last_evaluation.set(result.evaluated_at.timestamp())
+    return result
+
+
+@router.get("/v1/findings", summary="The findings kept by an earlier evaluation")
+async def get_findings(as_of: date, store: StoreDep) -> Evaluation:
+    """Answers from storage; 404 when no evaluation as of that day was run."""
+    return await service.stored_findings(store, as_of=as_of)
+
+
+@router.get("/v1/episodes", summary="Every over-use episode reported so far")
+async def get_episodes(
+    store: StoreDep,
+    customer_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None,
+) -> list[EpisodeHistory]:
+    """When each episode opened, when an evaluation first reported it, how it ended."""
+    return await service.episode_history(store, customer_id=customer_id)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/usage", summary="Daily usage and entitlement of every metric"
+)
+async def get_usage(
+    customer_id: CustomerId,
+    store: StoreDep,
+    from_: Annotated[date, Query(alias="from")],
+    to: date,
+) -> Response:
+    """One entry per day; a null entitlement means no active order names the metric."""
+    usage = await service.customer_usage(store, customer_id=customer_id, start=from_, end=to)
+    return Response(usage.model_dump_json(by_alias=True), media_type="application/json")

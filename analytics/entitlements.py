@@ -1,0 +1,56 @@
+"""Entitlements per customer, metric and day, from order forms and add-ons (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+
+def daily_entitlements(
+    orders: pl.LazyFrame, items: pl.LazyFrame, *, start: date, end: date
+) -> pl.DataFrame:
+    """``customer_id, metric, day, entitled`` for every day from ``start`` to ``end``.
+
+    On day D a metric's entitlement is the sum, over the orders with start <= D <= end, of
+    the order's own quantity and of each of its add-ons effective on or before D. User packs
+    count ``users_per_pack`` users of their order. A metric with no row on a day is unlimited.
+    """
+    return (
+        items.join(orders, on=["customer_id", "order_id"], how="inner")
+        .with_columns(
+            metric=pl.when(pl.col("item") == "user_packs")
+            .then(pl.lit("users"))
+            .otherwise(pl.col("item")),
+            amount=pl.when(pl.col("item") == "user_packs")
+            .then(pl.col("quantity") * pl.col("users_per_pack"))
+            .otherwise(pl.col("quantity"))
+            .cast(pl.Int64),
+            first=pl.max_horizontal("effective_on", "start_on", pl.lit(start)),
+            last=pl.min_horizontal("end_on", pl.lit(end)),
+        )
+        .filter(pl.col("first") <= pl.col("last"))
+        .with_columns(day=pl.date_ranges("first", "last"))
+        .explode("day")
+        .group_by("customer_id", "metric", "day")
+        .agg(entitled=pl.col("amount").sum())
+        .sort("customer_id", "metric", "day")
+        .collect()
+    )
+
+
+def active_order_days(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFrame:
+    """``customer_id, day`` for every day from ``start`` to ``end`` with an active order."""
+    return (
+        orders.with_columns(
+            first=pl.max_horizontal("start_on", pl.lit(start)),
+            last=pl.min_horizontal("end_on", pl.lit(end)),
+        )
+        .filter(pl.col("first") <= pl.col("last"))
+        .with_columns(day=pl.date_ranges("first", "last"))
+        .explode("day")
+        .select("customer_id", "day")
+        .unique()
+        .sort("customer_id", "day")
+        .collect()
+    )

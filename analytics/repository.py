@@ -1,0 +1,138 @@
+"""Every SQL statement of the compliance evaluation: what it reads, what it keeps."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ingest.schemas import REPORT_METRICS
+
+_METRIC_PEAKS = ", ".join(f"max({m}) AS {m}" for m in REPORT_METRICS)
+# Built from a constant tuple of column names; values arrive as parameters only.
+_INSTANCE_DAYS = (
+    "SELECT customer_id, instance_id::VARCHAR AS instance_id, usage_day AS day, "  # noqa: S608
+    f"arg_max(environment, generated_at) AS environment, {_METRIC_PEAKS} "
+    "FROM reports WHERE usage_day BETWEEN ? AND ? GROUP BY customer_id, instance_id, usage_day"
+)
+
+
+def _frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> pl.DataFrame:
+    frame = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def instance_days(con: duckdb.DuckDBPyConnection, *, since: date, until: date) -> pl.DataFrame:
+    """Each instance's peak of every metric per UTC day: the heavy scan, done by DuckDB."""
+    return _frame(con, _INSTANCE_DAYS, [since, until])
+
+
+def order_forms(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every order form's term and pack size."""
+    return _frame(
+        con, "SELECT customer_id, order_id, start_on, end_on, users_per_pack FROM order_forms"
+    )
+
+
+def entitlement_items(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every quantity of every order and add-on, with the day it takes effect."""
+    return _frame(
+        con,
+        "SELECT customer_id, order_id, addon_id, effective_on, item, quantity FROM entitlements",
+    )
+
+
+def customers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every customer's account manager and whether it is air-gapped."""
+    return _frame(con, "SELECT customer_id, account_manager, air_gapped FROM customers")
+
+
+def last_report_days(con: duckdb.DuckDBPyConnection, *, until: date) -> pl.DataFrame:
+    """Each customer's latest report day on or before ``until``."""
+    return _frame(
+        con,
+        "SELECT customer_id, max(usage_day) AS last_report_on FROM reports "
+        "WHERE usage_day <= ? GROUP BY customer_id",
+        [until],
+    )
+
+
+def attestations(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The quarters for which a valid attestation was received."""
+    return _frame(con, "SELECT customer_id, quarter FROM attestations")
+
+
+def save_evaluation(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: date,
+    evaluated_at: datetime,
+    document: dict[str, Any],
+    episodes: pl.DataFrame,
+) -> None:
+    """Keep one evaluation's findings and update the history of the episodes it reported.
+
+    An episode keeps the earliest evaluation that reported it, and the state seen by the
+    latest ``as_of``; evaluating an earlier day later never rolls that state back.
+    """
+    con.execute(
+        "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?)",
+        [as_of, evaluated_at, json.dumps(document, default=str)],
+    )
+    if episodes.height == 0:
+        return
+    con.register("evaluated_episodes", episodes.to_arrow())
+    con.execute(
+        "INSERT INTO episodes SELECT customer_id, metric, started_on, ?, ?, ?, status, deadline, "
+        "peak_usage, entitled, material, ended_on, resolution FROM evaluated_episodes "
+        "ON CONFLICT DO NOTHING",
+        [as_of, evaluated_at, as_of],
+    )
+    con.execute(
+        "UPDATE episodes e SET first_reported_as_of = least(e.first_reported_as_of, ?), "
+        "first_reported_at = least(e.first_reported_at, ?) "
+        "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
+        "AND e.metric = n.metric AND e.started_on = n.started_on",
+        [as_of, evaluated_at],
+    )
+    con.execute(
+        "UPDATE episodes e SET last_evaluated_as_of = ?, status = n.status, "
+        "deadline = n.deadline, peak_usage = n.peak_usage, entitled = n.entitled, "
+        "material = n.material, ended_on = n.ended_on, resolution = n.resolution "
+        "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
+        "AND e.metric = n.metric AND e.started_on = n.started_on "
+        "AND e.last_evaluated_as_of <= ?",
+        [as_of, as_of],
+    )
+    con.unregister("evaluated_episodes")
+
+
+def evaluation(con: duckdb.DuckDBPyConnection, *, as_of: date) -> dict[str, Any] | None:
+    """A stored evaluation's findings document, or None."""
+    row = con.execute("SELECT findings FROM evaluations WHERE as_of = ?", [as_of]).fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def episode_history(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str | None
+) -> list[dict[str, Any]]:
+    """Every episode ever reported: when it opened, was first reported, and ended."""
+    sql = (
+        "SELECT customer_id, metric, started_on, deadline, first_reported_as_of, "
+        "first_reported_at, last_evaluated_as_of, status, peak_usage, entitled, material, "
+        "ended_on, resolution FROM episodes"
+    )
+    params: list[Any] = []
+    if customer_id is not None:
+        sql += " WHERE customer_id = ?"
+        params.append(customer_id)
+    sql += " ORDER BY customer_id, metric, started_on"
+    cursor = con.execute(sql, params)
+    names = [column[0] for column in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

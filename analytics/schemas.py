@@ -1,0 +1,116 @@
+"""What an evaluation answers (SPEC §6) and what the usage endpoint shows (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+
+class OveruseFinding(BaseModel):
+    """An over-use episode of one metric of one customer."""
+
+    kind: Literal["overuse"] = "overuse"
+    customer_id: str
+    account_manager: str
+    metric: str
+    status: Literal["in_window", "overdue", "regularized"]
+    started_on: date
+    deadline: date
+    days_left: int
+    entitled: int
+    peak_usage: int
+    overage: int
+    overage_pct: float | None
+    material: bool
+    ended_on: date | None
+    resolution: Literal["capacity_purchased", "usage_reduced"] | None
+    late: bool | None
+
+
+class TelemetryMissingFinding(BaseModel):
+    """A customer under an order whose instances stopped phoning home."""
+
+    kind: Literal["telemetry_missing"] = "telemetry_missing"
+    customer_id: str
+    account_manager: str
+    last_report_on: date | None
+
+
+class AttestationOverdueFinding(BaseModel):
+    """An air-gapped customer whose quarterly attestation is late."""
+
+    kind: Literal["attestation_overdue"] = "attestation_overdue"
+    customer_id: str
+    account_manager: str
+    quarter: str
+    due_on: date
+
+
+class NoActiveSubscriptionFinding(BaseModel):
+    """A customer whose instances report on days no order covers."""
+
+    kind: Literal["no_active_subscription"] = "no_active_subscription"
+    customer_id: str
+    account_manager: str
+    last_order_end: date | None
+    instances: int
+
+
+Finding = Annotated[
+    OveruseFinding
+    | TelemetryMissingFinding
+    | AttestationOverdueFinding
+    | NoActiveSubscriptionFinding,
+    Field(discriminator="kind"),
+]
+
+
+class Evaluation(BaseModel):
+    """The findings as of a day, in the SPEC's order."""
+
+    as_of: date
+    evaluated_at: datetime
+    findings: list[Finding]
+
+
+class EvaluationRequest(BaseModel):
+    """``POST /v1/evaluations``."""
+
+    as_of: date | None = None
+
+
+class EpisodeHistory(BaseModel):
+    """One episode as the evaluations saw it: opened, first reported, ended."""
+
+    customer_id: str
+    metric: str
+    started_on: date
+    deadline: date
+    first_reported_as_of: date
+    first_reported_at: datetime
+    last_evaluated_as_of: date
+    status: str
+    peak_usage: int
+    entitled: int
+    material: bool
+    ended_on: date | None
+    resolution: str | None
+
+
+class UsageDay(BaseModel):
+    """One day of a customer's usage and entitlement; a missing entitlement is unlimited."""
+
+    day: date
+    usage: dict[str, int | None]
+    entitled: dict[str, int | None]
+
+
+class CustomerUsage(BaseModel):
+    """``GET /v1/customers/{id}/usage``."""
+
+    customer_id: str
+    from_: date = Field(serialization_alias="from")
+    to: date
+    days: list[UsageDay]

@@ -1,0 +1,209 @@
+"""The compliance evaluation: read from the store, compute in Polars, keep the findings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from analytics import repository
+from analytics.compliance import (
+    GROUP_RANK,
+    attestation_overdue,
+    no_active_subscription,
+    overuse_episodes,
+    overuse_findings,
+    telemetry_missing,
+)
+from analytics.entitlements import active_order_days, daily_entitlements
+from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, UsageDay
+from analytics.usage import USAGE_METRICS, daily_usage
+from ingest.errors import InvalidPayload, NotFound
+from ingest.store import Store
+
+log = logging.getLogger("statreport.analytics")
+
+#: How far back reports count; ingest refuses reports older than 400 days.
+HISTORY_DAYS = 400
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """Everything an evaluation reads, taken in one consistent read."""
+
+    instance_days: pl.DataFrame
+    orders: pl.DataFrame
+    items: pl.DataFrame
+    customers: pl.DataFrame
+    last_report_days: pl.DataFrame
+    attestations: pl.DataFrame
+
+
+def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInputs:
+    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day)."""
+    con.execute("BEGIN TRANSACTION")  # one snapshot for every table
+    try:
+        return EvaluationInputs(
+            instance_days=repository.instance_days(
+                con, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
+            ),
+            orders=repository.order_forms(con),
+            items=repository.entitlement_items(con),
+            customers=repository.customers(con),
+            last_report_days=repository.last_report_days(con, until=as_of),
+            attestations=repository.attestations(con),
+        )
+    finally:
+        con.execute("COMMIT")
+
+
+def compute_findings(
+    inputs: EvaluationInputs,
+    *,
+    as_of: date,
+    activity_days: int = 3,
+    relapse_days: int = 7,
+) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+    """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
+    usage = daily_usage(inputs.instance_days.lazy(), as_of=as_of, activity_days=activity_days)
+    first_day = usage["day"].min() if usage.height else None
+    start = min(first_day, as_of - timedelta(days=7)) if isinstance(first_day, date) else as_of
+    entitlements = daily_entitlements(
+        inputs.orders.lazy(), inputs.items.lazy(), start=start, end=as_of
+    )
+    episodes = overuse_episodes(
+        usage.lazy(), entitlements.lazy(), as_of=as_of, relapse_days=relapse_days
+    )
+    managers = inputs.customers.select("customer_id", "account_manager")
+    order_days = active_order_days(inputs.orders.lazy(), start=as_of - timedelta(days=7), end=as_of)
+    frames = [
+        overuse_findings(episodes, as_of=as_of)
+        .join(managers, on="customer_id", how="left")
+        .with_columns(kind=pl.lit("overuse")),
+        telemetry_missing(
+            inputs.customers, order_days, inputs.last_report_days, as_of=as_of
+        ).with_columns(kind=pl.lit("telemetry_missing")),
+        attestation_overdue(
+            inputs.customers, inputs.orders, inputs.attestations, as_of=as_of
+        ).with_columns(kind=pl.lit("attestation_overdue")),
+        no_active_subscription(
+            inputs.customers, inputs.instance_days, order_days, inputs.orders, as_of=as_of
+        ).with_columns(kind=pl.lit("no_active_subscription")),
+    ]
+    findings = [row for frame in frames for row in frame.iter_rows(named=True)]
+    findings.sort(key=_sort_key)
+    return findings, episodes
+
+
+def _sort_key(finding: dict[str, Any]) -> tuple[int, float, str, str]:
+    rank = GROUP_RANK[(finding["kind"], finding.get("status"))]
+    days_left = finding.get("days_left")
+    return (
+        rank,
+        math.inf if days_left is None else days_left,
+        finding["customer_id"],
+        finding.get("metric") or "",
+    )
+
+
+async def evaluate(
+    store: Store, *, as_of: date, activity_days: int = 3, relapse_days: int = 7
+) -> Evaluation:
+    """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them."""
+    inputs = await store.read(lambda con: load_inputs(con, as_of=as_of))
+    findings, episodes = await asyncio.to_thread(
+        compute_findings,
+        inputs,
+        as_of=as_of,
+        activity_days=activity_days,
+        relapse_days=relapse_days,
+    )
+    evaluated_at = datetime.now(UTC)
+    result = Evaluation.model_validate(
+        {"as_of": as_of, "evaluated_at": evaluated_at, "findings": findings}
+    )
+    reported = overuse_findings(episodes, as_of=as_of)
+    document = result.model_dump(mode="json")
+    await store.write(
+        lambda con: repository.save_evaluation(
+            con, as_of=as_of, evaluated_at=evaluated_at, document=document, episodes=reported
+        )
+    )
+    log.info(
+        "event=evaluation.done as_of=%s findings=%d episodes=%d",
+        as_of,
+        len(findings),
+        episodes.height,
+    )
+    return result
+
+
+async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
+    """The findings kept by the evaluation as of ``as_of``, without recomputing."""
+    document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))
+    if document is None:
+        raise NotFound(
+            f"No evaluation as of {as_of} has been run. Run one with POST /v1/evaluations "
+            f'{{"as_of": "{as_of}"}} (or statreport evaluate --as-of {as_of}).'
+        )
+    return Evaluation.model_validate(document)
+
+
+async def episode_history(store: Store, *, customer_id: str | None) -> list[EpisodeHistory]:
+    """Every episode the evaluations have reported."""
+    rows = await store.read(lambda con: repository.episode_history(con, customer_id=customer_id))
+    return [EpisodeHistory.model_validate(row) for row in rows]
+
+
+async def customer_usage(
+    store: Store, *, customer_id: str, start: date, end: date, activity_days: int = 3
+) -> CustomerUsage:
+    """A customer's daily usage and entitlement of every metric from ``start`` to ``end``."""
+    if end < start:
+        raise InvalidPayload(
+            f"'to' ({end}) is before 'from' ({start}); swap them.",
+            errors=[{"loc": ["query", "to"], "msg": "must be on or after 'from'"}],
+        )
+    if (end - start).days > HISTORY_DAYS:
+        raise InvalidPayload(
+            f"The range spans {(end - start).days + 1} days; ask for at most {HISTORY_DAYS}.",
+            errors=[{"loc": ["query", "to"], "msg": f"at most {HISTORY_DAYS} days after 'from'"}],
+        )
+    inputs = await store.read(lambda con: load_inputs(con, as_of=end))
+    if inputs.customers.filter(pl.col("customer_id") == customer_id).height == 0:
+        raise NotFound(f"No customer {customer_id!r}.")
+
+    def compute() -> list[UsageDay]:
+        mine = pl.col("customer_id") == customer_id
+        usage = daily_usage(
+            inputs.instance_days.filter(mine).lazy(), as_of=end, activity_days=activity_days
+        ).filter(pl.col("day") >= start)
+        entitled = daily_entitlements(
+            inputs.orders.filter(mine).lazy(),
+            inputs.items.filter(mine).lazy(),
+            start=start,
+            end=end,
+        )
+        by_day: dict[date, UsageDay] = {}
+        day = start
+        while day <= end:
+            by_day[day] = UsageDay(
+                day=day,
+                usage=dict.fromkeys(USAGE_METRICS),
+                entitled=dict.fromkeys(USAGE_METRICS),
+            )
+            day += timedelta(days=1)
+        for row in usage.iter_rows(named=True):
+            by_day[row["day"]].usage[row["metric"]] = row["usage"]
+        for row in entitled.iter_rows(named=True):
+            by_day[row["day"]].entitled[row["metric"]] = row["entitled"]
+        return list(by_day.values())
+
+    days = await asyncio.to_thread(compute)
+    return CustomerUsage(customer_id=customer_id, from_=start, to=end, days=days)

@@ -14,6 +14,7 @@ from ingest.errors import SchemaTooNew, StoreUnavailable
 from ingest.settings import Settings
 from ingest.telemetry import configure_logging
 from statreport.admin_cli import customers_group, keys_group
+from statreport.analytics_cli import evaluate
 from statreport.client_cli import phone_home, simulate
 from statreport.server import MissingAdminToken, create_app, uvicorn_config
 
@@ -94,3 +95,4 @@ main.add_command(customers_group)
 main.add_command(keys_group)
 main.add_command(phone_home)
 main.add_command(simulate)
+main.add_command(evaluate)

@@ -1,0 +1,75 @@
+"""``statreport evaluate``: run a compliance evaluation on a running server."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
+
+_STATUS_LABEL = {"overdue": "OVERDUE", "in_window": "in window", "regularized": "regularized"}
+
+
+@click.command("evaluate")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Evaluate as of this day (default: yesterday, UTC).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings document as JSON.")
+@admin_options
+@exit_on_http_errors
+def evaluate(
+    as_of: Any, as_json: bool, server: str, ca_cert: Path | None, admin_token: str
+) -> None:
+    """Evaluate compliance on the server, keep the findings, and print them.
+
+    Exit code 0 whatever was found: findings are data, not errors.
+    """
+    body = {"as_of": as_of.date().isoformat()} if as_of else {}
+    with admin_http(server, ca_cert, admin_token) as http:
+        result = check(http.post("/v1/evaluations", json=body))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"Findings as of {result['as_of']}: {len(result['findings'])}")
+    for line in format_findings(result["findings"], as_of=date.fromisoformat(result["as_of"])):
+        click.echo(line)
+
+
+def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]:
+    """One aligned line per finding, in the order given."""
+    lines = [f"{'customer':<20} {'finding':<24} {'metric':<24} {'detail'}"]
+    for finding in findings:
+        kind = finding["kind"]
+        if kind == "overuse":
+            pct = finding["overage_pct"]
+            share = "entitled 0" if pct is None else f"+{pct}%"
+            detail = (
+                f"{finding['peak_usage']} used / {finding['entitled']} entitled ({share}"
+                f"{', material' if finding['material'] else ''}); since {finding['started_on']}, "
+            )
+            if finding["status"] == "regularized":
+                detail += f"ended {finding['ended_on']} ({finding['resolution']})"
+            else:
+                detail += f"deadline {finding['deadline']} ({finding['days_left']} days left)"
+            label = "over-use " + _STATUS_LABEL[finding["status"]]
+            metric = finding["metric"]
+        elif kind == "telemetry_missing":
+            label, metric = "telemetry missing", "-"
+            detail = f"last report {finding['last_report_on'] or 'never'}"
+        elif kind == "attestation_overdue":
+            label, metric = "attestation overdue", "-"
+            detail = f"{finding['quarter']} was due {finding['due_on']}"
+        else:
+            label, metric = "no active subscription", "-"
+            detail = (
+                f"{finding['instances']} instance(s) reporting; last order ended "
+                f"{finding['last_order_end'] or 'never'}"
+            )
+        lines.append(f"{finding['customer_id']:<20} {label:<24} {metric:<24} {detail}")
+    return lines

@@ -1,0 +1,269 @@
+"""The compliance evaluation over real TLS: reports in, findings out (SPEC §5, §6)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, timedelta
+from typing import Any
+
+from click.testing import CliRunner
+
+from statreport.cli import main
+from tests.e2e.test_reports import assert_problem
+from tests.support import ADMIN_TOKEN, RunningServer, iter_batches, make_report
+
+D = date.fromisoformat
+INSTANCE = "0b9a4f2c-7d3e-4e58-8f1a-3c2d1e0f9a77"
+
+
+def order(
+    start: str, end: str, packs: int, *, addons: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "order_id": f"OF-{start}",
+        "start": start,
+        "end": end,
+        "entitlements": {"user_packs": packs, "users_per_pack": 10},
+        "addons": addons or [],
+    }
+
+
+def customer(manager: str, *orders: dict[str, Any], air_gapped: bool = False) -> dict[str, Any]:
+    return {
+        "name": manager.split("@")[0].title(),
+        "account_manager": manager,
+        "air_gapped": air_gapped,
+        "orders": list(orders),
+    }
+
+
+def send_daily(
+    server: RunningServer, key: str, users: dict[date, int], *, instance: str = INSTANCE
+) -> None:
+    reports = [
+        make_report(
+            instance_id=instance,
+            generated_at=f"{day.isoformat()}T12:00:00Z",
+            metrics={"users": value},
+        )
+        for day, value in users.items()
+    ]
+    with server.client(key) as http:
+        for batch in iter_batches(reports, 500):
+            response = http.post("/v1/reports", json={"reports": batch})
+            assert response.status_code == 202, response.text
+
+
+def days(first: str, last: str) -> list[date]:
+    start = D(first)
+    return [start + timedelta(days=n) for n in range((D(last) - start).days + 1)]
+
+
+def evaluate(server: RunningServer, as_of: str) -> dict[str, Any]:
+    with server.admin() as http:
+        response = http.post("/v1/evaluations", json={"as_of": as_of})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+WORKED_EXAMPLE_ORDER = order(
+    "2026-10-01",
+    "2027-09-30",
+    5,
+    addons=[{"addon_id": "AO-8", "effective": "2026-11-09", "entitlements": {"user_packs": 1}}],
+)
+
+
+def worked_example_usage() -> dict[date, int]:
+    usage = dict.fromkeys(days("2026-10-01", "2026-11-09"), 48)
+    usage.update(dict.fromkeys(days("2026-11-03", "2026-11-05"), 58))
+    usage.update(dict.fromkeys(days("2026-11-06", "2026-11-07"), 49))
+    usage[D("2026-11-08")] = 52
+    usage[D("2026-11-09")] = 52
+    return usage
+
+
+def test_the_worked_example_end_to_end(server: RunningServer) -> None:
+    key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
+    send_daily(server, key, worked_example_usage())
+
+    at_8 = evaluate(server, "2026-11-08")
+    assert at_8["as_of"] == "2026-11-08"
+    assert at_8["findings"] == [
+        {
+            "kind": "overuse",
+            "customer_id": "acme",
+            "account_manager": "alice@vendor.example",
+            "metric": "users",
+            "status": "in_window",
+            "started_on": "2026-11-03",
+            "deadline": "2026-12-03",
+            "days_left": 25,
+            "entitled": 50,
+            "peak_usage": 58,
+            "overage": 8,
+            "overage_pct": 16.0,
+            "material": True,
+            "ended_on": None,
+            "resolution": None,
+            "late": None,
+        }
+    ]
+    at_9 = evaluate(server, "2026-11-09")
+    (finding,) = at_9["findings"]
+    assert (finding["status"], finding["ended_on"], finding["resolution"], finding["late"]) == (
+        "regularized",
+        "2026-11-09",
+        "capacity_purchased",
+        False,
+    )
+
+    # An earlier day evaluated after a later one answers as if it came first.
+    again = evaluate(server, "2026-11-08")
+    assert again["findings"] == at_8["findings"]
+    with server.admin() as http:
+        stored = http.get("/v1/findings", params={"as_of": "2026-11-08"}).json()
+        assert stored == again  # kept, not recomputed: same evaluated_at
+        history = http.get("/v1/episodes", params={"customer_id": "acme"}).json()
+    assert len(history) == 1
+    assert history[0]["started_on"] == "2026-11-03"
+    assert history[0]["first_reported_as_of"] == "2026-11-08"
+    assert history[0]["last_evaluated_as_of"] == "2026-11-09"
+    assert (history[0]["status"], history[0]["ended_on"]) == ("regularized", "2026-11-09")
+
+
+def test_hourly_reports_count_the_days_peak(server: RunningServer) -> None:
+    key = server.add_customer(
+        "acme", customer("alice@vendor.example", order("2026-10-01", "2027-09-30", 5))
+    )
+    reports = [
+        make_report(
+            instance_id=INSTANCE,
+            generated_at=f"2026-11-10T{hour:02d}:15:00+00:00",
+            metrics={"users": 70 if hour == 13 else 40},
+        )
+        for hour in range(24)
+    ]
+    with server.client(key) as http:
+        assert http.post("/v1/reports", json={"reports": reports}).status_code == 202
+    (finding,) = evaluate(server, "2026-11-10")["findings"]
+    assert (finding["peak_usage"], finding["entitled"], finding["started_on"]) == (
+        70,
+        50,
+        "2026-11-10",
+    )
+
+
+def test_every_kind_of_finding_in_the_specs_order(server: RunningServer) -> None:
+    year = order("2026-01-01", "2026-12-31", 5)
+    # Over since 2026-10-01: overdue by 2026-11-22.
+    hooli = server.add_customer("hooli", customer("bob@vendor.example", year))
+    send_daily(server, hooli, dict.fromkeys(days("2026-10-01", "2026-11-22"), 60))
+    # Over since 2026-11-20: in the regularization window.
+    acme = server.add_customer("acme", customer("alice@vendor.example", year))
+    usage = dict.fromkeys(days("2026-11-01", "2026-11-22"), 40)
+    usage.update(dict.fromkeys(days("2026-11-20", "2026-11-22"), 54))
+    send_daily(server, acme, usage, instance="11111111-1111-4111-8111-111111111111")
+    # Silent since 2026-11-01.
+    globex = server.add_customer("globex", customer("bob@vendor.example", year))
+    send_daily(
+        server, globex, {D("2026-11-01"): 10}, instance="22222222-2222-4222-8222-222222222222"
+    )
+    # Reporting after its only order ended.
+    initech = server.add_customer(
+        "initech", customer("carol@vendor.example", order("2025-11-01", "2026-10-31", 5))
+    )
+    send_daily(
+        server, initech, {D("2026-11-20"): 10}, instance="33333333-3333-4333-8333-333333333333"
+    )
+    # Air-gapped, 2026Q3 attestation due 2026-10-30 and not received.
+    server.add_customer("airco", customer("carol@vendor.example", year, air_gapped=True))
+
+    findings = evaluate(server, "2026-11-22")["findings"]
+    summary = [(f["kind"], f["customer_id"], f.get("status"), f.get("days_left")) for f in findings]
+    assert summary == [
+        ("overuse", "hooli", "overdue", -22),
+        ("overuse", "acme", "in_window", 28),
+        ("telemetry_missing", "globex", None, None),
+        ("attestation_overdue", "airco", None, None),
+        ("no_active_subscription", "initech", None, None),
+    ]
+    by_kind = {f["kind"]: f for f in findings}
+    assert by_kind["telemetry_missing"]["last_report_on"] == "2026-11-01"
+    assert by_kind["attestation_overdue"]["quarter"] == "2026Q3"
+    assert by_kind["attestation_overdue"]["due_on"] == "2026-10-30"
+    assert by_kind["no_active_subscription"]["last_order_end"] == "2026-10-31"
+    assert by_kind["no_active_subscription"]["instances"] == 1
+
+
+def test_a_new_order_has_a_grace_week_before_telemetry_missing(server: RunningServer) -> None:
+    document = customer("alice@vendor.example", order("2026-11-16", "2027-11-15", 5))
+    server.add_customer("fresh", document)
+    assert evaluate(server, "2026-11-22")["findings"] == []  # order active 7 days, not 8
+    kinds = [f["kind"] for f in evaluate(server, "2026-11-23")["findings"]]
+    assert kinds == ["telemetry_missing"]
+
+
+def test_findings_of_a_day_never_evaluated_is_404(server: RunningServer) -> None:
+    with server.admin() as http:
+        response = http.get("/v1/findings", params={"as_of": "2026-01-01"})
+    assert_problem(response, 404, "POST /v1/evaluations")
+
+
+def test_usage_shows_every_metric_with_its_entitlement(server: RunningServer) -> None:
+    document = customer("alice@vendor.example", WORKED_EXAMPLE_ORDER)
+    document = copy.deepcopy(document)
+    document["orders"][0]["entitlements"]["production_instances"] = 1
+    key = server.add_customer("acme", document)
+    send_daily(server, key, worked_example_usage())
+    with server.admin() as http:
+        response = http.get(
+            "/v1/customers/acme/usage", params={"from": "2026-11-08", "to": "2026-11-13"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        bad = http.get(
+            "/v1/customers/acme/usage", params={"from": "2026-11-09", "to": "2026-11-01"}
+        )
+        missing = http.get(
+            "/v1/customers/ghost/usage", params={"from": "2026-11-09", "to": "2026-11-10"}
+        )
+    assert (body["customer_id"], body["from"], body["to"]) == ("acme", "2026-11-08", "2026-11-13")
+    by_day = {d["day"]: d for d in body["days"]}
+    assert len(by_day) == 6
+    assert by_day["2026-11-08"]["usage"]["users"] == 52
+    assert by_day["2026-11-08"]["entitled"]["users"] == 50
+    assert by_day["2026-11-09"]["entitled"]["users"] == 60
+    assert by_day["2026-11-09"]["usage"]["production_instances"] == 1
+    assert by_day["2026-11-09"]["entitled"]["production_instances"] == 1
+    assert by_day["2026-11-09"]["entitled"]["tenants"] is None  # unlimited
+    assert by_day["2026-11-11"]["usage"]["users"] == 52  # still active two days on
+    assert by_day["2026-11-12"]["usage"]["users"] is None  # no active instance: no usage
+    assert_problem(bad, 422, "before 'from'")
+    assert_problem(missing, 404, "No customer 'ghost'")
+
+
+def test_evaluate_cli_prints_a_table_and_json(server: RunningServer) -> None:
+    key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
+    send_daily(server, key, worked_example_usage())
+    args = [
+        "evaluate",
+        "--as-of",
+        "2026-11-08",
+        "--server",
+        server.url,
+        "--ca-cert",
+        str(server.ca_cert),
+    ]
+    env = {"STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN}
+    table = CliRunner().invoke(main, args, env=env)
+    assert table.exit_code == 0, table.output
+    assert "Findings as of 2026-11-08: 1" in table.output
+    assert "58 used / 50 entitled (+16.0%, material); since 2026-11-03" in table.output
+    assert "25 days left" in table.output
+    as_json = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert '"peak_usage": 58' in as_json.output
+    with server.admin() as http:
+        metrics = http.get("/metrics").text
+    assert "statreport_last_evaluation_timestamp_seconds 0.0" not in metrics

@@ -1,0 +1,177 @@
+"""Compliance evaluation over 10M reports: wall time and peak RSS, against DuckDB's raw rollup.
+
+One command: ``.venv/bin/python benchmarks/evaluate.py`` (``--customers`` and ``--days`` scale
+it; the default is 2,000 customers x 5 instances x hourly x 42 days = 10,080,000 reports). The
+data is generated straight into a real DuckDB file with statreport's schema. Then, each in its
+own fresh process so that peak RSS is its own:
+
+- the raw DuckDB ``GROUP BY`` daily rollup of the same table (the floor);
+- the whole evaluation: the rollup, usage, entitlements, episodes and every finding.
+
+It prints both, and their ratio. Timing never fails anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+
+from analytics.repository import _INSTANCE_DAYS  # noqa: E402
+from analytics.service import compute_findings, load_inputs  # noqa: E402
+from ingest.store import Store  # noqa: E402
+
+
+def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
+    """Fill a statreport database with customers, order forms and hourly reports."""
+    store = Store(path)
+    store.open()
+    con = store.cursor()
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    start = end - timedelta(days=days - 1)
+    con.execute("SET threads TO 2")
+    con.execute(
+        "INSERT INTO customers SELECT 'c' || lpad(i::VARCHAR, 5, '0'), 'Customer ' || i, "
+        "'am' || (i % 25) || '@vendor.example', false, '{}', now(), now() FROM range(?) t(i)",
+        [customers],
+    )
+    con.execute(
+        "INSERT INTO order_forms SELECT customer_id, 'OF-1', ?::DATE - 200, ?::DATE + 200, 10 "
+        "FROM customers",
+        [start, end],
+    )
+    for item, quantity in (
+        ("user_packs", 12),
+        ("production_instances", 3),
+        ("non_production_instances", 2),
+        ("tenants", 6),
+    ):
+        con.execute(
+            "INSERT INTO entitlements SELECT customer_id, 'OF-1', '', ?::DATE - 200, ?, ? "
+            "FROM customers",
+            [start, item, quantity],
+        )
+    con.execute(
+        "CREATE TEMP TABLE fleet AS SELECT c.customer_id, i AS n, uuid() AS instance_id, "
+        "CASE WHEN i < 3 THEN 'production' ELSE 'non_production' END AS environment, "
+        "(hash(c.customer_id, i) % 30)::INTEGER AS base "
+        "FROM customers c, range(?) t(i)",
+        [instances],
+    )
+    con.execute("INSERT INTO instances SELECT instance_id, customer_id, now() FROM fleet")
+    # Hourly reports; every 7th customer's first instance doubles its users on some days.
+    con.execute(
+        """
+        INSERT INTO reports
+        SELECT uuid(), f.customer_id, f.instance_id, f.environment, ts, ts::DATE, '1.1.3', h,
+               (f.base + CASE WHEN f.n = 0 AND hash(f.customer_id) % 7 = 0
+                              AND (h // 24) % 11 > 6 THEN 40 ELSE 0 END)::INTEGER,
+               1 + (f.base % 3), 20 + f.base, 1, 5, 2,
+               'phone_home', 'key_bench', now()
+        FROM fleet f, range(?) t(h),
+             LATERAL (SELECT ?::TIMESTAMPTZ + to_hours(h) AS ts)
+        """,
+        [days * 24, datetime.combine(start, datetime.min.time(), UTC)],
+    )
+    con.execute("CHECKPOINT")
+    row = con.execute("SELECT count(*) FROM reports").fetchone()
+    con.close()
+    store._con.close()  # type: ignore[union-attr]
+    return int(row[0]) if row else 0
+
+
+def measure(mode: str, path: Path) -> None:
+    """Child process: time one thing, report seconds and peak RSS as JSON."""
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    as_of = datetime.now(UTC).date() - timedelta(days=1)
+    started = time.perf_counter()
+    if mode == "rollup":
+        table = con.sql(
+            _INSTANCE_DAYS, params=[as_of - timedelta(days=400), as_of]
+        ).to_arrow_table()
+        rows = table.num_rows
+    else:
+        inputs = load_inputs(con, as_of=as_of)
+        findings, _ = compute_findings(inputs, as_of=as_of)
+        rows = len(findings)
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows}))
+
+
+def run_child(mode: str, path: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, "--db", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--instances", type=int, default=5)
+    parser.add_argument("--days", type=int, default=42)
+    parser.add_argument("--rounds", type=int, default=2, help="measurements of each; best kept")
+    parser.add_argument("--measure", choices=["rollup", "evaluation"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure, args.db)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="statreport-eval-bench-"))
+    path = work / "statreport.duckdb"
+    print(
+        f"generating {args.customers} customers x {args.instances} instances x hourly x "
+        f"{args.days} days ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.perf_counter()
+    count = generate(path, customers=args.customers, instances=args.instances, days=args.days)
+    print(f"generated {count:,} reports in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    results: dict[str, dict[str, float]] = {}
+    for mode in ("rollup", "evaluation"):
+        runs = []
+        for _ in range(args.rounds):
+            print(f"measuring {mode} ...", file=sys.stderr, flush=True)
+            runs.append(run_child(mode, path))
+        results[mode] = min(runs, key=lambda r: r["seconds"])
+    shutil.rmtree(work, ignore_errors=True)
+
+    rollup, evaluation = results["rollup"], results["evaluation"]
+    print()
+    print(f"evaluation benchmark: {count:,} reports in a DuckDB file")
+    print(f"{'':<40}{'seconds':>10}{'peak RSS MiB':>15}")
+    print(
+        f"{'raw DuckDB daily rollup (GROUP BY)':<40}{rollup['seconds']:>10.2f}"
+        f"{rollup['peak_mib']:>15.0f}"
+    )
+    print(
+        f"{'whole evaluation (findings: ' + str(int(evaluation['rows'])) + ')':<40}"
+        f"{evaluation['seconds']:>10.2f}{evaluation['peak_mib']:>15.0f}"
+    )
+    print()
+    print(f"evaluation / rollup = {evaluation['seconds'] / rollup['seconds']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -207,3 +207,42 @@ async def customer_usage(
 
     days = await asyncio.to_thread(compute)
     return CustomerUsage(customer_id=customer_id, from_=start, to=end, days=days)
+
+
+Series = list[tuple[date, int | None, int | None]]
+
+
+async def metric_series(
+    store: Store,
+    *,
+    keys: set[tuple[str, str]],
+    start: date,
+    end: date,
+    activity_days: int = 3,
+) -> dict[tuple[str, str], Series]:
+    """Daily ``(day, usage, entitled)`` from ``start`` to ``end`` per (customer, metric)."""
+    if not keys:
+        return {}
+    inputs = await store.read(lambda con: load_inputs(con, as_of=end))
+    wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
+
+    def compute() -> dict[tuple[str, str], Series]:
+        usage = daily_usage(
+            inputs.instance_days.filter(wanted).lazy(), as_of=end, activity_days=activity_days
+        ).filter(pl.col("day") >= start)
+        orders, items = inputs.orders.filter(wanted), inputs.items.filter(wanted)
+        entitled = daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end)
+        used = {(r["customer_id"], r["metric"], r["day"]): r["usage"] for r in usage.to_dicts()}
+        allowed = {
+            (r["customer_id"], r["metric"], r["day"]): r["entitled"] for r in entitled.to_dicts()
+        }
+        span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        return {
+            (customer, metric): [
+                (day, used.get((customer, metric, day)), allowed.get((customer, metric, day)))
+                for day in span
+            ]
+            for customer, metric in keys
+        }
+
+    return await asyncio.to_thread(compute)

@@ -120,6 +120,28 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        "weekly report runs and deliveries",
+        """
+        CREATE TABLE weekly_runs (
+            iso_week VARCHAR PRIMARY KEY,
+            as_of DATE NOT NULL,
+            ran_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE weekly_deliveries (
+            iso_week VARCHAR NOT NULL,
+            recipient VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            findings INTEGER NOT NULL,
+            status VARCHAR NOT NULL,
+            detail VARCHAR,
+            attempted_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (iso_week, recipient)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

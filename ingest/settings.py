@@ -38,9 +38,13 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "statreport@localhost"
+    smtp_ca_cert: Path | None = None
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
     report_cc: str | None = None
     report_timezone: str = "UTC"
     report_cron: str = "0 7 * * mon"
+    evaluation_cron: str = "0 1 * * *"
+    scheduler_enabled: bool = True
 
     @property
     def database_path(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -84,3 +85,37 @@ def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str
         check(http.delete(f"/v1/license-keys/{key_id}"))
     click.echo(f"revoked {key_id}")
     sys.stdout.flush()
+
+
+@click.command("weekly-report")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Evaluate as of this day (default: yesterday in the report's time zone).",
+)
+@click.option("--dry-run", is_flag=True, help="Render and report, send nothing.")
+@click.option("--force", is_flag=True, help="Send even to managers already sent this ISO week.")
+@admin_options
+@exit_on_http_errors
+def weekly_report(
+    as_of: Any, dry_run: bool, force: bool, server: str, ca_cert: Path | None, admin_token: str
+) -> None:
+    """Run the weekly report on the server now and print each delivery.
+
+    Exit codes: 0 nothing failed; 1 a request failed or an email could not be sent (it is
+    retried within the hour).
+    """
+    body: dict[str, Any] = {"dry_run": dry_run, "force": force}
+    if as_of:
+        body["as_of"] = as_of.date().isoformat()
+    with admin_http(server, ca_cert, admin_token) as http:
+        run = check(http.post("/v1/weekly-reports", json=body))
+    click.echo(f"weekly report {run['iso_week']} (as of {run['as_of']})")
+    for delivery in run["deliveries"]:
+        detail = f"  ({delivery['detail']})" if delivery["detail"] else ""
+        click.echo(
+            f"{delivery['status']:<8} {delivery['recipient']:<32} "
+            f"findings={delivery['findings']:<4} {delivery['subject']}{detail}"
+        )
+    if any(d["status"] == "failed" for d in run["deliveries"]):
+        sys.exit(1)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ingest.errors import SchemaTooNew, StoreUnavailable
 from ingest.settings import Settings
 from ingest.telemetry import configure_logging
-from statreport.admin_cli import customers_group, keys_group
+from statreport.admin_cli import customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
 from statreport.client_cli import phone_home, simulate
 from statreport.server import MissingAdminToken, create_app, uvicorn_config
@@ -96,3 +96,4 @@ main.add_command(keys_group)
 main.add_command(phone_home)
 main.add_command(simulate)
 main.add_command(evaluate)
+main.add_command(weekly_report)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,6 +24,10 @@ from ingest.settings import Settings
 from ingest.store import Store
 from ingest.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
 from ingest.tls import ensure_self_signed, fingerprint
+from scheduler.delivery import Mailer
+from scheduler.endpoints import router as weekly_router
+from scheduler.jobs import start_scheduler
+from scheduler.weekly import WeeklyReporter
 
 log = logging.getLogger("statreport.server")
 
@@ -31,8 +36,12 @@ class MissingAdminToken(Exception):
     """``statreport serve`` refuses to start without an admin token."""
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the application; resources open in its lifespan."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """Build the application; resources open in its lifespan. ``clock`` drives the scheduler."""
     if settings.admin_token is None or not settings.admin_token.get_secret_value():
         raise MissingAdminToken(
             "STATREPORT_ADMIN_TOKEN is not set. Set it to a long random secret, e.g. "
@@ -65,9 +74,24 @@ def create_app(settings: Settings) -> FastAPI:
             admin_token=admin_token, records=await store.read(repository.license_keys)
         )
         log.info("event=store.opened path=%s", settings.database_path)
+        mailer = Mailer(settings)
+        reporter = WeeklyReporter(
+            store=store, settings=settings, mailer=mailer, clock=clock, metrics=api_metrics
+        )
+        app.state.weekly_reporter = reporter
+        scheduler = start_scheduler(reporter) if settings.scheduler_enabled else None
+        if scheduler is not None:
+            log.info(
+                "event=scheduler.started weekly=%r timezone=%s mail=%r",
+                settings.report_cron,
+                settings.report_timezone,
+                mailer.describe(),
+            )
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await store.close()
             log.info("event=store.closed path=%s", settings.database_path)
 
@@ -85,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.append(reports_route)
     app.include_router(admin_router)
     app.include_router(analytics_router)
+    app.include_router(weekly_router)
     app.include_router(operations_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     return app

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,10 +131,17 @@ class RunningServer:
             self._stop = None
 
 
-def start_thread_server(data_dir: Path, **overrides: Any) -> RunningServer:
-    """The real app under uvicorn with TLS, in a background thread of this process."""
+def start_thread_server(
+    data_dir: Path, clock: Callable[[], datetime] | None = None, **overrides: Any
+) -> RunningServer:
+    """The real app under uvicorn with TLS, in a background thread of this process.
+
+    The scheduler stays off unless a test asks for it (``scheduler_enabled=True``), so that
+    no weekly run starts behind a test's back.
+    """
+    overrides.setdefault("scheduler_enabled", False)
     settings = Settings(data_dir=data_dir, port=free_port(), admin_token=ADMIN_TOKEN, **overrides)
-    app = create_app(settings)
+    app = create_app(settings, clock=clock) if clock else create_app(settings)
     config = uvicorn_config(settings, app)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

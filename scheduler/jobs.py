@@ -1,0 +1,107 @@
+"""APScheduler 3 jobs: the daily evaluation, the weekly report, and its catch-up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from analytics import service as analytics_service
+from scheduler import repository
+from scheduler.weekly import WeeklyReporter, iso_week_of
+
+log = logging.getLogger("statreport.scheduler")
+
+#: A run that could not start on time (process busy or down) may still start this late.
+MISFIRE_GRACE_SECONDS = 6 * 3600
+
+
+def weekly_trigger(cron: str, timezone: str) -> CronTrigger:
+    """When the weekly report fires: ``cron`` in the report's time zone, DST included."""
+    return CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+
+
+def last_fire_time(trigger: CronTrigger, *, now: datetime) -> datetime | None:
+    """The latest time ``trigger`` fired (or should have) in the 8 days up to ``now``."""
+    latest = None
+    fire = trigger.get_next_fire_time(None, now - timedelta(days=8))
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return latest
+
+
+async def weekly_report_job(reporter: WeeklyReporter) -> None:
+    """The Monday run: evaluate as of yesterday and email every account manager."""
+    await reporter.run()
+
+
+async def daily_evaluation_job(reporter: WeeklyReporter) -> None:
+    """Evaluate as of yesterday, so findings and episode history stay current."""
+    result = await analytics_service.evaluate(reporter.store, as_of=reporter.default_as_of())
+    if reporter.metrics is not None:
+        reporter.metrics.last_evaluation.set(result.evaluated_at.timestamp())
+
+
+async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
+    """Run this week's report if its time has passed and it has not completed.
+
+    Covers a process that was down at the scheduled time (it runs when it comes back that
+    week) and deliveries that failed (only the recipients not yet sent get an email).
+    """
+    now = reporter.clock()
+    trigger = weekly_trigger(reporter.settings.report_cron, reporter.settings.report_timezone)
+    fired = last_fire_time(trigger, now=now)
+    if fired is None:
+        return
+    local_now = now.astimezone(reporter.timezone)
+    if fired.isocalendar()[:2] != local_now.isocalendar()[:2]:
+        return  # that run belonged to an earlier week
+    iso_week = iso_week_of(fired.date())
+    complete = await reporter.store.read(
+        lambda con: repository.week_complete(con, iso_week=iso_week)
+    )
+    if complete:
+        return
+    log.info("event=weekly_report.catch_up week=%s scheduled=%s", iso_week, fired.isoformat())
+    await reporter.run(as_of=fired.date() - timedelta(days=1))
+
+
+def start_scheduler(reporter: WeeklyReporter) -> AsyncIOScheduler:
+    """Start the jobs on the running event loop; the catch-up runs once right away."""
+    settings = reporter.settings
+    scheduler = AsyncIOScheduler(timezone=ZoneInfo(settings.report_timezone))
+    common = {
+        "replace_existing": True,
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+        "kwargs": {"reporter": reporter},
+    }
+    scheduler.add_job(
+        weekly_report_job,
+        weekly_trigger(settings.report_cron, settings.report_timezone),
+        id="weekly-report",
+        **common,
+    )
+    scheduler.add_job(
+        daily_evaluation_job,
+        CronTrigger.from_crontab(
+            settings.evaluation_cron, timezone=ZoneInfo(settings.report_timezone)
+        ),
+        id="daily-evaluation",
+        **common,
+    )
+    scheduler.add_job(
+        weekly_catch_up_job,
+        IntervalTrigger(hours=1),
+        id="weekly-catch-up",
+        next_run_time=reporter.clock(),
+        **common,
+    )
+    scheduler.start()
+    return scheduler

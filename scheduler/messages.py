@@ -1,0 +1,243 @@
+"""The weekly email: sections, an HTML and a plain-text part, charts inline, a CSV attached."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+_templates = Environment(
+    loader=PackageLoader("scheduler", "templates"),
+    autoescape=select_autoescape(["html.j2"]),
+    keep_trailing_newline=True,
+)
+
+CSV_COLUMNS = (
+    "kind",
+    "customer_id",
+    "account_manager",
+    "metric",
+    "status",
+    "started_on",
+    "deadline",
+    "days_left",
+    "entitled",
+    "peak_usage",
+    "overage",
+    "overage_pct",
+    "material",
+    "ended_on",
+    "resolution",
+    "late",
+    "last_report_on",
+    "quarter",
+    "due_on",
+    "last_order_end",
+    "instances",
+)
+
+
+def _pct(finding: Mapping[str, Any]) -> str:
+    pct = finding["overage_pct"]
+    return "entitled 0" if pct is None else f"+{pct}%"
+
+
+def _overuse_cells(finding: Mapping[str, Any]) -> list[str]:
+    return [
+        finding["metric"],
+        f"{finding['peak_usage']} / {finding['entitled']}",
+        _pct(finding) + (" material" if finding["material"] else ""),
+        str(finding["started_on"]),
+        str(finding["deadline"]),
+        str(finding["days_left"]),
+    ]
+
+
+def _regularized_cells(finding: Mapping[str, Any]) -> list[str]:
+    resolution = str(finding["resolution"]).replace("_", " ")
+    return [
+        finding["metric"],
+        f"{finding['peak_usage']} / {finding['entitled']}",
+        str(finding["started_on"]),
+        str(finding["ended_on"]),
+        resolution + (" (late)" if finding["late"] else ""),
+    ]
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """One section of the email: which findings, how to show them."""
+
+    title: str
+    hint: str
+    colour: str
+    matches: Callable[[Mapping[str, Any]], bool]
+    columns: tuple[str, ...]
+    cells: Callable[[Mapping[str, Any]], list[str]]
+
+
+_OVERUSE_COLUMNS = ("Metric", "Peak / entitled", "Over by", "Since", "Deadline", "Days left")
+
+SECTIONS = (
+    SectionSpec(
+        "Overdue",
+        "Past the 30 days to regularize: the customer may now be given notice (§11.2, §17).",
+        "#c0392b",
+        lambda f: f["kind"] == "overuse" and f["status"] == "overdue",
+        _OVERUSE_COLUMNS,
+        _overuse_cells,
+    ),
+    SectionSpec(
+        "In regularization window",
+        "Over-use within its 30 days; soonest deadline first.",
+        "#e67e22",
+        lambda f: f["kind"] == "overuse" and f["status"] == "in_window",
+        _OVERUSE_COLUMNS,
+        _overuse_cells,
+    ),
+    SectionSpec(
+        "Regularized this week",
+        "Resolved in the last 7 days; nothing to do.",
+        "#27ae60",
+        lambda f: f["kind"] == "overuse" and f["status"] == "regularized",
+        ("Metric", "Peak / entitled", "Since", "Ended", "How"),
+        _regularized_cells,
+    ),
+    SectionSpec(
+        "Telemetry missing",
+        "Under an order but silent for 7 days: check the installation can phone home.",
+        "#8e44ad",
+        lambda f: f["kind"] == "telemetry_missing",
+        ("Last report",),
+        lambda f: [str(f["last_report_on"] or "never")],
+    ),
+    SectionSpec(
+        "Attestation overdue",
+        "Air-gapped: the signed quarterly attestation has not arrived.",
+        "#2980b9",
+        lambda f: f["kind"] == "attestation_overdue",
+        ("Quarter", "Due on"),
+        lambda f: [str(f["quarter"]), str(f["due_on"])],
+    ),
+    SectionSpec(
+        "No active subscription",
+        "Instances report on days no order covers: renewal or shutdown needed.",
+        "#7f8c8d",
+        lambda f: f["kind"] == "no_active_subscription",
+        ("Instances", "Last order ended"),
+        lambda f: [str(f["instances"]), str(f["last_order_end"] or "never")],
+    ),
+)
+
+
+def needs_action(finding: Mapping[str, Any]) -> bool:
+    """Everything but a regularized episode asks the account manager to act."""
+    return not (finding["kind"] == "overuse" and finding["status"] == "regularized")
+
+
+def accounts_needing_action(findings: Sequence[Mapping[str, Any]]) -> int:
+    """How many distinct customers have a finding to act on."""
+    return len({f["customer_id"] for f in findings if needs_action(f)})
+
+
+def subject_line(*, iso_week: str, needing_action: int, digest: bool) -> str:
+    """Names the ISO week and how many accounts need action."""
+    prefix = "[digest] " if digest else ""
+    if needing_action == 0:
+        return f"{prefix}Licence compliance {iso_week}: all clear"
+    plural = "account needs" if needing_action == 1 else "accounts need"
+    return f"{prefix}Licence compliance {iso_week}: {needing_action} {plural} action"
+
+
+def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
+    """One row per finding, every column of every kind."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for finding in findings:
+        writer.writerow({k: "" if finding.get(k) is None else finding.get(k) for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+@dataclass
+class _Row:
+    finding: Mapping[str, Any]
+    cells: list[str]
+    chart_cid: str | None = None
+
+
+@dataclass
+class _Section:
+    title: str
+    hint: str
+    colour: str
+    columns: tuple[str, ...]
+    findings: list[Mapping[str, Any]] = field(default_factory=list)
+    rows: list[_Row] = field(default_factory=list)
+
+
+def build_weekly_email(
+    *,
+    sender: str,
+    recipient: str,
+    iso_week: str,
+    as_of: str,
+    findings: Sequence[Mapping[str, Any]],
+    accounts: int,
+    charts: Mapping[tuple[str, str], bytes],
+    digest: bool = False,
+) -> EmailMessage:
+    """The whole message: text, HTML with inline charts, and the CSV."""
+    sections: list[_Section] = []
+    images: list[tuple[str, bytes]] = []
+    for spec in SECTIONS:
+        chosen = [f for f in findings if spec.matches(f)]
+        if not chosen:
+            continue
+        section = _Section(spec.title, spec.hint, spec.colour, spec.columns, chosen)
+        for finding in chosen:
+            row = _Row(finding, spec.cells(finding))
+            chart = charts.get((finding["customer_id"], finding.get("metric") or ""))
+            if finding["kind"] == "overuse" and chart is not None:
+                cid = make_msgid(domain="statreport.invalid")
+                row.chart_cid = cid[1:-1]
+                images.append((cid, chart))
+            section.rows.append(row)
+        sections.append(section)
+    needing = accounts_needing_action(findings)
+    subject = subject_line(iso_week=iso_week, needing_action=needing, digest=digest)
+    context = {
+        "subject": subject,
+        "iso_week": iso_week,
+        "as_of": as_of,
+        "recipient": recipient,
+        "digest": digest,
+        "sections": sections,
+        "needing_action": needing,
+        "accounts": accounts,
+    }
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = recipient
+    message.set_content(_templates.get_template("weekly.txt.j2").render(context))
+    message.add_alternative(
+        _templates.get_template("weekly.html.j2").render(context), subtype="html"
+    )
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    for cid, png in images:
+        html_part.add_related(png, maintype="image", subtype="png", cid=cid)
+    message.add_attachment(
+        findings_csv(findings).encode(),
+        maintype="text",
+        subtype="csv",
+        filename=f"findings-{iso_week}.csv",
+    )
+    return message

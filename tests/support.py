@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +233,6 @@ def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     """Consecutive slices of ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+D = date.fromisoformat

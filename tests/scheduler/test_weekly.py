@@ -1,0 +1,282 @@
+"""The weekly report against a real SMTP server (aiosmtpd), over the real server and API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.jobs import last_fire_time, weekly_trigger
+from tests.conftest import ServerFactory
+from tests.e2e.test_evaluations import customer, days, order, send_daily
+from tests.scheduler.smtp import PASSWORD, USER, Recorder, start_smtp
+from tests.support import D, RunningServer, free_port
+
+CC = "licensing-ops@vendor.example"
+YEAR = order("2026-01-01", "2026-12-31", 5)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Recorder]]:
+    port = free_port()
+    controller, recorder = start_smtp(port)
+    yield port, recorder
+    controller.stop()
+
+
+def populate(server: RunningServer) -> None:
+    """alice: one account in the window; bob: one overdue, one silent; carol: all clear."""
+    acme = server.add_customer("acme", customer("alice@vendor.example", YEAR))
+    usage = dict.fromkeys(days("2026-11-01", "2026-11-22"), 40)
+    usage.update(dict.fromkeys(days("2026-11-20", "2026-11-22"), 54))
+    send_daily(server, acme, usage, instance="11111111-1111-4111-8111-111111111111")
+    hooli = server.add_customer("hooli", customer("bob@vendor.example", YEAR))
+    send_daily(server, hooli, dict.fromkeys(days("2026-10-01", "2026-11-22"), 60))
+    globex = server.add_customer("globex", customer("bob@vendor.example", YEAR))
+    send_daily(
+        server, globex, {D("2026-11-01"): 10}, instance="22222222-2222-4222-8222-222222222222"
+    )
+    quiet = server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    send_daily(
+        server,
+        quiet,
+        dict.fromkeys(days("2026-11-15", "2026-11-22"), 5),
+        instance="33333333-3333-4333-8333-333333333333",
+    )
+
+
+def run_weekly(server: RunningServer, **body: Any) -> dict[str, Any]:
+    with server.admin() as http:
+        response = http.post("/v1/weekly-reports", json={"as_of": "2026-11-22", **body})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def by_recipient(received: list[Any]) -> dict[str, EmailMessage]:
+    return {r.rcpt_tos[0]: r.message for r in received}
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def csv_rows(message: EmailMessage) -> list[dict[str, str]]:
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "findings-2026-W48.csv"
+    return list(csv.DictReader(io.StringIO(attachment.get_content())))
+
+
+def test_one_email_per_manager_with_sections_charts_and_csv(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder]
+) -> None:
+    port, recorder = smtp
+    server = server_factory(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", report_cc=CC
+    )
+    populate(server)
+    run = run_weekly(server)
+    assert run["iso_week"] == "2026-W48"
+    assert {(d["recipient"], d["status"], d["findings"]) for d in run["deliveries"]} == {
+        ("alice@vendor.example", "sent", 1),
+        ("bob@vendor.example", "sent", 2),
+        ("carol@vendor.example", "sent", 0),
+        (CC, "sent", 3),
+    }
+    mails = by_recipient(recorder.wait_for(4))
+    assert set(mails) == {"alice@vendor.example", "bob@vendor.example", "carol@vendor.example", CC}
+
+    bob = mails["bob@vendor.example"]
+    assert bob["Subject"] == "Licence compliance 2026-W48: 2 accounts need action"
+    text = text_of(bob)
+    assert text.index("== Overdue (1) ==") < text.index("== Telemetry missing (1) ==")
+    assert "hooli: Metric users; Peak / entitled 60 / 50; Over by +20.0% material" in text
+    assert "globex: Last report 2026-11-01" in text
+    assert [(r["kind"], r["customer_id"], r["status"]) for r in csv_rows(bob)] == [
+        ("overuse", "hooli", "overdue"),
+        ("telemetry_missing", "globex", ""),
+    ]
+
+    alice = mails["alice@vendor.example"]
+    assert alice["Subject"] == "Licence compliance 2026-W48: 1 account needs action"
+    assert "== In regularization window (1) ==" in text_of(alice)
+    (row,) = csv_rows(alice)
+    assert (row["peak_usage"], row["entitled"], row["days_left"], row["overage_pct"]) == (
+        "54",
+        "50",
+        "28",
+        "8.0",
+    )
+    html = html_of(alice)
+    cids = re.findall(r'src="cid:([^"]+)"', html)
+    assert len(cids) == 1  # one chart per over-use finding
+    images = [p for p in alice.walk() if p.get_content_type() == "image/png"]
+    assert [str(p["Content-ID"]).strip("<>") for p in images] == cids
+    assert images[0].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+    for message in mails.values():
+        assert not re.search(r"https?://", html_of(message)), "the HTML loads nothing remote"
+
+    carol = mails["carol@vendor.example"]
+    assert carol["Subject"] == "Licence compliance 2026-W48: all clear"
+    assert "All clear: none of your 1 account(s) needs action this week." in text_of(carol)
+    assert csv_rows(carol) == []
+
+    digest = mails[CC]
+    assert digest["Subject"] == "[digest] Licence compliance 2026-W48: 3 accounts need action"
+    assert {r["customer_id"] for r in csv_rows(digest)} == {"acme", "hooli", "globex"}
+    assert "hooli (bob@vendor.example)" in text_of(digest)
+
+
+def test_starttls_and_authentication(server_factory: ServerFactory, tmp_path: Path) -> None:
+    port = free_port()
+    controller, recorder = start_smtp(port, tls_dir=tmp_path)
+    try:
+        server = server_factory(
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="starttls",
+            smtp_user=USER,
+            smtp_password=PASSWORD,
+            smtp_ca_cert=tmp_path / "smtp-cert.pem",
+        )
+        server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+        run = run_weekly(server)
+        assert [d["status"] for d in run["deliveries"]] == ["sent"], run
+        (received,) = recorder.wait_for(1)
+        assert received.rcpt_tos == ["carol@vendor.example"]
+        assert received.authenticated_as == USER
+
+        wrong = server_factory(
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="starttls",
+            smtp_user=USER,
+            smtp_password="wrong",
+            smtp_ca_cert=tmp_path / "smtp-cert.pem",
+        )
+        wrong.add_customer("quiet", customer("carol@vendor.example", YEAR))
+        (delivery,) = run_weekly(wrong)["deliveries"]
+        assert delivery["status"] == "failed"
+        assert "SMTPAuthenticationError" in delivery["detail"]
+    finally:
+        controller.stop()
+
+
+def test_a_failed_send_is_not_delivered_and_goes_out_on_the_next_run(
+    server_factory: ServerFactory,
+) -> None:
+    port = free_port()  # nothing listens yet
+    server = server_factory(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    (failed,) = run_weekly(server)["deliveries"]
+    assert failed["status"] == "failed"
+    assert "retried" in failed["detail"]
+    controller, recorder = start_smtp(port)
+    try:
+        (retried,) = run_weekly(server)["deliveries"]
+        assert retried["status"] == "sent"
+        assert len(recorder.wait_for(1)) == 1
+    finally:
+        controller.stop()
+
+
+def test_at_most_one_email_per_manager_per_week_across_restarts(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+) -> None:
+    port, recorder = smtp
+    data_dir = tmp_path / "data"
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    first = server_factory(data_dir=data_dir, **settings)
+    first.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    assert [d["status"] for d in run_weekly(first)["deliveries"]] == ["sent"]
+    (skipped,) = run_weekly(first)["deliveries"]
+    assert skipped["status"] == "skipped"
+    assert "already sent for 2026-W48" in skipped["detail"]
+    first.stop()
+
+    # Restarted on the Wednesday of that week, with the scheduler on: its catch-up sees the
+    # week done and sends nothing.
+    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    second = server_factory(
+        data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings
+    )
+    assert len(recorder.wait_for(2, timeout=3)) == 1
+    forced = run_weekly(second, force=True)["deliveries"]
+    assert [d["status"] for d in forced] == ["sent"]
+    assert len(recorder.wait_for(2)) == 2
+    dry = run_weekly(second, force=True, dry_run=True)["deliveries"]
+    assert [d["status"] for d in dry] == ["dry_run"]
+    assert len(recorder.wait_for(3, timeout=2)) == 2
+
+
+def test_a_missed_monday_is_sent_when_the_server_comes_back(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+) -> None:
+    port, recorder = smtp
+    data_dir = tmp_path / "data"
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    offline = server_factory(data_dir=data_dir, **settings)
+    offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    offline.stop()
+    # Down through Monday 07:00; back on Wednesday.
+    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    server_factory(data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings)
+    (received,) = recorder.wait_for(1)
+    assert received.rcpt_tos == ["carol@vendor.example"]
+    assert "2026-W48" in str(received.message["Subject"])
+    assert "evaluated as of 2026-11-22" in text_of(received.message)
+
+
+def test_the_week_before_is_not_caught_up_on_a_new_monday_morning() -> None:
+    trigger = weekly_trigger("0 7 * * mon", "UTC")
+    early = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday, before 07:00
+    fired = last_fire_time(trigger, now=early)
+    assert fired is not None
+    assert fired.date() == D("2026-11-23")  # last week's: not this week's to catch up
+
+
+@pytest.mark.parametrize(
+    ("zone", "after", "local_fire", "utc_fire"),
+    [
+        # Europe leaves summer time on Sunday 2026-10-25.
+        ("Europe/Paris", "2026-10-20T00:00:00+00:00", "2026-10-26T07:00:00+01:00", "06:00"),
+        ("Europe/Paris", "2026-10-13T00:00:00+00:00", "2026-10-19T07:00:00+02:00", "05:00"),
+        # The US enters summer time on Sunday 2026-03-08.
+        ("America/New_York", "2026-03-03T00:00:00+00:00", "2026-03-09T07:00:00-04:00", "11:00"),
+    ],
+)
+def test_a_dst_week_fires_at_seven_local_time(
+    zone: str, after: str, local_fire: str, utc_fire: str
+) -> None:
+    trigger = weekly_trigger("0 7 * * mon", zone)
+    start = datetime.fromisoformat(after)
+    fire = trigger.get_next_fire_time(None, start)
+    assert fire is not None
+    assert fire.isoformat() == local_fire
+    assert fire.astimezone(UTC).strftime("%H:%M") == utc_fire
+
+
+def test_without_smtp_the_emails_go_to_the_outbox(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    (delivery,) = run_weekly(server)["deliveries"]
+    assert delivery["status"] == "sent"
+    files = sorted((server.data_dir / "outbox").glob("*.eml"))
+    assert len(files) == 1
+    assert delivery["detail"] == str(files[0])
+    assert b"To: carol@vendor.example" in files[0].read_bytes()

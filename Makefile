@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict ingest analytics scheduler statreport tests benchmarks
+	$(BIN)/mypy --strict ingest analytics scheduler statreport tests benchmarks docs
 
 test: lint
 	$(BIN)/pytest

@@ -18,10 +18,17 @@ def _x(day: date) -> float:
 
 
 def usage_chart(
-    series: Series, *, metric: str, started_on: date, deadline: date, as_of: date
+    series: Series,
+    *,
+    metric: str,
+    started_on: date,
+    deadline: date,
+    as_of: date,
+    ended_on: date | None = None,
 ) -> bytes:
-    """A PNG: daily usage, the entitlement as a step line, the regularization window shaded."""
-    figure = Figure(figsize=(6.4, 2.2), dpi=100)
+    """A PNG: daily usage, the entitlement as a step line, the regularization window shaded
+    from the first over-day to its end (regularized), or to today or the deadline."""
+    figure = Figure(figsize=(6.4, 2.4), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     days = [_x(day) for day, _, _ in series]
@@ -41,7 +48,7 @@ def usage_chart(
         linestyle="--",
         label="entitled",
     )
-    window_end = min(deadline, as_of) + timedelta(days=1)
+    window_end = (ended_on or min(deadline, as_of)) + timedelta(days=1)
     axes.axvspan(
         _x(started_on),
         _x(window_end),
@@ -51,9 +58,10 @@ def usage_chart(
     )
     axes.xaxis.set_major_formatter(DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
     axes.tick_params(labelsize=7)
-    axes.set_ylim(bottom=0)
+    values = [v for _, u, e in series for v in (u, e) if v is not None]
+    axes.set_ylim(0, max(values, default=1) * 1.15 or 1)
     axes.grid(axis="y", linewidth=0.3)
-    axes.legend(fontsize=7, loc="upper left", frameon=False)
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     figure.tight_layout(pad=0.4)

@@ -151,6 +151,7 @@ class WeeklyReporter:
                     started_on=date.fromisoformat(f["started_on"]),
                     deadline=date.fromisoformat(f["deadline"]),
                     as_of=as_of,
+                    ended_on=date.fromisoformat(f["ended_on"]) if f["ended_on"] else None,
                 )
                 for f in overuse
             }

@@ -16,6 +16,7 @@ from ingest.telemetry import configure_logging
 from statreport.admin_cli import customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
 from statreport.client_cli import phone_home, simulate
+from statreport.demo import run_demo
 from statreport.server import MissingAdminToken, create_app, uvicorn_config
 
 #: Exit codes scripts can rely on.
@@ -83,12 +84,20 @@ def serve(**flags: Any) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Show the whole pipeline end to end (arrives with the demo issue)."""
-    click.echo(
-        "not yet: the demo arrives with the compliance and weekly-report issues. Meanwhile, "
-        "'statreport serve' and 'statreport simulate' show ingest working."
-    )
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("statreport-demo"),
+    show_default=True,
+    help="A fresh data directory (an earlier demo's is replaced).",
+)
+@click.option("--serve", is_flag=True, help="Keep the server running afterwards, for exploring.")
+@click.option("--port", type=int, help="Port for --serve (default: any free port).")
+def demo(data_dir: Path, serve: bool, port: int | None) -> None:
+    """Show the whole pipeline: sample customers, 90 days of phone-home over HTTPS,
+    evaluation, the weekly emails in the outbox, and the findings."""
+    configure_logging("warning")
+    run_demo(data_dir, serve=serve, port=port)
 
 
 main.add_command(customers_group)

@@ -142,6 +142,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "attestations keep their certification and the bundle's digest",
+        """
+        ALTER TABLE attestations ADD COLUMN officer_name VARCHAR;
+        ALTER TABLE attestations ADD COLUMN officer_title VARCHAR;
+        ALTER TABLE attestations ADD COLUMN certified_on DATE;
+        ALTER TABLE attestations ADD COLUMN bundle_sha256 VARCHAR;
+        ALTER TABLE attestations ADD COLUMN key_id VARCHAR;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -408,3 +408,35 @@ def audit_entries(
 def touch_heartbeat(con: duckdb.DuckDBPyConnection, *, at: datetime) -> None:
     """A tiny committed write that proves storage accepts writes."""
     con.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [at])
+
+
+def record_attestation(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str,
+    quarter: str,
+    received_at: datetime,
+    reports: int,
+    officer_name: str,
+    officer_title: str,
+    certified_on: date,
+    bundle_sha256: str,
+    key_id: str,
+) -> None:
+    """Keep that a valid attestation for ``quarter`` arrived (the latest one wins)."""
+    con.execute(
+        "INSERT OR REPLACE INTO attestations (customer_id, quarter, received_at, reports, "
+        "officer_name, officer_title, certified_on, bundle_sha256, key_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            customer_id,
+            quarter,
+            received_at,
+            reports,
+            officer_name,
+            officer_title,
+            certified_on,
+            bundle_sha256,
+            key_id,
+        ],
+    )

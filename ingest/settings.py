@@ -28,7 +28,8 @@ class Settings(BaseSettings):
 
     commit_window_ms: float = Field(default=2.0, ge=0, le=1000)
     commit_max_reports: int = Field(default=5000, ge=1)
-    max_pending_reports: int = Field(default=50_000, ge=1)
+    # Above the largest attestation bundle (16 MiB is about 60,000 reports).
+    max_pending_reports: int = Field(default=100_000, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
     duckdb_threads: int = Field(default=1, ge=1, le=256)
 

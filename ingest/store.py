@@ -84,7 +84,7 @@ class Store:
         *,
         commit_window_ms: float = 2.0,
         commit_max_reports: int = 5000,
-        max_pending_reports: int = 50_000,
+        max_pending_reports: int = 100_000,
         retry_after_seconds: int = 5,
         duckdb_threads: int = 1,
         metrics: StoreMetrics | None = None,

@@ -15,6 +15,7 @@ from ingest.settings import Settings
 from ingest.telemetry import configure_logging
 from statreport.admin_cli import customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
+from statreport.attest_cli import attest_group
 from statreport.client_cli import phone_home, simulate
 from statreport.demo import run_demo
 from statreport.server import MissingAdminToken, create_app, uvicorn_config
@@ -106,3 +107,4 @@ main.add_command(phone_home)
 main.add_command(simulate)
 main.add_command(evaluate)
 main.add_command(weekly_report)
+main.add_command(attest_group)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from analytics.endpoints import router as analytics_router
 from ingest import repository
 from ingest.admin_endpoints import router as admin_router
+from ingest.attestation_endpoints import router as attestation_router
 from ingest.auth import Keyring
 from ingest.endpoints import reports_route
 from ingest.errors import SchemaTooNew, StoreUnavailable
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.state.rate_limiter = RateLimiter(per_minute=settings.rate_limit_per_minute)
     install_problem_handlers(app)
     app.router.routes.append(reports_route)
+    app.include_router(attestation_router)
     app.include_router(admin_router)
     app.include_router(analytics_router)
     app.include_router(weekly_router)

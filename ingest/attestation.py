@@ -1,0 +1,123 @@
+"""Offline attestations (SPEC §4): the signed quarterly bundle of an air-gapped installation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from ingest.errors import InvalidPayload, MalformedBody
+from ingest.problems import describe_validation_errors, summarize
+from ingest.schemas import StatisticsReport, time_window_errors
+
+MAX_BUNDLE_BYTES = 16 << 20
+SIGNATURE_PREFIX = "hmac-sha256="
+_SIGNATURE = re.compile(r"^hmac-sha256=[0-9a-f]{64}$")
+
+
+class Certification(BaseModel):
+    """The authorized officer's certification (licence Appendix 1 §9)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    officer_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    officer_title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    certified_on: date
+    statement: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class AttestationBundle(BaseModel):
+    """A quarter's Statistics Reports, certified and signed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1]
+    kind: Literal["statreport.attestation"]
+    quarter: Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
+    reports: Annotated[list[StatisticsReport], Field(min_length=1, max_length=200_000)]
+    certification: Certification
+    signature: Annotated[str, StringConstraints(pattern=_SIGNATURE.pattern)]
+
+
+def quarter_bounds(quarter: str) -> tuple[date, date]:
+    """First and last day of ``2026Q3``."""
+    year, number = int(quarter[:4]), int(quarter[5])
+    first = date(year, 3 * number - 2, 1)
+    following = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def canonical_message(bundle: dict[str, Any]) -> bytes:
+    """The signed bytes: the bundle without ``signature``, as canonical JSON (RFC 8785)."""
+    unsigned = {key: value for key, value in bundle.items() if key != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(bundle: dict[str, Any], *, license_key: str) -> str:
+    """``hmac-sha256=<hex>`` of the bundle under the licence key."""
+    digest = hmac.new(license_key.encode(), canonical_message(bundle), hashlib.sha256)
+    return SIGNATURE_PREFIX + digest.hexdigest()
+
+
+def signature_matches(bundle: dict[str, Any], *, license_key: str) -> bool:
+    """Compare the bundle's signature with the expected one in constant time."""
+    given = bundle.get("signature")
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given.encode(), sign(bundle, license_key=license_key).encode())
+
+
+def verify_bundle(
+    body: bytes, *, license_key: str, now: datetime | None = None
+) -> AttestationBundle:
+    """Parse, authenticate and check a bundle; ``InvalidPayload`` says precisely what is wrong.
+
+    Checks, in order: JSON; the signature (HMAC-SHA256 under the licence key); the shape and
+    every report against SPEC §2; each report's ``generated_at`` inside the quarter.
+    """
+    try:
+        raw = json.loads(body)
+    except ValueError as exc:
+        raise MalformedBody(f"The bundle is not valid JSON ({exc}).") from exc
+    if not isinstance(raw, dict):
+        raise InvalidPayload(
+            "The bundle must be a JSON object as made by 'statreport attest export'.",
+            errors=[{"loc": ["body"], "msg": "expected a JSON object"}],
+        )
+    if not signature_matches(raw, license_key=license_key):
+        raise InvalidPayload(
+            "The signature does not match: the bundle was changed after signing, or signed "
+            "with another licence key. Export and sign it again with this installation's key.",
+            errors=[{"loc": ["signature"], "msg": "does not match the bundle and licence key"}],
+        )
+    try:
+        bundle = AttestationBundle.model_validate_json(body)
+    except ValidationError as exc:
+        errors = describe_validation_errors(exc.errors())
+        raise InvalidPayload(
+            "The bundle is signed but invalid, and nothing was stored: " + summarize(errors),
+            errors=errors,
+        ) from exc
+    first, last = quarter_bounds(bundle.quarter)
+    errors = time_window_errors(bundle.reports, now=now or datetime.now(UTC), batch=True)
+    for index, report in enumerate(bundle.reports):
+        if not first <= report.usage_day <= last:
+            errors.append(
+                {
+                    "loc": ["reports", index, "generated_at"],
+                    "msg": f"{report.usage_day} (UTC) is outside {bundle.quarter} "
+                    f"({first} to {last})",
+                }
+            )
+    if errors:
+        raise InvalidPayload(
+            f"{len({e['loc'][1] for e in errors})} report(s) of the bundle are invalid, so "
+            "nothing was stored: " + summarize(errors),
+            errors=errors,
+        )
+    return bundle

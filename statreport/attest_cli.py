@@ -1,0 +1,145 @@
+"""``statreport attest``: export a signed quarterly bundle, and verify one offline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest.attestation import quarter_bounds, sign, verify_bundle
+from ingest.client import Spool
+from ingest.errors import StatreportError
+
+DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
+
+
+@click.group("attest")
+def attest_group() -> None:
+    """Quarterly attestations for air-gapped installations (SPEC §4)."""
+
+
+def _load_reports(spool_dir: Path | None, reports_file: Path | None) -> list[dict[str, Any]]:
+    if reports_file is not None:
+        reports = []
+        for number, line in enumerate(reports_file.read_text().splitlines(), start=1):
+            if line.strip():
+                try:
+                    reports.append(json.loads(line))
+                except ValueError as exc:
+                    raise click.UsageError(f"{reports_file}:{number} is not JSON: {exc}") from exc
+        return reports
+    assert spool_dir is not None
+    return [report for _, report in Spool(spool_dir).pending()]
+
+
+@attest_group.command("export")
+@click.option("--quarter", required=True, help="The quarter to attest, e.g. 2026Q3.")
+@click.option(
+    "--spool",
+    "spool_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The phone-home client's spool of this installation (its unsent reports).",
+)
+@click.option(
+    "--reports",
+    "reports_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Or a JSONL file of reports, one per line.",
+)
+@click.option("--officer-name", prompt="Certifying officer's name")
+@click.option("--officer-title", prompt="Certifying officer's title")
+@click.option(
+    "--certified-on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=date.today().isoformat(),
+    show_default=True,
+)
+@click.option("--statement", default=DEFAULT_STATEMENT, show_default=True)
+@click.option(
+    "--license-key",
+    envvar="STATREPORT_LICENSE_KEY",
+    required=True,
+    show_envvar=True,
+    help="This installation's licence key; it signs the bundle.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the bundle (default: attestation-<quarter>.json).",
+)
+def attest_export(
+    quarter: str,
+    spool_dir: Path | None,
+    reports_file: Path | None,
+    officer_name: str,
+    officer_title: str,
+    certified_on: Any,
+    statement: str,
+    license_key: str,
+    output: Path | None,
+) -> None:
+    """Build, certify and sign the bundle of QUARTER's reports.
+
+    Only reports generated (UTC) inside the quarter are included. Upload the file with
+    POST /v1/attestations, or check it first with 'statreport attest verify'.
+    """
+    if (spool_dir is None) == (reports_file is None):
+        raise click.UsageError("give exactly one of --spool or --reports")
+    try:
+        first, last = quarter_bounds(quarter)
+    except (ValueError, IndexError) as exc:
+        raise click.UsageError(f"--quarter {quarter!r} is not like 2026Q3") from exc
+    reports = [
+        r
+        for r in _load_reports(spool_dir, reports_file)
+        if first.isoformat() <= str(r.get("generated_at", ""))[:10] <= last.isoformat()
+    ]
+    if not reports:
+        raise click.UsageError(f"no report generated in {quarter} ({first} to {last}) was found")
+    bundle: dict[str, Any] = {
+        "schema_version": 1,
+        "kind": "statreport.attestation",
+        "quarter": quarter,
+        "reports": reports,
+        "certification": {
+            "officer_name": officer_name,
+            "officer_title": officer_title,
+            "certified_on": certified_on.date().isoformat(),
+            "statement": statement,
+        },
+    }
+    bundle["signature"] = sign(bundle, license_key=license_key)
+    target = output or Path(f"attestation-{quarter}.json")
+    target.write_text(json.dumps(bundle, ensure_ascii=False, indent=1))
+    click.echo(f"wrote {target}: {len(reports)} report(s) of {quarter}, signed")
+
+
+@attest_group.command("verify")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--license-key",
+    envvar="STATREPORT_LICENSE_KEY",
+    required=True,
+    show_envvar=True,
+    help="The licence key the bundle should be signed with.",
+)
+def attest_verify(file: Path, license_key: str) -> None:
+    """Check a bundle without a server: exit 0 and a summary, or 1 and what is wrong."""
+    try:
+        bundle = verify_bundle(file.read_bytes(), license_key=license_key)
+    except StatreportError as exc:
+        click.echo(f"invalid: {exc.detail}", err=True)
+        sys.exit(1)
+    days = sorted(report.usage_day for report in bundle.reports)
+    officer = bundle.certification
+    click.echo(f"valid attestation for {bundle.quarter}")
+    click.echo(f"  reports:    {len(bundle.reports)}")
+    click.echo(f"  instances:  {len({r.instance_id for r in bundle.reports})}")
+    click.echo(f"  days:       {days[0]} to {days[-1]}")
+    click.echo(
+        f"  certified:  {officer.officer_name}, {officer.officer_title}, on {officer.certified_on}"
+    )

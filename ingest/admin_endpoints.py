@@ -9,7 +9,14 @@ from starlette.responses import Response
 
 from ingest import customers
 from ingest.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
-from ingest.schemas import AuditEntry, Customer, CustomerDocument, LicenseKeyCreated
+from ingest.schemas import (
+    AuditEntry,
+    BackupMade,
+    BackupRequest,
+    Customer,
+    CustomerDocument,
+    LicenseKeyCreated,
+)
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 
@@ -72,3 +79,9 @@ async def get_audit_log(
 ) -> list[AuditEntry]:
     """Who changed what, when, with the document before and after."""
     return await customers.audit_log(store, target=target, limit=limit)
+
+
+@router.post("/v1/backups", status_code=201, summary="Write a consistent copy of the database")
+async def post_backup(body: BackupRequest, store: StoreDep, actor: ActorDep) -> BackupMade:
+    """While the server runs; the copy opens as a data directory's ``statreport.duckdb``."""
+    return await customers.backup(store, destination=body.destination, actor=actor)

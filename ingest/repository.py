@@ -440,3 +440,15 @@ def record_attestation(
             key_id,
         ],
     )
+
+
+def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
+    """Copy every table, constraint and sequence into a new DuckDB file at ``destination``."""
+    row = con.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    source = str(row[0]).replace('"', '""')
+    con.execute("ATTACH ? AS statreport_backup", [destination])
+    try:
+        con.execute(f'COPY FROM DATABASE "{source}" TO statreport_backup')
+    finally:
+        con.execute("DETACH statreport_backup")

@@ -275,3 +275,19 @@ class AuditEntry(BaseModel):
     target: str
     before: Any
     after: Any
+
+
+class BackupRequest(BaseModel):
+    """``POST /v1/backups``: where to write the copy, on the server's machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class BackupMade(BaseModel):
+    """A backup written: where, how big, how long it took."""
+
+    destination: str
+    bytes: int
+    seconds: float

@@ -53,11 +53,13 @@ class _PendingIngest:
 
 @dataclass(slots=True)
 class _PendingWrite:
-    """An admin write: a function to run in its own transaction."""
+    """An admin write: a function to run in its own transaction (or, for statements that
+    cannot run inside one, such as ATTACH, on its own)."""
 
     fn: Callable[[duckdb.DuckDBPyConnection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    transaction: bool = True
 
 
 @dataclass(slots=True)
@@ -171,13 +173,19 @@ class Store:
                 f"Storage could not be read: {exc}", retry_after=self._retry_after
             ) from exc
 
-    async def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run ``fn`` in one transaction on the writer thread, and commit it."""
+    async def write(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, transaction: bool = True
+    ) -> T:
+        """Run ``fn`` on the writer thread, in one committed transaction unless told not to.
+
+        Every write goes through the one writer thread, so writes never conflict and a
+        function that reads and writes sees no other write in between.
+        """
         if self._thread is None:
             raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_PendingWrite(fn, future, loop))
+        self._queue.put(_PendingWrite(fn, future, loop, transaction))
         return await future
 
     async def probe(self) -> bool:
@@ -302,7 +310,7 @@ class Store:
 
     def _run_admin_write(self, item: _PendingWrite) -> None:
         try:
-            result = self._transaction(item.fn)
+            result = self._transaction(item.fn, single_statement=not item.transaction)
         except BaseException as exc:
             item.loop.call_soon_threadsafe(_settle, item.future, None, exc)
         else:

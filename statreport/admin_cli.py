@@ -119,3 +119,18 @@ def weekly_report(
         )
     if any(d["status"] == "failed" for d in run["deliveries"]):
         sys.exit(1)
+
+
+@click.command("backup")
+@click.argument("destination", type=click.Path(path_type=Path, dir_okay=False))
+@admin_options
+@exit_on_http_errors
+def backup(destination: Path, server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """Write a consistent copy of the running server's database to DESTINATION.
+
+    DESTINATION is a new file on the server's machine. To restore, stop the server and put
+    the file in place of <data dir>/statreport.duckdb (removing any statreport.duckdb.wal).
+    """
+    with admin_http(server, ca_cert, admin_token) as http:
+        made = check(http.post("/v1/backups", json={"destination": str(destination.resolve())}))
+    click.echo(f"wrote {made['destination']}: {made['bytes']:,} bytes in {made['seconds']} s")

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ingest.errors import SchemaTooNew, StoreUnavailable
 from ingest.settings import Settings
 from ingest.telemetry import configure_logging
-from statreport.admin_cli import customers_group, keys_group, weekly_report
+from statreport.admin_cli import backup, customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
 from statreport.attest_cli import attest_group
 from statreport.client_cli import phone_home, simulate
@@ -108,3 +108,4 @@ main.add_command(simulate)
 main.add_command(evaluate)
 main.add_command(weekly_report)
 main.add_command(attest_group)
+main.add_command(backup)

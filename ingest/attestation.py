@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from ingest.errors import InvalidPayload, MalformedBody
 from ingest.problems import describe_validation_errors, summarize
-from ingest.schemas import StatisticsReport, time_window_errors
+from ingest.schemas import StatisticsReport, time_window_errors, usage_day
 
 MAX_BUNDLE_BYTES = 16 << 20
 SIGNATURE_PREFIX = "hmac-sha256="
@@ -106,12 +106,12 @@ def verify_bundle(
     first, last = quarter_bounds(bundle.quarter)
     errors = time_window_errors(bundle.reports, now=now or datetime.now(UTC), batch=True)
     for index, report in enumerate(bundle.reports):
-        if not first <= report.usage_day <= last:
+        day = usage_day(report)
+        if not first <= day <= last:
             errors.append(
                 {
                     "loc": ["reports", index, "generated_at"],
-                    "msg": f"{report.usage_day} (UTC) is outside {bundle.quarter} "
-                    f"({first} to {last})",
+                    "msg": f"{day} (UTC) is outside {bundle.quarter} ({first} to {last})",
                 }
             )
     if errors:

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest.schemas import REPORT_METRICS, CustomerDocument, StatisticsReport
+from ingest.schemas import REPORT_METRICS, CustomerDocument, StatisticsReport, usage_day
 
 _REPORT_SCHEMA = pa.schema(
     [
@@ -93,15 +93,15 @@ def _report_table(
     columns: dict[str, list[Any]] = {field.name: [] for field in _REPORT_SCHEMA}
     for staged, reports in parts:
         count = len(reports)
-        columns["report_id"] += [r.report_id for r in reports]
+        columns["report_id"] += [r["report_id"] for r in reports]
         columns["customer_id"] += [staged.customer_id] * count
-        columns["instance_id"] += [r.instance_id for r in reports]
-        columns["environment"] += [r.environment for r in reports]
-        columns["generated_at"] += [r.generated_at for r in reports]
-        columns["product_version"] += [r.product_version for r in reports]
-        columns["sequence"] += [r.sequence for r in reports]
+        columns["instance_id"] += [r["instance_id"] for r in reports]
+        columns["environment"] += [r["environment"] for r in reports]
+        columns["generated_at"] += [r["generated_at"] for r in reports]
+        columns["product_version"] += [r["product_version"] for r in reports]
+        columns["sequence"] += [r.get("sequence") for r in reports]
         for metric in REPORT_METRICS:
-            columns[metric] += [getattr(r.metrics, metric) for r in reports]
+            columns[metric] += [r["metrics"].get(metric) for r in reports]
         columns["source"] += [staged.source] * count
         columns["key_id"] += [staged.key_id] * count
         columns["received_at"] += [staged.received_at] * count
@@ -165,15 +165,15 @@ def append_reports(
         return
     appender.append_rows(
         (
-            report.report_id,
+            report["report_id"],
             part.customer_id,
-            report.instance_id,
-            report.environment,
-            report.generated_at,
-            report.usage_day,
-            report.product_version,
-            report.sequence,
-            *(getattr(report.metrics, metric) for metric in REPORT_METRICS),
+            report["instance_id"],
+            report["environment"],
+            report["generated_at"],
+            usage_day(report),
+            report["product_version"],
+            report.get("sequence"),
+            *(report["metrics"].get(metric) for metric in REPORT_METRICS),
             part.source,
             part.key_id,
             part.received_at,

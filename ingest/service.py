@@ -38,7 +38,7 @@ def parse_reports(body: bytes) -> list[StatisticsReport]:
     batch = b'"reports"' in body
     try:
         if batch:
-            reports = REPORT_BATCH.validate_json(body).reports
+            reports = REPORT_BATCH.validate_json(body)["reports"]
         else:
             reports = [SINGLE_REPORT.validate_json(body)]
     except ValidationError as exc:
@@ -86,4 +86,4 @@ async def ingest_reports(
     stored_flags = await store.ingest(
         customer_id=holder.customer_id, key_id=holder.key_id, reports=reports, source=source
     )
-    return IngestResult(report_ids=[r.report_id for r in reports], stored_flags=stored_flags)
+    return IngestResult(report_ids=[r["report_id"] for r in reports], stored_flags=stored_flags)

@@ -350,8 +350,8 @@ class Store:
                 outcomes[index].error = conflict
                 continue
             for report in staged.reports:
-                if report.instance_id not in self._owners:
-                    claims.setdefault(report.instance_id, staged.customer_id)
+                if report["instance_id"] not in self._owners:
+                    claims.setdefault(report["instance_id"], staged.customer_id)
             accepted.append(staged)
 
         # The first occurrence of a report_id in the group is the one that may be stored.
@@ -360,8 +360,8 @@ class Store:
         for staged in accepted:
             flags = []
             for report in staged.reports:
-                flags.append(report.report_id not in seen)
-                seen.add(report.report_id)
+                flags.append(report["report_id"] not in seen)
+                seen.add(report["report_id"])
             firsts.append(flags)
         repeated = not all(all(flags) for flags in firsts)
 
@@ -400,7 +400,7 @@ class Store:
                 continue
             staged, flags = next(answers)
             outcome.stored = [
-                first and report.report_id in inserted
+                first and report["report_id"] in inserted
                 for report, first in zip(staged.reports, flags, strict=True)
             ]
             stored += sum(outcome.stored)
@@ -417,10 +417,10 @@ class Store:
         self, staged: StagedReports, claims: dict[str, str]
     ) -> InstanceOwnedElsewhere | None:
         for report in staged.reports:
-            owner = self._owners.get(report.instance_id) or claims.get(report.instance_id)
+            owner = self._owners.get(report["instance_id"]) or claims.get(report["instance_id"])
             if owner is not None and owner != staged.customer_id:
                 return InstanceOwnedElsewhere(
-                    f"instance_id {report.instance_id} already reports under another customer's "
+                    f"instance_id {report['instance_id']} already reports under another customer's "
                     "licence key, so nothing in this request was stored. An instance belongs to "
                     "one customer: send its reports with that customer's key, or give this "
                     "installation a new instance_id."

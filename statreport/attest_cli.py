@@ -13,6 +13,7 @@ import click
 from ingest.attestation import quarter_bounds, sign, verify_bundle
 from ingest.client import Spool
 from ingest.errors import StatreportError
+from ingest.schemas import usage_day
 
 DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
 
@@ -134,11 +135,11 @@ def attest_verify(file: Path, license_key: str) -> None:
     except StatreportError as exc:
         click.echo(f"invalid: {exc.detail}", err=True)
         sys.exit(1)
-    days = sorted(report.usage_day for report in bundle.reports)
+    days = sorted(usage_day(report) for report in bundle.reports)
     officer = bundle.certification
     click.echo(f"valid attestation for {bundle.quarter}")
     click.echo(f"  reports:    {len(bundle.reports)}")
-    click.echo(f"  instances:  {len({r.instance_id for r in bundle.reports})}")
+    click.echo(f"  instances:  {len({r['instance_id'] for r in bundle.reports})}")
     click.echo(f"  days:       {days[0]} to {days[-1]}")
     click.echo(
         f"  certified:  {officer.officer_name}, {officer.officer_title}, on {officer.certified_on}"

@@ -47,6 +47,8 @@ _FRIENDLY: dict[tuple[str, str], str] = {
     ("report_id", "string_type"): _UUID_HELP,
     ("instance_id", "string_pattern_mismatch"): _UUID_HELP,
     ("instance_id", "string_type"): _UUID_HELP,
+    ("generated_at", "string_pattern_mismatch"): _TIMESTAMP_HELP,
+    ("generated_at", "string_type"): _TIMESTAMP_HELP,
     ("generated_at", "datetime_type"): _TIMESTAMP_HELP,
     ("generated_at", "datetime_parsing"): _TIMESTAMP_HELP,
     ("generated_at", "datetime_from_date_parsing"): _TIMESTAMP_HELP,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -52,8 +50,15 @@ UuidText = Annotated[
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     ),
 ]
-#: RFC 3339 with an offset, parsed by pydantic's Rust core (strict: a string, never a number).
-Timestamp = Annotated[AwareDatetime, Field(strict=True)]
+#: RFC 3339 with an offset, checked by pattern in pydantic's Rust core and kept as text: the
+#: request side parses it once (``generated_moment``), DuckDB parses it again off the GIL.
+Timestamp = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+    ),
+]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -89,9 +94,14 @@ class StatisticsReport(TypedDict):
     metrics: ReportMetrics
 
 
+def generated_moment(report: StatisticsReport) -> datetime:
+    """When the report was generated, as an aware datetime; ValueError if no such moment."""
+    return datetime.fromisoformat(report["generated_at"].upper())
+
+
 def usage_day(report: StatisticsReport) -> date:
     """The UTC day a report counts for."""
-    return report["generated_at"].astimezone(UTC).date()
+    return generated_moment(report).astimezone(UTC).date()
 
 
 def time_window_errors(
@@ -106,11 +116,16 @@ def time_window_errors(
     errors: list[dict[str, Any]] = []
     for index, report in enumerate(reports):
         loc: list[Any] = ["reports", index, "generated_at"] if batch else ["generated_at"]
-        if report["generated_at"] > latest:
+        try:
+            moment = generated_moment(report)
+        except ValueError:
+            errors.append({"loc": loc, "msg": "is not a real date and time"})
+            continue
+        if moment > latest:
             errors.append(
                 {"loc": loc, "msg": "lies more than 10 minutes in the future; check the clock"}
             )
-        elif report["generated_at"] < earliest:
+        elif moment < earliest:
             errors.append(
                 {"loc": loc, "msg": "lies more than 400 days in the past; it is not accepted"}
             )
@@ -147,13 +162,15 @@ class IngestResult:
 
     def to_json(self) -> bytes:
         """``{"stored", "duplicates", "results": [{"report_id", "status"}]}`` (SPEC §2)."""
-        results = [
-            {"report_id": report_id, "status": "stored" if stored else "duplicate"}
+        # Written out, not encoded: the ids are validated UUID text, so nothing needs escaping,
+        # and this is a fifth of the cost of one pydantic model per report.
+        results = ",".join(
+            f'{{"report_id":"{report_id}","status":"{"stored" if stored else "duplicate"}"}}'
             for report_id, stored in zip(self.report_ids, self.stored_flags, strict=True)
-        ]
-        document = {"stored": self.stored, "duplicates": self.duplicates, "results": results}
-        # The stdlib encoder: a third of the time of building one pydantic model per report.
-        return json.dumps(document, separators=(",", ":")).encode()
+        )
+        return (
+            f'{{"stored":{self.stored},"duplicates":{self.duplicates},"results":[{results}]}}'
+        ).encode()
 
 
 class OrderEntitlements(BaseModel):

@@ -6,7 +6,7 @@ import gzip
 import json
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -43,7 +43,9 @@ def stored_ids(server: RunningServer) -> list[str]:
 def test_single_report_is_stored_and_its_resend_is_a_duplicate(
     server: RunningServer, acme_key: str
 ) -> None:
-    report = make_report()
+    moment = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    # 23:xx at UTC-05:00 can be the next UTC day: the day must come from the UTC instant.
+    report = make_report(generated_at=moment.astimezone(timezone(timedelta(hours=-5))).isoformat())
     first = post(server, acme_key, report)
     assert first.status_code == 202
     assert first.json() == {
@@ -57,10 +59,9 @@ def test_single_report_is_stored_and_its_resend_is_a_duplicate(
     server.stop()
     rows = query(
         server.data_dir,
-        "SELECT customer_id, usage_day, users, tenants, roles, source FROM reports",
+        "SELECT customer_id, generated_at, usage_day, users, tenants, roles, source FROM reports",
     )
-    day = datetime.fromisoformat(report["generated_at"]).astimezone(UTC).date()
-    assert rows == [("acme", day, 48, 3, None, "phone_home")]
+    assert rows == [("acme", moment, moment.date(), 48, 3, None, "phone_home")]
 
 
 def test_batch_reports_each_outcome_and_counts_in_batch_repeats_once(
@@ -249,6 +250,9 @@ def _ts(delta: timedelta) -> str:
         ({"generated_at": "2026-11-20T03:17:00"}, ["generated_at"], "with an offset"),
         ({"generated_at": 1763608620}, ["generated_at"], "RFC 3339"),
         ({"generated_at": "2026-11-20"}, ["generated_at"], "RFC 3339"),
+        ({"generated_at": "1763608620"}, ["generated_at"], "RFC 3339"),
+        ({"generated_at": "2026-11-20T03:17Z"}, ["generated_at"], "RFC 3339"),
+        ({"generated_at": "2026-02-30T03:17:00Z"}, ["generated_at"], "not a real date"),
         ({"generated_at": _ts(timedelta(minutes=11))}, ["generated_at"], "future"),
         ({"generated_at": _ts(-timedelta(days=401))}, ["generated_at"], "400 days"),
         ({"product_version": "1.1"}, ["product_version"], "MAJOR.MINOR.PATCH"),

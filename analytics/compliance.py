@@ -6,6 +6,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from ingest.attestation import quarter_bounds
+
 KEYS = ["customer_id", "metric"]
 REGULARIZATION_DAYS = 30
 #: Findings groups, in the order the SPEC sorts them.
@@ -201,12 +203,6 @@ def _quarter_of(day: date) -> tuple[int, int]:
     return day.year, (day.month - 1) // 3 + 1
 
 
-def _quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
-    first = date(year, 3 * quarter - 2, 1)
-    following = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
-    return first, following - timedelta(days=1)
-
-
 def attestation_overdue(
     customers: pl.DataFrame,
     orders: pl.DataFrame,
@@ -229,7 +225,7 @@ def attestation_overdue(
         year, quarter = _quarter_of(as_of)
         for _ in range(8):  # the latest due quarter lies within the last two years
             year, quarter = (year - 1, 4) if quarter == 1 else (year, quarter - 1)
-            first, last = _quarter_bounds(year, quarter)
+            first, last = quarter_bounds(f"{year}Q{quarter}")
             due_on = last + timedelta(days=grace_days)
             if as_of <= due_on:
                 continue

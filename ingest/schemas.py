@@ -173,22 +173,6 @@ class IngestResult:
         ).encode()
 
 
-class OrderEntitlements(BaseModel):
-    """Quantities on an order form. Users come as packs of ``users_per_pack``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    user_packs: Quantity | None = None
-    users_per_pack: Annotated[int, Field(strict=True, ge=1, le=METRIC_MAX)] | None = None
-    production_instances: Quantity | None = None
-    non_production_instances: Quantity | None = None
-    tenants: Quantity | None = None
-    namespaces: Quantity | None = None
-    worker_groups: Quantity | None = None
-    roles: Quantity | None = None
-    service_accounts: Quantity | None = None
-
-
 class AddonEntitlements(BaseModel):
     """Quantities an add-on adds to its order; user packs use the order's pack size."""
 
@@ -202,6 +186,12 @@ class AddonEntitlements(BaseModel):
     worker_groups: Quantity | None = None
     roles: Quantity | None = None
     service_accounts: Quantity | None = None
+
+
+class OrderEntitlements(AddonEntitlements):
+    """Quantities on an order form. Users come as packs of ``users_per_pack``."""
+
+    users_per_pack: Annotated[int, Field(strict=True, ge=1, le=METRIC_MAX)] | None = None
 
 
 class Addon(BaseModel):

@@ -191,40 +191,32 @@ class WeeklyReporter:
         force: bool,
     ) -> Delivery:
         recipient, subject = str(message["To"]), str(message["Subject"])
+        status: Literal["sent", "failed", "skipped", "dry_run"]
+        detail: str | None = None
         if dry_run:
-            return Delivery(
-                recipient=recipient, kind=kind, subject=subject, findings=findings, status="dry_run"
+            status = "dry_run"
+        elif recipient in already and not force:
+            status, detail = "skipped", f"already sent for {iso_week}; use force to send again"
+        else:
+            try:
+                status, detail = "sent", await asyncio.to_thread(self.mailer.send, message)
+            except DeliveryFailed as exc:
+                status, detail = "failed", f"{exc}; it will be retried within the hour"
+                log.warning("event=weekly_report.send_failed week=%s error=%r", iso_week, str(exc))
+            attempted_at = self.clock()
+            await self.store.write(
+                lambda con: repository.record_delivery(
+                    con,
+                    iso_week=iso_week,
+                    recipient=recipient,
+                    kind=kind,
+                    subject=subject,
+                    findings=findings,
+                    status=status,
+                    detail=detail,
+                    attempted_at=attempted_at,
+                )
             )
-        if recipient in already and not force:
-            return Delivery(
-                recipient=recipient,
-                kind=kind,
-                subject=subject,
-                findings=findings,
-                status="skipped",
-                detail=f"already sent for {iso_week}; use force to send again",
-            )
-        status: Literal["sent", "failed"]
-        try:
-            detail = await asyncio.to_thread(self.mailer.send, message)
-            status = "sent"
-        except DeliveryFailed as exc:
-            status, detail = "failed", f"{exc}; it will be retried within the hour"
-            log.warning("event=weekly_report.send_failed week=%s error=%r", iso_week, str(exc))
-        attempted_at = self.clock()
-        await self.store.write(
-            lambda con: repository.record_delivery(
-                con,
-                iso_week=iso_week,
-                recipient=recipient,
-                kind=kind,
-                subject=subject,
-                findings=findings,
-                status=status,
-                detail=detail,
-                attempted_at=attempted_at,
-            )
-        )
         return Delivery(
             recipient=recipient,
             kind=kind,

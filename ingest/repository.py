@@ -216,12 +216,6 @@ def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     }
 
 
-def report_count(con: duckdb.DuckDBPyConnection) -> int:
-    """How many reports are stored."""
-    row = con.execute("SELECT count(*) FROM reports").fetchone()
-    return int(row[0]) if row else 0
-
-
 def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
     """Every licence key record."""
     return [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -134,8 +133,3 @@ def configure_logging(level: str) -> None:
         logger.propagate = True
     # uvicorn's access log would record client addresses; statreport stores none.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """A uvicorn log config that leaves formatting to ``configure_logging``."""
-    return {"version": 1, "disable_existing_loggers": False}

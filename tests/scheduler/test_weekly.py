@@ -186,11 +186,17 @@ def test_a_failed_send_is_not_delivered_and_goes_out_on_the_next_run(
     (failed,) = run_weekly(server)["deliveries"]
     assert failed["status"] == "failed"
     assert "retried" in failed["detail"]
+    with server.admin() as http:
+        (kept,) = http.get("/v1/weekly-reports/2026-W48").json()
+    assert (kept["recipient"], kept["status"]) == ("carol@vendor.example", "failed")
     controller, recorder = start_smtp(port)
     try:
         (retried,) = run_weekly(server)["deliveries"]
         assert retried["status"] == "sent"
         assert len(recorder.wait_for(1)) == 1
+        with server.admin() as http:
+            (kept,) = http.get("/v1/weekly-reports/2026-W48").json()
+        assert kept["status"] == "sent"
     finally:
         controller.stop()
 

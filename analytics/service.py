@@ -56,7 +56,10 @@ def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInp
             orders=repository.order_forms(con),
             items=repository.entitlement_items(con),
             customers=repository.customers(con),
-            last_report_days=repository.last_report_days(con, until=as_of),
+            # Only older reports need a second look: the window's are in instance_days.
+            last_report_days=repository.last_report_days(
+                con, until=as_of - timedelta(days=HISTORY_DAYS + 1)
+            ),
             attestations=repository.attestations(con),
         )
     finally:
@@ -87,7 +90,7 @@ def compute_findings(
         .join(managers, on="customer_id", how="left")
         .with_columns(kind=pl.lit("overuse")),
         telemetry_missing(
-            inputs.customers, order_days, inputs.last_report_days, as_of=as_of
+            inputs.customers, order_days, _last_report_days(inputs), as_of=as_of
         ).with_columns(kind=pl.lit("telemetry_missing")),
         attestation_overdue(
             inputs.customers, inputs.orders, inputs.attestations, as_of=as_of
@@ -99,6 +102,15 @@ def compute_findings(
     findings = [row for frame in frames for row in frame.iter_rows(named=True)]
     findings.sort(key=_sort_key)
     return findings, episodes
+
+
+def _last_report_days(inputs: EvaluationInputs) -> pl.DataFrame:
+    recent = inputs.instance_days.group_by("customer_id").agg(last_report_on=pl.col("day").max())
+    return (
+        pl.concat([recent, inputs.last_report_days], how="vertical_relaxed")
+        .group_by("customer_id")
+        .agg(pl.col("last_report_on").max())
+    )
 
 
 def _sort_key(finding: dict[str, Any]) -> tuple[int, float, str, str]:

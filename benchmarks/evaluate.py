@@ -92,10 +92,11 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     return int(row[0]) if row else 0
 
 
-def measure(mode: str, path: Path) -> None:
+def measure(mode: str, path: Path, threads: int) -> None:
     """Child process: time one thing, report seconds and peak RSS as JSON."""
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET threads TO {int(threads)}")
     as_of = datetime.now(UTC).date() - timedelta(days=1)
     started = time.perf_counter()
     if mode == "rollup":
@@ -112,9 +113,9 @@ def measure(mode: str, path: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows}))
 
 
-def run_child(mode: str, path: Path) -> dict[str, float]:
+def run_child(mode: str, path: Path, threads: int) -> dict[str, float]:
     output = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, "--db", str(path)],
+        [sys.executable, __file__, "--measure", mode, "--db", str(path), "--threads", str(threads)],
         capture_output=True,
         text=True,
         check=True,
@@ -132,9 +133,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each; best kept")
     parser.add_argument("--measure", choices=["rollup", "evaluation"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        action="append",
+        help="DuckDB threads to measure with (repeatable; default: 2, the machine's cores, "
+        "and 1, statreport serve's default)",
+    )
     args = parser.parse_args()
+    thread_counts: list[int] = args.threads or [2, 1]
     if args.measure:
-        measure(args.measure, args.db)
+        measure(args.measure, args.db, thread_counts[0])
         return
 
     work = Path(tempfile.mkdtemp(prefix="statreport-eval-bench-"))
@@ -148,29 +157,30 @@ def main() -> None:
     started = time.perf_counter()
     count = generate(path, customers=args.customers, instances=args.instances, days=args.days)
     print(f"generated {count:,} reports in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    results: dict[str, dict[str, float]] = {}
-    for mode in ("rollup", "evaluation"):
-        runs = []
-        for _ in range(args.rounds):
-            print(f"measuring {mode} ...", file=sys.stderr, flush=True)
-            runs.append(run_child(mode, path))
-        results[mode] = min(runs, key=lambda r: r["seconds"])
-    shutil.rmtree(work, ignore_errors=True)
-
-    rollup, evaluation = results["rollup"], results["evaluation"]
     print()
     print(f"evaluation benchmark: {count:,} reports in a DuckDB file")
-    print(f"{'':<40}{'seconds':>10}{'peak RSS MiB':>15}")
-    print(
-        f"{'raw DuckDB daily rollup (GROUP BY)':<40}{rollup['seconds']:>10.2f}"
-        f"{rollup['peak_mib']:>15.0f}"
-    )
-    print(
-        f"{'whole evaluation (findings: ' + str(int(evaluation['rows'])) + ')':<40}"
-        f"{evaluation['seconds']:>10.2f}{evaluation['peak_mib']:>15.0f}"
-    )
-    print()
-    print(f"evaluation / rollup = {evaluation['seconds'] / rollup['seconds']:.2f}x")
+    print(f"{'':<44}{'seconds':>10}{'peak RSS MiB':>15}")
+    for threads in thread_counts:
+        results: dict[str, dict[str, float]] = {}
+        for mode in ("rollup", "evaluation"):
+            runs = []
+            for _ in range(args.rounds):
+                print(f"measuring {mode} with {threads} thread(s) ...", file=sys.stderr, flush=True)
+                runs.append(run_child(mode, path, threads))
+            results[mode] = min(runs, key=lambda r: r["seconds"])
+        rollup, evaluation = results["rollup"], results["evaluation"]
+        label = f"DuckDB threads = {threads}"
+        print(f"{label}")
+        print(
+            f"{'  raw DuckDB daily rollup (GROUP BY)':<44}{rollup['seconds']:>10.2f}"
+            f"{rollup['peak_mib']:>15.0f}"
+        )
+        print(
+            f"{'  whole evaluation (' + str(int(evaluation['rows'])) + ' findings)':<44}"
+            f"{evaluation['seconds']:>10.2f}{evaluation['peak_mib']:>15.0f}"
+        )
+        print(f"  evaluation / rollup = {evaluation['seconds'] / rollup['seconds']:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,15 @@ def overuse_episodes(
     are one episode until a compliant day intervenes and the next over-day comes more than
     ``relapse_days`` after the last one; days without usage never end an episode.
     """
-    days = (
+    judged = (
         usage.filter(pl.col("day") <= as_of)
         .join(entitlements, on=[*KEYS, "day"], how="left")
         .with_columns(over=(pl.col("usage") > pl.col("entitled")).fill_null(False))
+    )
+    # Most customers never go over: sort and scan only the metrics that did.
+    ever_over = judged.filter(pl.col("over")).select(KEYS).unique()
+    days = (
+        judged.join(ever_over, on=KEYS, how="semi")
         .sort(*KEYS, "day")
         .with_columns(compliant_seen=(~pl.col("over")).cast(pl.Int64).cum_sum().over(KEYS))
     )

@@ -45,10 +45,10 @@ def parse_reports(body: bytes) -> list[StatisticsReport]:
         raw = exc.errors()
         if any(error["type"] == "json_invalid" for error in raw):
             raise _malformed(raw[0]["msg"]) from exc
-        raise _invalid(describe_validation_errors(raw), body=body) from exc
+        raise _invalid(describe_validation_errors(raw), body=body, batch=batch) from exc
     errors = time_window_errors(reports, now=datetime.now(UTC), batch=batch)
     if errors:
-        raise _invalid(errors, body=body)
+        raise _invalid(errors, body=body, batch=batch)
     return reports
 
 
@@ -58,10 +58,9 @@ def _malformed(reason: object) -> MalformedBody:
     )
 
 
-def _invalid(errors: list[dict[str, Any]], *, body: bytes) -> InvalidPayload:
+def _invalid(errors: list[dict[str, Any]], *, body: bytes, batch: bool) -> InvalidPayload:
     bad = {e["loc"][1] for e in errors if len(e["loc"]) > 1 and e["loc"][0] == "reports"}
-    bad.discard("")
-    if not errors or errors[0]["loc"][:1] != ["reports"]:
+    if not batch:
         prefix = "The report is invalid and was not stored: "
     elif bad and all(isinstance(index, int) for index in bad):
         # Only on this error path is the body parsed a second time, to count the batch.

@@ -14,7 +14,7 @@ from ingest import repository
 from ingest.attestation import MAX_BUNDLE_BYTES, verify_bundle
 from ingest.auth import bearer_token
 from ingest.body import read_json_body
-from ingest.dependencies import KeyringDep, RateLimiterDep, StoreDep
+from ingest.dependencies import KeyringDep, RateLimiterDep, SettingsDep, StoreDep
 from ingest.errors import RateLimited
 from ingest.service import ingest_reports
 
@@ -30,7 +30,11 @@ router = APIRouter(tags=["reports"])
     responses={202: {"description": "Every report is committed (stored or duplicate)."}},
 )
 async def post_attestation(
-    request: Request, keyring: KeyringDep, limiter: RateLimiterDep, store: StoreDep
+    request: Request,
+    keyring: KeyringDep,
+    limiter: RateLimiterDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> Response:
     """Verify the signature, the quarter and every report, then store them as attested."""
     authorization = request.headers.get("authorization")
@@ -41,7 +45,8 @@ async def post_attestation(
         raise RateLimited(
             f"Too many requests for key {holder.key_id}; retry in {wait} s.", retry_after=wait
         )
-    body = await read_json_body(request, limit=MAX_BUNDLE_BYTES)
+    within = 4 * settings.body_timeout_seconds  # up to 16 MiB
+    body = await read_json_body(request, limit=MAX_BUNDLE_BYTES, within_seconds=within)
     bundle = await asyncio.to_thread(verify_bundle, body, license_key=license_key)
     result = await ingest_reports(
         store, holder=holder, reports=bundle.reports, source="attestation"

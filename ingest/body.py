@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from starlette.requests import Request
 
-from ingest.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from ingest.errors import BodyTimeout, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -56,16 +57,26 @@ def gunzip_bounded(compressed: bytes, *, limit: int = MAX_BODY_BYTES) -> bytes:
     return output
 
 
-async def read_json_body(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request's JSON bytes: checked media type, at most ``limit`` bytes either side of gzip."""
+async def read_json_body(
+    request: Request, *, limit: int = MAX_BODY_BYTES, within_seconds: float = 30.0
+) -> bytes:
+    """The request's JSON bytes: checked media type, at most ``limit`` bytes either side of
+    gzip, arrived within ``within_seconds`` (a stalled upload must not hold a connection)."""
     gzipped = _check_headers(request, limit=limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(_too_large(limit, "The body"))
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(_too_large(limit, "The body"))
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise BodyTimeout(
+            f"The body did not arrive within {within_seconds:g} s ({size} bytes came); send it "
+            "whole, and split large backlogs into batches."
+        ) from exc
     body = b"".join(chunks)
     if gzipped:
         body = gunzip_bounded(body, limit=limit)

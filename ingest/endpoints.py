@@ -29,7 +29,8 @@ async def post_reports(request: Request) -> Response:
             f"minute. Retry in {wait} s; send spooled reports in batches to need fewer requests.",
             retry_after=wait,
         )
-    reports = parse_reports(await read_json_body(request))
+    within = state.settings.body_timeout_seconds
+    reports = parse_reports(await read_json_body(request, within_seconds=within))
     result = await ingest_reports(store, holder=holder, reports=reports)
     return Response(result.to_json(), status_code=202, media_type="application/json")
 

@@ -42,6 +42,14 @@ class Unauthenticated(StatreportError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+class BodyTimeout(StatreportError):
+    """The body did not arrive in time."""
+
+    status = 408
+    title = "Request timeout"
+    slug = "body-timeout"
+
+
 class NotFound(StatreportError):
     """The addressed customer, key or route does not exist."""
 

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     # Above the largest attestation bundle (16 MiB is about 60,000 reports).
     max_pending_reports: int = Field(default=100_000, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    body_timeout_seconds: float = Field(default=30, gt=0)
     duckdb_threads: int = Field(default=1, ge=1, le=256)
 
     smtp_host: str | None = None

@@ -347,3 +347,30 @@ def test_unknown_routes_and_methods_are_problem_json(server: RunningServer) -> N
     with server.client() as http:
         assert_problem(http.get("/v1/nothing"), 404, "No such endpoint")
         assert_problem(http.get("/v1/reports"), 405, "GET is not allowed")
+
+
+def test_a_stalled_body_is_408_and_frees_the_connection(server_factory: ServerFactory) -> None:
+    import socket
+
+    server = server_factory(body_timeout_seconds=1)
+    key = server.add_customer("acme")
+    host, port = "127.0.0.1", server.settings.port
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        server.verify().wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {key}\r\nContent-Length: 500\r\n\r\n".encode()
+            + b'{"schema_version": 1'
+        )
+        answer = b""
+        while b"bytes came" not in answer:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    text = answer.decode()
+    assert text.startswith("HTTP/1.1 408"), text
+    assert "application/problem+json" in text
+    assert "did not arrive within 1 s (20 bytes came)" in text

@@ -150,3 +150,16 @@ def test_the_backlog_goes_in_batches(server: RunningServer, acme_key: str, tmp_p
     assert 'statreport_http_requests_total{method="POST",route="/v1/reports",status="202"} 3.0' in (
         metrics
     )
+
+
+def test_phone_home_exits_3_when_a_report_is_refused_for_good(
+    server: RunningServer, acme_key: str, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.add(make_report(product_version="not-a-version"))
+    code, output = phone_home(server.url, acme_key, spool.directory, server.ca_cert, "--flush-only")
+    assert code == 3, output
+    assert "1 rejected" in output
+    assert list(spool.pending_dir.glob("*.json")) == []
+    (reason,) = spool.rejected_dir.glob("*.reason.json")
+    assert "MAJOR.MINOR.PATCH" in json.loads(reason.read_text())["detail"]

@@ -163,9 +163,10 @@ def append_reports(
         try:
             con.execute(_APPEND_STAGED)
         except duckdb.ConstraintException as exc:
+            # Inside a transaction nothing more may run before the ROLLBACK, not even an
+            # unregister; the next register replaces this one anyway.
             raise AlreadyStored from exc
-        finally:
-            con.unregister("staged_reports")
+        con.unregister("staged_reports")
         return
     appender.append_rows(
         (

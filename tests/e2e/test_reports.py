@@ -374,3 +374,22 @@ def test_a_stalled_body_is_408_and_frees_the_connection(server_factory: ServerFa
     assert text.startswith("HTTP/1.1 408"), text
     assert "application/problem+json" in text
     assert "did not arrive within 1 s (20 bytes came)" in text
+
+
+def test_a_large_batch_mixing_new_instances_and_stored_reports(
+    server: RunningServer, acme_key: str
+) -> None:
+    # Large enough for the Arrow path, with new instances: the write runs in a transaction,
+    # meets stored report_ids, and must fall back without leaving that transaction broken.
+    first = [make_report() for _ in range(300)]
+    assert post(server, acme_key, {"reports": first}).json()["stored"] == 300
+    fresh = [make_report() for _ in range(100)]
+    response = post(server, acme_key, {"reports": first[:150] + fresh + first[150:]})
+    assert response.status_code == 202, response.text
+    assert (response.json()["stored"], response.json()["duplicates"]) == (100, 300)
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["duplicate"] * 150 + ["stored"] * 100 + ["duplicate"] * 150
+    assert (
+        post(server, acme_key, {"reports": [make_report() for _ in range(250)]}).json()["stored"]
+        == 250
+    )

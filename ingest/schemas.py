@@ -115,20 +115,20 @@ def time_window_errors(
     latest, earliest = now + FUTURE_TOLERANCE, now - PAST_LIMIT
     errors: list[dict[str, Any]] = []
     for index, report in enumerate(reports):
-        loc: list[Any] = ["reports", index, "generated_at"] if batch else ["generated_at"]
         try:
             moment = generated_moment(report)
         except ValueError:
-            errors.append({"loc": loc, "msg": "is not a real date and time"})
-            continue
-        if moment > latest:
-            errors.append(
-                {"loc": loc, "msg": "lies more than 10 minutes in the future; check the clock"}
+            problem = "is not a real date and time"
+        else:
+            if earliest <= moment <= latest:
+                continue
+            problem = (
+                "lies more than 10 minutes in the future; check the clock"
+                if moment > latest
+                else "lies more than 400 days in the past; it is not accepted"
             )
-        elif moment < earliest:
-            errors.append(
-                {"loc": loc, "msg": "lies more than 400 days in the past; it is not accepted"}
-            )
+        loc: list[Any] = ["reports", index, "generated_at"] if batch else ["generated_at"]
+        errors.append({"loc": loc, "msg": problem})
     return errors
 
 

@@ -190,38 +190,54 @@ async def customer_usage(
     inputs = await store.read(lambda con: load_inputs(con, as_of=end))
     if inputs.customers.filter(pl.col("customer_id") == customer_id).height == 0:
         raise NotFound(f"No customer {customer_id!r}.")
-
-    def compute() -> list[UsageDay]:
-        mine = pl.col("customer_id") == customer_id
-        usage = daily_usage(
-            inputs.instance_days.filter(mine).lazy(), as_of=end, activity_days=activity_days
-        ).filter(pl.col("day") >= start)
-        entitled = daily_entitlements(
-            inputs.orders.filter(mine).lazy(),
-            inputs.items.filter(mine).lazy(),
-            start=start,
-            end=end,
+    keys = {(customer_id, metric) for metric in USAGE_METRICS}
+    series = await asyncio.to_thread(
+        series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
+    )
+    days = [
+        UsageDay(
+            day=day,
+            usage={m: series[(customer_id, m)][n][1] for m in USAGE_METRICS},
+            entitled={m: series[(customer_id, m)][n][2] for m in USAGE_METRICS},
         )
-        by_day: dict[date, UsageDay] = {}
-        day = start
-        while day <= end:
-            by_day[day] = UsageDay(
-                day=day,
-                usage=dict.fromkeys(USAGE_METRICS),
-                entitled=dict.fromkeys(USAGE_METRICS),
-            )
-            day += timedelta(days=1)
-        for row in usage.iter_rows(named=True):
-            by_day[row["day"]].usage[row["metric"]] = row["usage"]
-        for row in entitled.iter_rows(named=True):
-            by_day[row["day"]].entitled[row["metric"]] = row["entitled"]
-        return list(by_day.values())
-
-    days = await asyncio.to_thread(compute)
+        for n, day in enumerate(_span(start, end))
+    ]
     return CustomerUsage(customer_id=customer_id, from_=start, to=end, days=days)
 
 
+def _span(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
 Series = list[tuple[date, int | None, int | None]]
+
+
+def series_from(
+    inputs: EvaluationInputs,
+    *,
+    keys: set[tuple[str, str]],
+    start: date,
+    end: date,
+    activity_days: int = 3,
+) -> dict[tuple[str, str], Series]:
+    """Daily ``(day, usage, entitled)`` from ``start`` to ``end`` per (customer, metric). Pure."""
+    wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
+    usage = daily_usage(
+        inputs.instance_days.filter(wanted).lazy(), as_of=end, activity_days=activity_days
+    ).filter(pl.col("day") >= start)
+    orders, items = inputs.orders.filter(wanted), inputs.items.filter(wanted)
+    entitled = daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end)
+    used = {(r["customer_id"], r["metric"], r["day"]): r["usage"] for r in usage.to_dicts()}
+    allowed = {
+        (r["customer_id"], r["metric"], r["day"]): r["entitled"] for r in entitled.to_dicts()
+    }
+    return {
+        (customer, metric): [
+            (day, used.get((customer, metric, day)), allowed.get((customer, metric, day)))
+            for day in _span(start, end)
+        ]
+        for customer, metric in keys
+    }
 
 
 async def metric_series(
@@ -232,29 +248,10 @@ async def metric_series(
     end: date,
     activity_days: int = 3,
 ) -> dict[tuple[str, str], Series]:
-    """Daily ``(day, usage, entitled)`` from ``start`` to ``end`` per (customer, metric)."""
+    """``series_from`` over a fresh read of the store."""
     if not keys:
         return {}
     inputs = await store.read(lambda con: load_inputs(con, as_of=end))
-    wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
-
-    def compute() -> dict[tuple[str, str], Series]:
-        usage = daily_usage(
-            inputs.instance_days.filter(wanted).lazy(), as_of=end, activity_days=activity_days
-        ).filter(pl.col("day") >= start)
-        orders, items = inputs.orders.filter(wanted), inputs.items.filter(wanted)
-        entitled = daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end)
-        used = {(r["customer_id"], r["metric"], r["day"]): r["usage"] for r in usage.to_dicts()}
-        allowed = {
-            (r["customer_id"], r["metric"], r["day"]): r["entitled"] for r in entitled.to_dicts()
-        }
-        span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-        return {
-            (customer, metric): [
-                (day, used.get((customer, metric, day)), allowed.get((customer, metric, day)))
-                for day in span
-            ]
-            for customer, metric in keys
-        }
-
-    return await asyncio.to_thread(compute)
+    return await asyncio.to_thread(
+        series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
+    )

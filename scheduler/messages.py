@@ -12,34 +12,31 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from analytics.schemas import (
+    AttestationOverdueFinding,
+    NoActiveSubscriptionFinding,
+    OveruseFinding,
+    TelemetryMissingFinding,
+)
+
 _templates = Environment(
     loader=PackageLoader("scheduler", "templates"),
     autoescape=select_autoescape(["html.j2"]),
     keep_trailing_newline=True,
 )
 
-CSV_COLUMNS = (
-    "kind",
-    "customer_id",
-    "account_manager",
-    "metric",
-    "status",
-    "started_on",
-    "deadline",
-    "days_left",
-    "entitled",
-    "peak_usage",
-    "overage",
-    "overage_pct",
-    "material",
-    "ended_on",
-    "resolution",
-    "late",
-    "last_report_on",
-    "quarter",
-    "due_on",
-    "last_order_end",
-    "instances",
+#: Every field of every kind of finding, in the order the models declare them.
+CSV_COLUMNS = tuple(
+    dict.fromkeys(
+        name
+        for model in (
+            OveruseFinding,
+            TelemetryMissingFinding,
+            AttestationOverdueFinding,
+            NoActiveSubscriptionFinding,
+        )
+        for name in model.model_fields
+    )
 )
 
 

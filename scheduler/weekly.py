@@ -203,21 +203,7 @@ class WeeklyReporter:
             except DeliveryFailed as exc:
                 status, detail = "failed", f"{exc}; it will be retried within the hour"
                 log.warning("event=weekly_report.send_failed week=%s error=%r", iso_week, str(exc))
-            attempted_at = self.clock()
-            await self.store.write(
-                lambda con: repository.record_delivery(
-                    con,
-                    iso_week=iso_week,
-                    recipient=recipient,
-                    kind=kind,
-                    subject=subject,
-                    findings=findings,
-                    status=status,
-                    detail=detail,
-                    attempted_at=attempted_at,
-                )
-            )
-        return Delivery(
+        delivery = Delivery(
             recipient=recipient,
             kind=kind,
             subject=subject,
@@ -225,3 +211,11 @@ class WeeklyReporter:
             status=status,
             detail=detail,
         )
+        if status in ("sent", "failed"):
+            attempted_at = self.clock()
+            await self.store.write(
+                lambda con: repository.record_delivery(
+                    con, iso_week=iso_week, attempted_at=attempted_at, **delivery.model_dump()
+                )
+            )
+        return delivery

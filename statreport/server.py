@@ -19,6 +19,7 @@ from ingest.attestation_endpoints import router as attestation_router
 from ingest.auth import Keyring
 from ingest.endpoints import reports_route
 from ingest.errors import SchemaTooNew, StoreUnavailable
+from ingest.openapi import add_reports_path
 from ingest.operations import router as operations_router
 from ingest.problems import install_problem_handlers
 from ingest.ratelimit import RateLimiter
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.include_router(weekly_router)
     app.include_router(operations_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]
     return app
 
 

@@ -1,0 +1,73 @@
+"""The OpenAPI entry of ``POST /v1/reports``, which is a plain Starlette route for speed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ingest.schemas import ReportBatch, StatisticsReport
+
+_REF = "#/components/schemas/{model}"
+
+
+def _error(status: str, text: str) -> dict[str, Any]:
+    return {
+        status: {
+            "description": text,
+            "content": {"application/problem+json": {"schema": {"type": "object"}}},
+        }
+    }
+
+
+def add_reports_path(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Wrap FastAPI's schema builder so that the document also describes the phone-home route."""
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if cache:
+            return cache
+        document = build()
+        body = TypeAdapter(StatisticsReport | ReportBatch).json_schema(ref_template=_REF)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        responses: dict[str, Any] = {
+            "202": {
+                "description": "Every report is committed: stored now, or a duplicate.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        }
+        for status, text in (
+            ("400", "Malformed JSON or gzip"),
+            ("401", "Missing, unknown or revoked licence key"),
+            ("408", "The body did not arrive in time"),
+            ("409", "An instance_id of another customer"),
+            ("413", "Over 1 MiB, compressed or not"),
+            ("415", "Not JSON, or an encoding other than gzip"),
+            ("422", "Schema violation; nothing was stored"),
+            ("429", "Over the key's rate; see Retry-After"),
+            ("503", "Storage failing or overloaded; nothing was acknowledged"),
+        ):
+            responses.update(_error(status, text))
+        document.setdefault("paths", {})["/v1/reports"] = {
+            "post": {
+                "tags": ["reports"],
+                "summary": "Send one Statistics Report or a batch of up to 1000",
+                "operationId": "post_reports",
+                "security": [{"licenseKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": responses,
+            }
+        }
+        document["components"].setdefault("securitySchemes", {})["licenseKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+        }
+        cache.update(document)
+        return cache
+
+    return openapi

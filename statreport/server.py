@@ -109,6 +109,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         summary="Licensor-side Statistics Report ingest and licence compliance",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; nothing here loads
+        # anything from the internet, so only /openapi.json is served.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry

@@ -245,3 +245,5 @@ def test_the_openapi_document_describes_the_phone_home_route(server: RunningServ
     assert report["additionalProperties"] is False
     assert "users" in document["components"]["schemas"]["ReportMetrics"]["required"]
     assert "/v1/customers/{customer_id}" in document["paths"]
+    with server.client() as http:
+        assert http.get("/docs").status_code == 404  # its page would load a CDN's scripts

@@ -105,7 +105,7 @@ def sample_customers(today: date) -> list[DemoCustomer]:
             "globex",
             "Globex",
             "bob@vendor.example",
-            [_order(year_start, year_end, 10)],
+            [_order(year_start, year_end, 10, tenants=10)],  # 3 instances x 2 tenants
             3,
             lambda d: 20 if d < DAYS - 12 else None,  # silent for 12 days
         ),

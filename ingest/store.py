@@ -108,7 +108,6 @@ class Store:
         self._pending = 0  # reports queued or being committed; touched on the loop thread only
         self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._report_appender: duckdb.Appender | None = None
-        self.healthy = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,7 +131,6 @@ class Store:
         self._owners = repository.instance_owners(self._con)
         self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
         self._thread.start()
-        self.healthy = True
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint, and close the file."""
@@ -145,7 +143,6 @@ class Store:
                 self._writer_con.execute("CHECKPOINT")
         if self._con is not None:
             self._con.close()
-        self.healthy = False
 
     # -- reads and writes --------------------------------------------------------------------
 
@@ -261,14 +258,12 @@ class Store:
                         con.execute("ROLLBACK")
                     raise
         except _STORAGE_FAILURES as exc:
-            self.healthy = False
             log.error("event=store.write_failed error=%r", str(exc))
             raise StoreUnavailable(
                 "Storage is failing and nothing was written. Retry later; operators should "
                 f"check the data directory's disk. ({type(exc).__name__})",
                 retry_after=self._retry_after,
             ) from exc
-        self.healthy = True
         return result
 
     def _run_writer(self) -> None:

@@ -84,7 +84,6 @@ def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str
     with admin_http(server, ca_cert, admin_token) as http:
         check(http.delete(f"/v1/license-keys/{key_id}"))
     click.echo(f"revoked {key_id}")
-    sys.stdout.flush()
 
 
 @click.command("weekly-report")

@@ -248,12 +248,12 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
     assert "evaluated as of 2026-11-22" in text_of(received.message)
 
 
-def test_the_week_before_is_not_caught_up_on_a_new_monday_morning() -> None:
+def test_before_seven_on_monday_the_last_fire_time_is_last_weeks() -> None:
     trigger = weekly_trigger("0 7 * * mon", "UTC")
     early = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday, before 07:00
     fired = last_fire_time(trigger, now=early)
     assert fired is not None
-    assert fired.date() == D("2026-11-23")  # last week's: not this week's to catch up
+    assert fired.date() == D("2026-11-23")  # so the catch-up, which looks at this week, waits
 
 
 @pytest.mark.parametrize(

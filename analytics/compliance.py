@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from ingest.attestation import quarter_bounds
+from ingest.attestation import previous_quarter, quarter_bounds, quarter_of
 
 KEYS = ["customer_id", "metric"]
 REGULARIZATION_DAYS = 30
@@ -204,10 +204,6 @@ def no_active_subscription(
     )
 
 
-def _quarter_of(day: date) -> tuple[int, int]:
-    return day.year, (day.month - 1) // 3 + 1
-
-
 def attestation_overdue(
     customers: pl.DataFrame,
     orders: pl.DataFrame,
@@ -227,10 +223,10 @@ def attestation_overdue(
         terms.setdefault(row["customer_id"], []).append((row["start_on"], row["end_on"]))
     rows = []
     for customer in customers.filter(pl.col("air_gapped")).iter_rows(named=True):
-        year, quarter = _quarter_of(as_of)
+        quarter = quarter_of(as_of)
         for _ in range(8):  # the latest due quarter lies within the last two years
-            year, quarter = (year - 1, 4) if quarter == 1 else (year, quarter - 1)
-            first, last = quarter_bounds(f"{year}Q{quarter}")
+            quarter = previous_quarter(quarter)
+            first, last = quarter_bounds(quarter)
             due_on = last + timedelta(days=grace_days)
             if as_of <= due_on:
                 continue
@@ -242,13 +238,12 @@ def attestation_overdue(
                 continue
             # Only the latest due quarter counts, so that quarters from before the customer went
             # air-gapped (when it phoned home instead) never raise a finding.
-            name = f"{year}Q{quarter}"
-            if (customer["customer_id"], name) not in received:
+            if (customer["customer_id"], quarter) not in received:
                 rows.append(
                     {
                         "customer_id": customer["customer_id"],
                         "account_manager": customer["account_manager"],
-                        "quarter": name,
+                        "quarter": quarter,
                         "due_on": due_on,
                     }
                 )

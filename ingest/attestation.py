@@ -52,6 +52,32 @@ def quarter_bounds(quarter: str) -> tuple[date, date]:
     return first, following - timedelta(days=1)
 
 
+def quarter_of(day: date) -> str:
+    """The quarter a day is in: ``2026Q3``."""
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def previous_quarter(quarter: str) -> str:
+    """The quarter before ``2026Q1`` is ``2025Q4``."""
+    year, number = int(quarter[:4]), int(quarter[5])
+    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
+
+
+def build_bundle(
+    *, quarter: str, reports: list[dict[str, Any]], certification: dict[str, str], license_key: str
+) -> dict[str, Any]:
+    """The attestation bundle of ``quarter``'s reports, certified and signed (SPEC §4)."""
+    bundle: dict[str, Any] = {
+        "schema_version": 1,
+        "kind": "statreport.attestation",
+        "quarter": quarter,
+        "reports": reports,
+        "certification": certification,
+    }
+    bundle["signature"] = sign(bundle, license_key=license_key)
+    return bundle
+
+
 def canonical_message(bundle: dict[str, Any]) -> bytes:
     """The signed bytes: the bundle without ``signature``, as canonical JSON (RFC 8785)."""
     unsigned = {key: value for key, value in bundle.items() if key != "signature"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -38,6 +38,11 @@ def fleet(*, customers: list[str], instances: int, seed: int = 0) -> list[Simula
     return fleet_
 
 
+#: An instance's peak of users on a day, given the instance and how many days before the
+#: simulation's last day it is; ``None`` when the instance sends nothing that day.
+PeakUsers = Callable[[SimulatedInstance, int], int | None]
+
+
 def fleet_reports(
     instances: list[SimulatedInstance],
     *,
@@ -45,24 +50,38 @@ def fleet_reports(
     reports_per_day: int = 1,
     end: date | None = None,
     seed: int = 0,
+    peak_users: PeakUsers | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(customer_id, report)`` for every instance and simulated day, oldest day first.
 
-    Reports of the last day are generated in the past, so none is in the future.
+    Users wander around each instance's ``base_users``; with ``peak_users``, they stay at or
+    a little under the day's peak, which the report at noon reaches. Reports of the last day
+    are generated in the past, so none is in the future.
     """
     rng = random.Random(seed + 1)
     now = datetime.now(UTC)
     last_day = end or (now - timedelta(hours=1)).date()
     step = timedelta(days=1) / reports_per_day
+    noon_slot = reports_per_day // 2
     sequences = {instance.instance_id: 0 for instance in instances}
     for offset in range(days - 1, -1, -1):
         day_start = datetime.combine(last_day - timedelta(days=offset), datetime.min.time(), UTC)
+        peaks = {
+            instance.instance_id: peak_users(instance, offset) if peak_users else None
+            for instance in instances
+        }
         for slot in range(reports_per_day):
             moment = day_start + slot * step + timedelta(seconds=rng.randint(0, 59))
             if moment > now:
                 continue
             for instance in instances:
-                users = max(0, instance.base_users + rng.randint(-3, 3))
+                if peak_users is None:
+                    users = max(0, instance.base_users + rng.randint(-3, 3))
+                else:
+                    peak = peaks[instance.instance_id]
+                    if peak is None:
+                        continue
+                    users = peak if slot == noon_slot else max(0, peak - rng.randint(0, 3))
                 sequences[instance.instance_id] += 1
                 yield (
                     instance.customer_id,
@@ -76,9 +95,9 @@ def fleet_reports(
                         "sequence": sequences[instance.instance_id],
                         "metrics": {
                             "users": users,
-                            "tenants": 1 + users // 20,
+                            "tenants": 1 + users // 25,
                             "namespaces": 10 + users,
-                            "worker_groups": 1 + users // 25,
+                            "worker_groups": 1 + users // 50,
                             "roles": 5,
                             "service_accounts": 2,
                         },

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ingest.attestation import quarter_bounds, sign, verify_bundle
+from ingest.attestation import build_bundle, quarter_bounds, verify_bundle
 from ingest.client import Spool
 from ingest.errors import StatreportError
 from ingest.schemas import usage_day
@@ -101,19 +101,15 @@ def attest_export(
     ]
     if not reports:
         raise click.UsageError(f"no report generated in {quarter} ({first} to {last}) was found")
-    bundle: dict[str, Any] = {
-        "schema_version": 1,
-        "kind": "statreport.attestation",
-        "quarter": quarter,
-        "reports": reports,
-        "certification": {
-            "officer_name": officer_name,
-            "officer_title": officer_title,
-            "certified_on": certified_on.date().isoformat(),
-            "statement": statement,
-        },
+    certification = {
+        "officer_name": officer_name,
+        "officer_title": officer_title,
+        "certified_on": certified_on.date().isoformat(),
+        "statement": statement,
     }
-    bundle["signature"] = sign(bundle, license_key=license_key)
+    bundle = build_bundle(
+        quarter=quarter, reports=reports, certification=certification, license_key=license_key
+    )
     target = output or Path(f"attestation-{quarter}.json")
     target.write_text(json.dumps(bundle, ensure_ascii=False, indent=1))
     click.echo(f"wrote {target}: {len(reports)} report(s) of {quarter}, signed")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,11 +169,41 @@ def simulate(
     ):
         by_customer[customer_id].append(report)
     keys = _provision(server, ca_cert, admin_token, customer_ids, days=days)
-    verify = verify_for(server, ca_cert)
+    try:
+        stored, duplicates = send_fleet(
+            server,
+            verify_for(server, ca_cert),
+            keys=keys,
+            reports=by_customer,
+            batch_size=batch_size,
+            concurrency=concurrency,
+        )
+    except (SendFailed, KeyRefused, Rejected) as exc:
+        click.echo(f"error: sending failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"simulated {instances} instances of {customers} customers over {days} days: "
+        f"{stored} reports stored, {duplicates} duplicates"
+    )
+
+
+def send_fleet(
+    server: str,
+    verify: ssl.SSLContext | bool,
+    *,
+    keys: Mapping[str, str],
+    reports: Mapping[str, list[dict[str, Any]]],
+    batch_size: int = 500,
+    concurrency: int = 4,
+) -> tuple[int, int]:
+    """Send each customer's reports with its licence key, in batches, with a progress bar.
+
+    Answers (stored, duplicates); raises what ``PhoneHomeClient.send`` raises.
+    """
     jobs = [
-        (customer_id, reports[start : start + batch_size])
-        for customer_id, reports in by_customer.items()
-        for start in range(0, len(reports), batch_size)
+        (customer_id, batch[start : start + batch_size])
+        for customer_id, batch in reports.items()
+        for start in range(0, len(batch), batch_size)
     ]
     total = sum(len(batch) for _, batch in jobs)
     clients = {
@@ -193,16 +225,10 @@ def simulate(
                 stored += result.stored
                 duplicates += result.duplicates
                 bar.update(futures[future])
-    except (SendFailed, KeyRefused, Rejected) as exc:
-        click.echo(f"error: sending failed: {exc}", err=True)
-        sys.exit(1)
     finally:
         for client in clients.values():
             client.close()
-    click.echo(
-        f"simulated {instances} instances of {customers} customers over {days} days: "
-        f"{stored} reports stored, {duplicates} duplicates"
-    )
+    return stored, duplicates
 
 
 def _provision(

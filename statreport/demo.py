@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import shutil
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -19,66 +19,97 @@ import click
 import httpx
 import uvicorn
 
-from ingest.client import PhoneHomeClient, verify_context
+from ingest.attestation import build_bundle, previous_quarter, quarter_bounds, quarter_of
+from ingest.client import KeyRefused, Rejected, SendFailed, verify_context
 from ingest.settings import Settings
+from ingest.simulate import SimulatedInstance, fleet_reports
 from statreport.analytics_cli import format_findings
+from statreport.attest_cli import DEFAULT_STATEMENT
+from statreport.client_cli import send_fleet
 from statreport.server import create_app, uvicorn_config
 
 DAYS = 90
 
 
+#: The finding an account manager should see for a customer: (kind, status); status is
+#: ``None`` for findings without one. A customer with none is compliant.
+Situation = tuple[str, str | None]
+
+
 @dataclass(frozen=True)
 class DemoCustomer:
-    """A sample customer: its order forms and how its fleet behaves day by day."""
+    """A sample customer: its order forms, its fleet, and the situation it is designed to be in."""
 
     customer_id: str
     name: str
     manager: str
     orders: list[dict[str, Any]]
-    instances: int
-    users: Callable[[int], int | None]  # day index (0 = 90 days ago) -> users per instance
+    environments: tuple[str, ...]  # one per instance
+    #: (instance number, days ago) -> that instance's peak of users that day; None: silent.
+    peak_users: Callable[[int, int], int | None]
+    situation: Situation | None
+    metric: str | None = None  # the over-used metric, for an over-use situation
     air_gapped: bool = False
 
 
-def _order(start: date, end: date, packs: int, **extra: Any) -> dict[str, Any]:
-    addons = extra.pop("addons", [])
+PRODUCTION, NON_PRODUCTION = "production", "non_production"
+
+
+def _order(
+    order_id: str,
+    start: date,
+    end: date,
+    *,
+    packs: int,
+    per_pack: int = 10,
+    production: int = 2,
+    non_production: int = 2,
+    tenants: int = 5,
+    worker_groups: int = 4,
+    addons: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
-        "order_id": f"OF-{start.year}-{secrets.randbelow(900) + 100}",
+        "order_id": order_id,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "entitlements": {
             "user_packs": packs,
-            "users_per_pack": 10,
-            "production_instances": 2,
-            "non_production_instances": 2,
-            "tenants": 5,
-            **extra,
+            "users_per_pack": per_pack,
+            "production_instances": production,
+            "non_production_instances": non_production,
+            "tenants": tenants,
+            "worker_groups": worker_groups,
         },
-        "addons": addons,
+        "addons": addons or [],
     }
 
 
 def sample_customers(today: date) -> list[DemoCustomer]:
-    """Seven accounts, one of each situation an account manager meets."""
-    first = today - timedelta(days=DAYS)
-    year_start, year_end = first - timedelta(days=200), today + timedelta(days=200)
-    addon_day = today - timedelta(days=5)
+    """Eight accounts, each in one situation an account manager meets, as of yesterday."""
+    term_start, term_end = today - timedelta(days=290), today + timedelta(days=75)
+    year = term_start.year
     return [
         DemoCustomer(
             "acme",
             "ACME Corp",
             "alice@vendor.example",
-            [_order(year_start, year_end, 5)],
-            2,
-            lambda d: 29 if d >= DAYS - 8 else 21,  # 58 users of 50 for 8 days
+            [_order(f"OF-{year}-014", term_start, term_end, packs=5)],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            # 26 + 26 + 6 = 58 users of 50 for the last 8 days: material, 22 days left.
+            lambda n, ago: (26 if ago <= 8 else 18) if n < 2 else 6,
+            ("overuse", "in_window"),
+            "users",
         ),
         DemoCustomer(
-            "hooli",
-            "Hooli",
-            "bob@vendor.example",
-            [_order(year_start, year_end, 5)],
-            2,
-            lambda d: 27 if d >= DAYS - 45 else 22,  # 54 of 50 for 45 days: overdue
+            "stark",
+            "Stark Industries",
+            "alice@vendor.example",
+            [_order(f"OF-{year}-031", term_start, term_end, packs=4, per_pack=25, tenants=8)],
+            (PRODUCTION, PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            # A third production instance on an order for two, installed 3 days ago.
+            lambda n, ago: None if n == 2 and ago > 3 else 24,
+            ("overuse", "in_window"),
+            "production_instances",
         ),
         DemoCustomer(
             "initech",
@@ -86,53 +117,81 @@ def sample_customers(today: date) -> list[DemoCustomer]:
             "alice@vendor.example",
             [
                 _order(
-                    year_start,
-                    year_end,
-                    4,
+                    f"OF-{year}-022",
+                    term_start,
+                    term_end,
+                    packs=4,
                     addons=[
                         {
-                            "addon_id": "AO-1",
-                            "effective": addon_day.isoformat(),
+                            "addon_id": "AO-22-1",
+                            "effective": (today - timedelta(days=5)).isoformat(),
                             "entitlements": {"user_packs": 2},
                         }
                     ],
                 )
             ],
-            2,
-            lambda d: 24 if d >= DAYS - 15 else 18,  # 48 of 40, then the add-on covers it
+            (PRODUCTION, PRODUCTION),
+            # 48 users of 40 from 15 days ago, until an add-on of 2 packs 5 days ago.
+            lambda n, ago: 24 if ago <= 15 else 18,
+            ("overuse", "regularized"),
+            "users",
+        ),
+        DemoCustomer(
+            "hooli",
+            "Hooli",
+            "bob@vendor.example",
+            [_order(f"OF-{year}-009", term_start, term_end, packs=5)],
+            (PRODUCTION, PRODUCTION),
+            # 54 users of 50 for 45 days: past its 30 days, though not material.
+            lambda n, ago: 27 if ago <= 45 else 22,
+            ("overuse", "overdue"),
+            "users",
         ),
         DemoCustomer(
             "globex",
             "Globex",
             "bob@vendor.example",
-            [_order(year_start, year_end, 10, tenants=10)],  # 3 instances x 2 tenants
-            3,
-            lambda d: 20 if d < DAYS - 12 else None,  # silent for 12 days
+            [_order(f"OF-{year}-040", term_start, term_end, packs=10, tenants=10)],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            lambda n, ago: 20 if ago > 12 else None,  # silent for the last 12 days
+            ("telemetry_missing", None),
         ),
         DemoCustomer(
             "airco",
             "AirCo Systems",
             "carol@vendor.example",
-            [_order(year_start, year_end, 8)],
-            0,
-            lambda d: None,
+            [_order(f"OF-{year}-052", term_start, term_end, packs=8)],
+            (),  # air-gapped: it attests quarterly, and has not attested last quarter
+            lambda n, ago: None,
+            ("attestation_overdue", None),
             air_gapped=True,
         ),
         DemoCustomer(
             "umbrella",
             "Umbrella",
             "carol@vendor.example",
-            [_order(year_start, today - timedelta(days=20), 5)],
-            1,
-            lambda d: 30,  # its order ended 20 days ago
+            [_order(f"OF-{year}-003", term_start, today - timedelta(days=20), packs=5)],
+            (PRODUCTION,),
+            lambda n, ago: 30,  # its order ended 20 days ago and was not renewed
+            ("no_active_subscription", None),
         ),
         DemoCustomer(
             "wayne",
             "Wayne Enterprises",
             "carol@vendor.example",
-            [_order(year_start, year_end, 10)],
-            2,
-            lambda d: 35,
+            [
+                # Renewed back to back 60 days ago, with more users.
+                _order(f"OF-{year}-011", term_start, today - timedelta(days=61), packs=8),
+                _order(
+                    f"OF-{year}-077",
+                    today - timedelta(days=60),
+                    term_end + timedelta(days=290),
+                    packs=10,
+                ),
+            ],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            lambda n, ago: 5 if n == 2 else (35 if ago <= 60 else 30),
+            None,
         ),
     ]
 
@@ -154,29 +213,55 @@ def _prepare(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _reports(customer: DemoCustomer, today: date) -> list[dict[str, Any]]:
-    reports = []
-    for instance in range(customer.instances):
-        instance_id = str(uuid.uuid4())
-        environment = "production" if instance < 2 else "non_production"
-        for day_index in range(DAYS):
-            users = customer.users(day_index)
-            if users is None:
-                continue
-            day = today - timedelta(days=DAYS - day_index)
-            reports.append(
-                {
-                    "schema_version": 1,
-                    "report_id": str(uuid.uuid4()),
-                    "instance_id": instance_id,
-                    "environment": environment,
-                    "generated_at": f"{day.isoformat()}T06:00:00Z",
-                    "product_version": "1.1.3",
-                    "sequence": day_index,
-                    "metrics": {"users": users, "tenants": 2, "namespaces": 40, "worker_groups": 2},
-                }
-            )
-    return reports
+def demo_reports(
+    customers: list[DemoCustomer], *, today: date, seed: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """Every sample customer's reports: its instances phone home hourly over the last 90 days."""
+    rng = random.Random(seed)
+    instances: list[SimulatedInstance] = []
+    number: dict[str, tuple[DemoCustomer, int]] = {}
+    for customer in customers:
+        for index, environment in enumerate(customer.environments):
+            instance_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            instances.append(SimulatedInstance(customer.customer_id, instance_id, environment, 0))
+            number[instance_id] = (customer, index)
+
+    def peak(instance: SimulatedInstance, days_ago: int) -> int | None:
+        customer, index = number[instance.instance_id]
+        return customer.peak_users(index, days_ago)
+
+    by_customer: dict[str, list[dict[str, Any]]] = {c.customer_id: [] for c in customers}
+    for customer_id, report in fleet_reports(
+        instances, days=DAYS, reports_per_day=24, end=today, seed=seed, peak_users=peak
+    ):
+        by_customer[customer_id].append(report)
+    return by_customer
+
+
+def _attest_earlier_quarter(
+    admin: httpx.Client, customer: DemoCustomer, license_key: str, today: date
+) -> str:
+    """Upload a signed attestation for the quarter before the one now overdue."""
+    # The latest due quarter is the one before the quarter of 30 days ago; attest the one before.
+    quarter = previous_quarter(previous_quarter(quarter_of(today - timedelta(days=31))))
+    first, last = quarter_bounds(quarter)
+    instance = SimulatedInstance(customer.customer_id, str(uuid.uuid4()), PRODUCTION, 30)
+    days = (last - first).days + 1
+    reports = [r for _, r in fleet_reports([instance], days=days, reports_per_day=4, end=last)]
+    certification = {
+        "officer_name": "Dana Scully",
+        "officer_title": "Chief Information Security Officer",
+        "certified_on": (last + timedelta(days=12)).isoformat(),
+        "statement": DEFAULT_STATEMENT,
+    }
+    bundle = build_bundle(
+        quarter=quarter, reports=reports, certification=certification, license_key=license_key
+    )
+    answer = admin.post(
+        "/v1/attestations", json=bundle, headers={"Authorization": f"Bearer {license_key}"}
+    )
+    answer.raise_for_status()
+    return quarter
 
 
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
@@ -217,20 +302,16 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
             admin.put(f"/v1/customers/{sample.customer_id}", json=document).raise_for_status()
             created = admin.post(f"/v1/customers/{sample.customer_id}/license-keys")
             keys[sample.customer_id] = created.raise_for_status().json()["license_key"]
-        batches = [
-            (sample.customer_id, chunk)
-            for sample in customers
-            for reports in [_reports(sample, today)]
-            for chunk in (reports[i : i + 500] for i in range(0, len(reports), 500))
-        ]
-        total = sum(len(chunk) for _, chunk in batches)
-        with click.progressbar(
-            length=total, label=f"phoning home {DAYS} days of reports", file=sys.stderr
-        ) as bar:
-            for customer_id, chunk in batches:
-                with PhoneHomeClient(url, license_key=keys[customer_id], verify=verify) as client:
-                    client.send(chunk)
-                bar.update(len(chunk))
+        try:
+            send_fleet(url, verify, keys=keys, reports=demo_reports(customers, today=today))
+            for sample in customers:
+                if sample.air_gapped:
+                    attested = _attest_earlier_quarter(
+                        admin, sample, keys[sample.customer_id], today
+                    )
+                    click.echo(f"{sample.customer_id} attested {attested} offline", err=True)
+        except (SendFailed, KeyRefused, Rejected) as exc:
+            raise click.ClickException(f"phoning home failed: {exc}") from exc
         as_of = today - timedelta(days=1)
         evaluation = admin.post("/v1/evaluations", json={"as_of": as_of.isoformat()})
         findings = evaluation.raise_for_status().json()["findings"]

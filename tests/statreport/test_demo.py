@@ -1,54 +1,97 @@
-"""``statreport demo``: the whole pipeline in one command."""
+"""``statreport demo``: the whole pipeline in one command, checked against its designed fleet."""
 
 from __future__ import annotations
 
+import csv
+import email
+import io
 import subprocess
 import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
+from statreport.demo import sample_customers
 
-def test_the_demo_runs_the_pipeline_and_leaves_the_emails(tmp_path: Path) -> None:
+
+def _run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def _csv_rows(message: EmailMessage) -> list[dict[str, str]]:
+    for part in message.walk():
+        if part.get_content_type() == "text/csv":
+            return list(csv.DictReader(io.StringIO(part.get_content())))
+    raise AssertionError(f"no CSV in the email to {message['To']}")
+
+
+def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
+    tmp_path: Path,
+) -> None:
     data_dir = tmp_path / "statreport-demo"
     for _ in range(2):  # a second run replaces the first demo's data directory
-        result = subprocess.run(
-            [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        result = _run_demo(data_dir)
         assert result.returncode == 0, result.stderr
-    out = result.stdout
-    for expected in (
-        "over-use OVERDUE",
-        "over-use in window",
-        "over-use regularized",
-        "telemetry missing",
-        "attestation overdue",
-        "no active subscription",
-    ):
-        assert expected in out
-    emails = sorted((data_dir / "outbox").glob("*.eml"))
-    assert [e.name.split("-", 1)[1] for e in emails] == [
-        "alice@vendor.example.eml",
-        "bob@vendor.example.eml",
-        "carol@vendor.example.eml",
-    ]
-    for email in emails:
-        assert str(email) in out
+    samples = sample_customers(datetime.now(UTC).date())
+    assert 6 <= len(samples) <= 10
+
+    emails = {}
+    for path in sorted((data_dir / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        emails[message["To"]] = message
+        assert str(path) in result.stdout  # the demo says where each email is
+    assert sorted(emails) == sorted({sample.manager for sample in samples})
+
+    expected: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+    for sample in samples:
+        if sample.situation is not None:
+            kind, status = sample.situation
+            row = (sample.customer_id, kind, status or "", sample.metric or "")
+            expected[sample.manager].add(row)
+    for manager, message in emails.items():
+        found = {
+            (row["customer_id"], row["kind"], row["status"], row["metric"])
+            for row in _csv_rows(message)
+        }
+        assert found == expected[manager], manager
+        needing_action = {
+            customer for customer, kind, status, _ in found if status != "regularized"
+        }
+        assert f": {len(needing_action)} account" in message["Subject"]
+
+    # Every situation the issue asks the sample fleet to show is there.
+    situations = {sample.situation for sample in samples}
+    assert {
+        ("overuse", "in_window"),
+        ("overuse", "overdue"),
+        ("overuse", "regularized"),
+        ("telemetry_missing", None),
+        ("attestation_overdue", None),
+        ("no_active_subscription", None),
+        None,  # and a compliant one, which no email names
+    } <= situations
+    compliant = [sample.customer_id for sample in samples if sample.situation is None]
+    for message in emails.values():
+        text = message.get_body(("plain",))
+        assert text is not None
+        assert not any(customer in text.get_content() for customer in compliant)
+    assert "over-use OVERDUE" in result.stdout  # and the findings table is printed
 
 
 def test_the_demo_refuses_a_folder_that_is_not_a_statreport_one(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
-    result = subprocess.run(
-        [sys.executable, "-m", "statreport", "demo", "--data-dir", str(precious)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_demo(precious)
     assert result.returncode == 2
     assert "not a statreport data directory" in result.stderr
     assert (precious / "thesis.tex").exists()

@@ -14,39 +14,84 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STATREPORT_", extra="ignore")
 
-    data_dir: Path = Path("./statreport-data")
-    host: str = "127.0.0.1"
-    port: int = Field(default=8443, ge=0, le=65535)
-    admin_token: SecretStr | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    insecure_http: bool = False
+    data_dir: Path = Field(
+        Path("./statreport-data"),
+        description="the DuckDB file, the self-signed certificate, the outbox",
+    )
+    host: str = Field("127.0.0.1", description="listen address")
+    port: int = Field(8443, ge=0, le=65535, description="listen port")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="**required**: bearer token of the admin API; never written to disk, "
+        "checked by hash in constant time",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate; none: a self-signed one is made at "
+        "`<data dir>/tls/cert.pem` on first start and its SHA-256 fingerprint logged",
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM private key; none: `<data dir>/tls/key.pem`, made with the cert"
+    )
+    insecure_http: bool = Field(
+        False, description="plain HTTP, only behind a TLS-terminating proxy (`--insecure-http`)"
+    )
 
-    rate_limit_per_minute: int = Field(default=120, ge=1)
-    metrics_public: bool = False
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="requests a minute per licence key, then 429 with `Retry-After`"
+    )
+    metrics_public: bool = Field(False, description="serve `/metrics` without the admin token")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="`debug`, `info`, `warning` or `error`"
+    )
 
-    commit_window_ms: float = Field(default=2.0, ge=0, le=1000)
-    commit_max_reports: int = Field(default=5000, ge=1)
-    # Above the largest attestation bundle (16 MiB is about 60,000 reports).
-    max_pending_reports: int = Field(default=100_000, ge=1)
-    retry_after_seconds: int = Field(default=5, ge=1)
-    body_timeout_seconds: float = Field(default=30, gt=0)
-    duckdb_threads: int = Field(default=1, ge=1, le=256)
+    commit_window_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="how long the writer waits for more requests to share a commit",
+    )
+    commit_max_reports: int = Field(5000, ge=1, description="most reports in one commit")
+    max_pending_reports: int = Field(
+        100_000,
+        ge=1,
+        description="reports waiting to commit before new ones get 503; keep it above the "
+        "largest attestation bundle (16 MiB is about 60,000 reports)",
+    )
+    retry_after_seconds: int = Field(5, ge=1, description="`Retry-After` of a 503")
+    body_timeout_seconds: float = Field(
+        30, gt=0, description="a body not fully arrived by then gets 408 (4x for attestations)"
+    )
+    duckdb_threads: int = Field(
+        1, ge=1, le=256, description="DuckDB worker threads (more slowed ingest on 2 cores)"
+    )
 
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_from: str = "statreport@localhost"
-    smtp_ca_cert: Path | None = None
-    smtp_timeout_seconds: float = Field(default=30, gt=0)
-    report_cc: str | None = None
-    report_timezone: str = "UTC"
-    report_cron: str = "0 7 * * mon"
-    evaluation_cron: str = "0 1 * * *"
-    scheduler_enabled: bool = True
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server of the weekly emails; none: `.eml` files in `<data dir>/outbox/`",
+    )
+    smtp_port: int = Field(587, description="SMTP port")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="`starttls`, `tls` (implicit) or `none`"
+    )
+    smtp_user: str | None = Field(None, description="SMTP login, when the server wants one")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_from: str = Field("statreport@localhost", description="sender of the weekly emails")
+    smtp_ca_cert: Path | None = Field(
+        None, description="a private CA for the SMTP server's certificate; none: the system CAs"
+    )
+    smtp_timeout_seconds: float = Field(30, gt=0, description="per SMTP conversation")
+    report_cc: str | None = Field(None, description="an address that gets a digest of all accounts")
+    report_timezone: str = Field(
+        "UTC", description="time zone of both crons (daylight saving time included)"
+    )
+    report_cron: str = Field("0 7 * * mon", description="when the weekly report is sent")
+    evaluation_cron: str = Field(
+        "0 1 * * *", description="when the daily evaluation (as of yesterday) runs"
+    )
+    scheduler_enabled: bool = Field(
+        True, description="`false` runs no job; the API can still run both"
+    )
 
     @property
     def database_path(self) -> Path:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 Series = list[tuple[date, int | None, int | None]]
 
@@ -57,6 +58,7 @@ def usage_chart(
         label="regularization window",
     )
     axes.xaxis.set_major_formatter(DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts have no halves
     axes.tick_params(labelsize=7)
     values = [v for _, u, e in series for v in (u, e) if v is not None]
     axes.set_ylim(0, max(values, default=1) * 1.15 or 1)

@@ -195,6 +195,7 @@ def send_fleet(
     reports: Mapping[str, list[dict[str, Any]]],
     batch_size: int = 500,
     concurrency: int = 4,
+    label: str = "sending reports",
 ) -> tuple[int, int]:
     """Send each customer's reports with its licence key, in batches, with a progress bar.
 
@@ -214,7 +215,7 @@ def send_fleet(
     try:
         with (
             ThreadPoolExecutor(max_workers=concurrency) as pool,
-            click.progressbar(length=total, label="sending reports", file=sys.stderr) as bar,
+            click.progressbar(length=total, label=label, file=sys.stderr) as bar,
         ):
             futures = {
                 pool.submit(clients[customer_id].send, batch): len(batch)

@@ -6,6 +6,7 @@ import random
 import secrets
 import shutil
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -264,6 +265,67 @@ def _attest_earlier_quarter(
     return quarter
 
 
+def _start(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise click.ClickException("the demo server did not start; see the log above")
+        time.sleep(0.05)
+    return server, thread
+
+
+def _create_customers(admin: httpx.Client, customers: list[DemoCustomer]) -> dict[str, str]:
+    """Create each sample customer with its order forms; answer its licence key."""
+    keys = {}
+    for sample in customers:
+        document = {
+            "name": sample.name,
+            "account_manager": sample.manager,
+            "air_gapped": sample.air_gapped,
+            "orders": sample.orders,
+        }
+        admin.put(f"/v1/customers/{sample.customer_id}", json=document).raise_for_status()
+        created = admin.post(f"/v1/customers/{sample.customer_id}/license-keys")
+        keys[sample.customer_id] = created.raise_for_status().json()["license_key"]
+    return keys
+
+
+def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tuple[Any, Any]:
+    """Customers, phone-home, attestation, evaluation, weekly emails: (findings, deliveries)."""
+    customers = sample_customers(today)
+    as_of = today - timedelta(days=1)
+    with httpx.Client(
+        base_url=url, verify=verify, headers={"Authorization": f"Bearer {token}"}, timeout=120
+    ) as admin:
+        keys = _create_customers(admin, customers)
+        click.echo(f"created {len(customers)} customers, their order forms and keys", err=True)
+        reports = demo_reports(customers, today=today)
+        instances = sum(len(sample.environments) for sample in customers)
+        send_fleet(
+            url,
+            verify,
+            keys=keys,
+            reports=reports,
+            label=f"{instances} instances phoning home hourly for {DAYS} days",
+        )
+        for sample in customers:
+            if sample.air_gapped:
+                quarter = _attest_earlier_quarter(admin, sample, keys[sample.customer_id], today)
+                click.echo(
+                    f"{sample.customer_id} (air-gapped) uploaded its signed {quarter} "
+                    "attestation, and none since",
+                    err=True,
+                )
+        evaluation = admin.post("/v1/evaluations", json={"as_of": as_of.isoformat()})
+        findings = evaluation.raise_for_status().json()["findings"]
+        weekly = admin.post("/v1/weekly-reports", json={"as_of": as_of.isoformat(), "force": True})
+        deliveries = weekly.raise_for_status().json()["deliveries"]
+        click.echo(f"evaluated as of {as_of}; wrote the weekly emails", err=True)
+    return findings, deliveries
+
+
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     """Set up, simulate, evaluate, email, print; then exit, or keep serving."""
     _prepare(data_dir)
@@ -275,61 +337,40 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         scheduler_enabled=False,
         log_level="warning",
     )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(settings, app))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise click.ClickException("the demo server did not start; see the log above")
-        time.sleep(0.05)
+    server, thread = _start(settings)
     url = f"https://127.0.0.1:{settings.port}"
-    verify = verify_context(settings.cert_path)
     today = datetime.now(UTC).date()
-    customers = sample_customers(today)
     click.echo(f"statreport demo: server on {url}, data in {data_dir}", err=True)
-    with httpx.Client(
-        base_url=url, verify=verify, headers={"Authorization": f"Bearer {token}"}, timeout=120
-    ) as admin:
-        keys = {}
-        for sample in customers:
-            document = {
-                "name": sample.name,
-                "account_manager": sample.manager,
-                "air_gapped": sample.air_gapped,
-                "orders": sample.orders,
-            }
-            admin.put(f"/v1/customers/{sample.customer_id}", json=document).raise_for_status()
-            created = admin.post(f"/v1/customers/{sample.customer_id}/license-keys")
-            keys[sample.customer_id] = created.raise_for_status().json()["license_key"]
+    try:
         try:
-            send_fleet(url, verify, keys=keys, reports=demo_reports(customers, today=today))
-            for sample in customers:
-                if sample.air_gapped:
-                    attested = _attest_earlier_quarter(
-                        admin, sample, keys[sample.customer_id], today
-                    )
-                    click.echo(f"{sample.customer_id} attested {attested} offline", err=True)
-        except (SendFailed, KeyRefused, Rejected) as exc:
-            raise click.ClickException(f"phoning home failed: {exc}") from exc
+            findings, deliveries = _pipeline(url, verify_context(settings.cert_path), token, today)
+        except httpx.HTTPStatusError as exc:
+            raise click.ClickException(
+                f"the demo server answered {exc.response.status_code} to "
+                f"{exc.request.method} {exc.request.url.path}: {exc.response.text}"
+            ) from exc
+        except (SendFailed, KeyRefused, Rejected, httpx.TransportError) as exc:
+            raise click.ClickException(f"talking to the demo server failed: {exc}") from exc
         as_of = today - timedelta(days=1)
-        evaluation = admin.post("/v1/evaluations", json={"as_of": as_of.isoformat()})
-        findings = evaluation.raise_for_status().json()["findings"]
-        weekly = admin.post("/v1/weekly-reports", json={"as_of": as_of.isoformat(), "force": True})
-        deliveries = weekly.raise_for_status().json()["deliveries"]
-    click.echo(f"\nFindings as of {as_of} ({len(findings)}):")
-    for line in format_findings(findings, as_of=as_of):
-        click.echo("  " + line)
-    click.echo("\nWeekly emails (one per account manager):")
-    for delivery in deliveries:
-        click.echo(f"  {delivery['recipient']:<24} {delivery['subject']}\n    {delivery['detail']}")
-    if serve:
-        click.echo(f"\nServing {url} (certificate {settings.cert_path}); admin token: {token}")
+        click.echo(f"\nFindings as of {as_of} ({len(findings)}):")
+        for line in format_findings(findings, as_of=as_of):
+            click.echo("  " + line)
+        click.echo("\nWeekly emails (one per account manager; open them with a mail client):")
+        for delivery in deliveries:
+            click.echo(f"  {delivery['recipient']:<24} {delivery['subject']}")
+            click.echo(f"    {delivery['detail']}")
+        if not serve:
+            click.echo("\nTo explore the API too: statreport demo --serve")
+            return
+        click.echo(f"\nServing {url}; the API's pages are at {url}/docs")
+        click.echo(f"  export STATREPORT_ADMIN_TOKEN={token}")
+        click.echo(f"  statreport evaluate --server {url} --ca-cert {settings.cert_path}")
         click.echo("Press Ctrl+C to stop.")
         try:
             while thread.is_alive():
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
-    server.should_exit = True
-    thread.join(timeout=30)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
+
 from docs.configuration import END, START, settings_table
 from ingest.settings import Settings
+from statreport.cli import main
 from statreport.server import create_app
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -36,3 +39,29 @@ def test_the_api_table_lists_every_route_and_no_other(tmp_path: Path) -> None:
         for method, path in re.findall(r"`(GET|POST|PUT|DELETE) (/[^` ?]*)", api_section)
     }
     assert listed == documented
+
+
+def _leaf_commands(group: click.Group, prefix: str = "") -> set[str]:
+    names = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names |= _leaf_commands(command, f"{prefix}{name} ")
+        else:
+            names.add(f"{prefix}{name}")
+    return names
+
+
+def test_the_command_table_lists_every_command_and_no_other() -> None:
+    section = README.split("## Command line\n", 1)[1].split("\n## ", 1)[0]
+    listed = set()
+    for row in re.findall(r"^\| (.+?) \| ", section, flags=re.MULTILINE):
+        for usage in re.findall(r"`([^`]+)`", row):
+            words = usage.removeprefix("statreport ").split()
+            command = main.commands.get(words[0])
+            if isinstance(command, click.Group):
+                listed.add(f"{words[0]} {words[1]}")
+            elif command is not None:
+                listed.add(words[0])
+            else:
+                raise AssertionError(f"the README names a command that does not exist: {usage}")
+    assert listed == _leaf_commands(main)

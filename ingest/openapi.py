@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ingest.attestation import AttestationBundle
 from ingest.schemas import ReportBatch, StatisticsReport
 
 _REF = "#/components/schemas/{model}"
@@ -66,6 +67,26 @@ def add_reports_path(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[s
         document["components"].setdefault("securitySchemes", {})["licenseKey"] = {
             "type": "http",
             "scheme": "bearer",
+        }
+        # The attestation route reads its body itself (up to 16 MiB, with a deadline), so
+        # FastAPI cannot see its schema either.
+        bundle = AttestationBundle.model_json_schema(ref_template=_REF)
+        schemas.update(bundle.pop("$defs", {}))
+        schemas["AttestationBundle"] = bundle
+        attestation = document["paths"]["/v1/attestations"]["post"]
+        attestation["security"] = [{"licenseKey": []}]
+        attestation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model="AttestationBundle")}}
+            },
+        }
+        attestation["responses"] = {
+            **responses,
+            "413": _error("413", "Over 16 MiB")["413"],
+            "422": _error("422", "Bad signature, shape, report or quarter; nothing was stored")[
+                "422"
+            ],
         }
         cache.update(document)
         return cache

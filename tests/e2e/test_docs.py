@@ -30,6 +30,16 @@ def test_the_openapi_document_describes_the_phone_home_route(server: RunningServ
     assert report["additionalProperties"] is False
     assert "users" in document["components"]["schemas"]["ReportMetrics"]["required"]
     assert "/v1/customers/{customer_id}" in document["paths"]
+    attestation = document["paths"]["/v1/attestations"]["post"]
+    assert attestation["security"] == [{"licenseKey": []}]
+    schema = attestation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/AttestationBundle"}
+    bundle = document["components"]["schemas"]["AttestationBundle"]
+    assert {"quarter", "reports", "certification", "signature"} <= set(bundle["required"])
+    assert bundle["properties"]["reports"]["items"] == {
+        "$ref": "#/components/schemas/StatisticsReport"
+    }
+    assert "Certification" in document["components"]["schemas"]
 
 
 def test_the_docs_pages_load_nothing_from_the_internet(server: RunningServer) -> None:

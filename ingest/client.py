@@ -184,16 +184,23 @@ class Spool:
         reason = {"status": status, "detail": detail, "at": datetime.now(UTC).isoformat()}
         _write_atomically(target.with_suffix(".reason.json"), json.dumps(reason).encode())
 
-    def next_identity(self) -> tuple[str, int]:
-        """This installation's instance_id (created once) and its next sequence number."""
+    def next_identity(self, *, advance: bool = True) -> tuple[str, int]:
+        """This installation's instance_id (created once) and its next sequence number.
+
+        With ``advance=False`` the sequence number is only looked at, not used up.
+        """
         state_path = self.directory / "instance.json"
-        if state_path.exists():
+        known = state_path.exists()
+        if known:
             state = json.loads(state_path.read_text())
         else:
             state = {"instance_id": str(uuid.uuid4()), "sequence": -1}
-        state["sequence"] += 1
-        _write_atomically(state_path, json.dumps(state).encode())
-        return state["instance_id"], state["sequence"]
+        sequence: int = state["sequence"] + 1
+        if advance:
+            state["sequence"] = sequence
+        if advance or not known:
+            _write_atomically(state_path, json.dumps(state).encode())
+        return state["instance_id"], sequence
 
 
 def _write_atomically(path: Path, content: bytes) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import sys
 from collections import defaultdict
@@ -42,9 +43,9 @@ EXIT_REJECTED = 3
 @click.option(
     "--license-key",
     envvar="STATREPORT_LICENSE_KEY",
-    required=True,
     show_envvar=True,
-    help="This installation's licence key; prefer the environment variable.",
+    help="This installation's licence key; prefer the environment variable. "
+    "Not needed with --dry-run.",
 )
 @click.option(
     "--spool",
@@ -68,16 +69,22 @@ EXIT_REJECTED = 3
 @click.option("--roles", type=click.IntRange(0, 10_000_000))
 @click.option("--service-accounts", type=click.IntRange(0, 10_000_000))
 @click.option("--flush-only", is_flag=True, help="Only send what is already spooled.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the report exactly as it would be sent, and send and spool nothing.",
+)
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=500, show_default=True)
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=8, show_default=True)
 def phone_home(
     server: str,
     ca_cert: Path | None,
-    license_key: str,
+    license_key: str | None,
     spool_dir: Path,
     environment: str,
     product_version: str,
     flush_only: bool,
+    dry_run: bool,
     batch_size: int,
     max_attempts: int,
     **metrics: int | None,
@@ -91,22 +98,25 @@ def phone_home(
     Exit codes: 0 everything sent; 1 reports remain spooled (server unreachable, overloaded,
     or the key was refused); 2 usage error; 3 some reports were refused for good and moved
     to <spool>/rejected with the reason.
+
+    --dry-run shows an administrator everything this installation would send: the report
+    is printed as JSON on stdout, and nothing is spooled or sent.
     """
     spool = Spool(spool_dir)
+    if dry_run:
+        if flush_only:
+            raise click.UsageError("--dry-run shows a new report; it cannot go with --flush-only")
+        report = _new_report(spool, environment, product_version, metrics, advance=False)
+        click.echo(json.dumps(report, indent=2))
+        return
+    if not license_key:
+        raise click.UsageError("--license-key or STATREPORT_LICENSE_KEY is required")
     if not flush_only:
-        if metrics.get("users") is None:
-            raise click.UsageError("--users is required (or pass --flush-only)")
-        instance_id, sequence = spool.next_identity()
-        counts = {name: value for name, value in metrics.items() if value is not None}
-        report = build_report(
-            instance_id=instance_id,
-            sequence=sequence,
-            environment=environment,
-            product_version=product_version,
-            metrics={name: counts[name] for name in REPORT_METRICS if name in counts},
-        )
+        report = _new_report(spool, environment, product_version, metrics, advance=True)
         spool.add(report)
-        click.echo(f"spooled report {report['report_id']} (sequence {sequence})", err=True)
+        click.echo(
+            f"spooled report {report['report_id']} (sequence {report['sequence']})", err=True
+        )
     with PhoneHomeClient(
         server,
         license_key=license_key,
@@ -124,6 +134,27 @@ def phone_home(
     if summary.rejected:
         click.echo(f"see {spool.rejected_dir} for the refused reports and why", err=True)
         sys.exit(EXIT_REJECTED)
+
+
+def _new_report(
+    spool: Spool,
+    environment: str,
+    product_version: str,
+    metrics: dict[str, int | None],
+    *,
+    advance: bool,
+) -> dict[str, Any]:
+    if metrics.get("users") is None:
+        raise click.UsageError("--users is required (or pass --flush-only)")
+    instance_id, sequence = spool.next_identity(advance=advance)
+    counts = {name: value for name, value in metrics.items() if value is not None}
+    return build_report(
+        instance_id=instance_id,
+        sequence=sequence,
+        environment=environment,
+        product_version=product_version,
+        metrics={name: counts[name] for name in REPORT_METRICS if name in counts},
+    )
 
 
 @click.command("simulate")

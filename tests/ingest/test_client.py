@@ -163,3 +163,50 @@ def test_phone_home_exits_3_when_a_report_is_refused_for_good(
     assert list(spool.pending_dir.glob("*.json")) == []
     (reason,) = spool.rejected_dir.glob("*.reason.json")
     assert "MAJOR.MINOR.PATCH" in json.loads(reason.read_text())["detail"]
+
+
+def test_dry_run_shows_the_report_that_would_be_sent_and_sends_nothing(
+    server: RunningServer, acme_key: str, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    shown = []
+    for _ in range(2):  # looking twice uses up nothing
+        result = CliRunner().invoke(
+            main,
+            ["phone-home", "--spool", str(spool), "--dry-run", "--users", "7", "--tenants", "2"],
+            env={"STATREPORT_LICENSE_KEY": None},  # no licence key needed to look
+        )
+        assert result.exit_code == 0, result.output
+        shown.append(json.loads(result.stdout))
+    assert list((spool / "pending").glob("*.json")) == []
+    report = shown[0]
+    assert set(report) == {
+        "schema_version",
+        "report_id",
+        "instance_id",
+        "environment",
+        "generated_at",
+        "product_version",
+        "sequence",
+        "metrics",
+    }
+    assert report["metrics"] == {"users": 7, "tenants": 2}
+    assert (shown[1]["instance_id"], shown[1]["sequence"]) == (report["instance_id"], 0)
+
+    # The real run then sends a report of the same installation, with that sequence.
+    code, output = phone_home(server.url, acme_key, spool, server.ca_cert, "--users", "7")
+    assert code == 0, output
+    server.stop()
+    rows = query(server.data_dir, "SELECT instance_id::VARCHAR, sequence FROM reports")
+    assert rows == [(report["instance_id"], 0)]
+
+
+def test_phone_home_without_a_key_names_the_fix(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["phone-home", "--spool", str(tmp_path / "spool"), "--users", "7"],
+        env={"STATREPORT_LICENSE_KEY": None},
+    )
+    assert result.exit_code == 2
+    assert "STATREPORT_LICENSE_KEY is required" in result.output
+    assert list((tmp_path / "spool" / "pending").glob("*.json")) == []

@@ -63,6 +63,8 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
             for row in _csv_rows(message)
         }
         assert found == expected[manager], manager
+        charts = [part for part in message.walk() if part.get_content_type() == "image/png"]
+        assert len(charts) == sum(1 for _, kind, _, _ in found if kind == "overuse")
         needing_action = {
             customer for customer, kind, status, _ in found if status != "regularized"
         }

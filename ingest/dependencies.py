@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.auth import Keyring
 from ingest.ratelimit import RateLimiter
@@ -52,12 +53,20 @@ ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
 ACTOR_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"
 
 
+# Declares the admin token as a bearer scheme in the OpenAPI document, so that /docs can
+# send it; the check itself, and its problem+json 401, stay with the keyring.
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="adminToken", description="STATREPORT_ADMIN_TOKEN"
+)
+
+
 async def require_admin(
+    request: Request,
     keyring: KeyringDep,
-    authorization: Annotated[str | None, Header()] = None,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:
     """Admit only the admin token."""
-    keyring.require_admin(authorization)
+    keyring.require_admin(request.headers.get("authorization"))
 
 
 async def admin_actor(

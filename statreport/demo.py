@@ -7,6 +7,7 @@ import secrets
 import shutil
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -326,6 +327,14 @@ def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tupl
     return findings, deliveries
 
 
+def _command() -> str:
+    """How the user can run statreport again: by name when it is on PATH, else by path."""
+    invoked = Path(sys.argv[0])
+    if shutil.which("statreport") or invoked.name != "statreport":
+        return "statreport"
+    return str(invoked)
+
+
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     """Set up, simulate, evaluate, email, print; then exit, or keep serving."""
     _prepare(data_dir)
@@ -360,11 +369,11 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
             click.echo(f"  {delivery['recipient']:<24} {delivery['subject']}")
             click.echo(f"    {delivery['detail']}")
         if not serve:
-            click.echo("\nTo explore the API too: statreport demo --serve")
+            click.echo(f"\nTo explore the API too: {_command()} demo --serve")
             return
         click.echo(f"\nServing {url}; the API's pages are at {url}/docs")
         click.echo(f"  export STATREPORT_ADMIN_TOKEN={token}")
-        click.echo(f"  statreport evaluate --server {url} --ca-cert {settings.cert_path}")
+        click.echo(f"  {_command()} evaluate --server {url} --ca-cert {settings.cert_path}")
         click.echo("Press Ctrl+C to stop.")
         try:
             while thread.is_alive():

@@ -242,14 +242,20 @@ def demo_reports(
 
 def _attest_earlier_quarter(
     admin: httpx.Client, customer: DemoCustomer, license_key: str, today: date
-) -> str:
-    """Upload a signed attestation for the quarter before the one now overdue."""
+) -> tuple[str, int]:
+    """Upload a signed attestation for the quarter before the one now overdue.
+
+    Answers the quarter and how many of its reports were stored.
+    """
     # The latest due quarter is the one before the quarter of 30 days ago; attest the one before.
     quarter = previous_quarter(previous_quarter(quarter_of(today - timedelta(days=31))))
     first, last = quarter_bounds(quarter)
     instance = SimulatedInstance(customer.customer_id, str(uuid.uuid4()), PRODUCTION, 30)
     days = (last - first).days + 1
-    reports = [r for _, r in fleet_reports([instance], days=days, reports_per_day=4, end=last)]
+    # A seed of its own: the phone-home fleet's seed would repeat its report_ids, which the
+    # server would rightly take for duplicates.
+    generated = fleet_reports([instance], days=days, reports_per_day=4, end=last, seed=99)
+    reports = [report for _, report in generated]
     certification = {
         "officer_name": "Dana Scully",
         "officer_title": "Chief Information Security Officer",
@@ -263,7 +269,7 @@ def _attest_earlier_quarter(
         "/v1/attestations", json=bundle, headers={"Authorization": f"Bearer {license_key}"}
     )
     answer.raise_for_status()
-    return quarter
+    return quarter, answer.json()["stored"]
 
 
 def _start(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
@@ -304,19 +310,21 @@ def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tupl
         click.echo(f"created {len(customers)} customers, their order forms and keys", err=True)
         reports = demo_reports(customers, today=today)
         instances = sum(len(sample.environments) for sample in customers)
-        send_fleet(
+        stored, duplicates = send_fleet(
             url,
             verify,
             keys=keys,
             reports=reports,
             label=f"{instances} instances phoning home hourly for {DAYS} days",
         )
+        click.echo(f"{stored} reports stored, {duplicates} duplicates", err=True)
         for sample in customers:
             if sample.air_gapped:
-                quarter = _attest_earlier_quarter(admin, sample, keys[sample.customer_id], today)
+                key = keys[sample.customer_id]
+                quarter, attested = _attest_earlier_quarter(admin, sample, key, today)
                 click.echo(
                     f"{sample.customer_id} (air-gapped) uploaded its signed {quarter} "
-                    "attestation, and none since",
+                    f"attestation ({attested} reports stored), and none since",
                     err=True,
                 )
         evaluation = admin.post("/v1/evaluations", json={"as_of": as_of.isoformat()})

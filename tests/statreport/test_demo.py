@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import email
 import io
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,7 +14,9 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from ingest.attestation import quarter_bounds
 from statreport.demo import sample_customers
+from tests.support import query
 
 
 def _run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -42,6 +45,13 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
         assert result.returncode == 0, result.stderr
     samples = sample_customers(datetime.now(UTC).date())
     assert 6 <= len(samples) <= 10
+    # Every report sent was new: none was lost as a duplicate of another's report_id.
+    sent = dict(query(data_dir, "SELECT source, count(*) FROM reports GROUP BY 1"))
+    assert f"{sent['phone_home']} reports stored, 0 duplicates" in result.stderr
+    quarter_match = re.search(r"signed (\d{4}Q\d) attestation \((\d+) reports", result.stderr)
+    assert quarter_match is not None
+    first, last = quarter_bounds(quarter_match[1])
+    assert sent["attestation"] == int(quarter_match[2]) == 4 * ((last - first).days + 1)
 
     emails = {}
     for path in sorted((data_dir / "outbox").glob("*.eml")):

@@ -40,6 +40,9 @@ class Rejected(Exception):
     detail: str
     bad_indexes: set[int] = field(default_factory=set)
 
+    def __str__(self) -> str:
+        return f"the server answered {self.status}: {self.detail}"
+
 
 @dataclass(frozen=True)
 class SendResult:

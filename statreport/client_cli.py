@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import sys
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -170,7 +171,14 @@ def _new_report(
 @click.option("--days", type=click.IntRange(1, 400), default=90, show_default=True)
 @click.option("--reports-per-day", type=click.IntRange(1, 288), default=1, show_default=True)
 @click.option("--prefix", default="sim", show_default=True, help="Customer id prefix.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="With the same prefix and seed, a rerun sends the same reports again (all duplicates); "
+    "another prefix or seed makes another fleet.",
+)
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=500, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
 @exit_on_http_errors
@@ -193,6 +201,9 @@ def simulate(
     the last DAYS days. Each customer gets an order form and a licence key first.
     """
     customer_ids = [f"{prefix}-{index:04d}" for index in range(customers)]
+    # The prefix is part of the seed: fleets of other prefixes must not share instance_ids
+    # (the server would answer 409) or report_ids (it would take them for duplicates).
+    seed = zlib.crc32(f"{prefix}:{seed}".encode())
     instance_fleet = fleet(customers=customer_ids, instances=instances, seed=seed)
     by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for customer_id, report in fleet_reports(

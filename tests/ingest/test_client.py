@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ingest.client import PhoneHomeClient, SendFailed, Spool, flush
+from ingest.client import PhoneHomeClient, Rejected, SendFailed, Spool, flush
 from statreport.cli import main
 from tests.conftest import ServerFactory
 from tests.support import RunningServer, free_port, make_report, query
@@ -210,3 +210,13 @@ def test_phone_home_without_a_key_names_the_fix(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "STATREPORT_LICENSE_KEY is required" in result.output
     assert list((tmp_path / "spool" / "pending").glob("*.json")) == []
+
+
+def test_a_refusal_says_what_the_server_answered(server: RunningServer, acme_key: str) -> None:
+    with (
+        PhoneHomeClient(server.url, license_key=acme_key, verify=server.verify()) as client,
+        pytest.raises(Rejected) as refused,
+    ):
+        client.send([make_report(product_version="not-a-version")])
+    assert str(refused.value).startswith("the server answered 422: ")
+    assert "MAJOR.MINOR.PATCH" in str(refused.value)

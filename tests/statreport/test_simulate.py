@@ -59,3 +59,21 @@ def test_admin_cli_applies_customers_and_manages_keys(
     assert "No licence key 'key_missing'" in err
     code, out, _ = run(server, "customers", "list")
     assert out.startswith("acme")
+
+
+def test_a_rerun_only_resends_and_another_prefix_makes_another_fleet(
+    server: RunningServer,
+) -> None:
+    args = ("simulate", "--customers", "2", "--instances", "4", "--days", "3")
+    code, out, _ = run(server, *args)
+    assert (code, "12 reports stored, 0 duplicates" in out) == (0, True), out
+    code, out, _ = run(server, *args)  # the same fleet again: nothing is counted twice
+    assert (code, "0 reports stored, 12 duplicates" in out) == (0, True), out
+    code, out, err = run(server, *args, "--prefix", "other")
+    assert (code, "12 reports stored, 0 duplicates" in out) == (0, True), out + err
+    server.stop()
+    instances = query(
+        server.data_dir,
+        "SELECT count(*), count(DISTINCT instance_id) FROM reports GROUP BY left(customer_id, 3)",
+    )
+    assert sorted(instances) == [(12, 4), (12, 4)]

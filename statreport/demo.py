@@ -317,7 +317,7 @@ def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tupl
             reports=reports,
             label=f"{instances} instances phoning home hourly for {DAYS} days",
         )
-        click.echo(f"{stored} reports stored, {duplicates} duplicates", err=True)
+        click.echo(f"{stored:,} reports stored, {duplicates:,} duplicates", err=True)
         for sample in customers:
             if sample.air_gapped:
                 key = keys[sample.customer_id]

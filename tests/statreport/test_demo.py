@@ -47,7 +47,7 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
     assert 6 <= len(samples) <= 10
     # Every report sent was new: none was lost as a duplicate of another's report_id.
     sent = dict(query(data_dir, "SELECT source, count(*) FROM reports GROUP BY 1"))
-    assert f"{sent['phone_home']} reports stored, 0 duplicates" in result.stderr
+    assert f"{sent['phone_home']:,} reports stored, 0 duplicates" in result.stderr
     quarter_match = re.search(r"signed (\d{4}Q\d) attestation \((\d+) reports", result.stderr)
     assert quarter_match is not None
     first, last = quarter_bounds(quarter_match[1])

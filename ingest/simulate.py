@@ -29,7 +29,9 @@ def fleet(*, customers: list[str], instances: int, seed: int = 0) -> list[Simula
 
     Each customer's first instance is production; the others alternate.
     """
-    rng = random.Random(seed)
+    # The customers are part of the seed: fleets of other customers must not share
+    # instance_ids (the server would answer 409); the same ones and seed give the same fleet.
+    rng = random.Random(f"{seed}:{','.join(customers)}")
     fleet_: list[SimulatedInstance] = []
     for index in range(instances):
         customer_id = customers[index % len(customers)]
@@ -58,7 +60,9 @@ def fleet_reports(
     a little under the day's peak, which the report at noon reaches. Reports of the last day
     are generated in the past, so none is in the future.
     """
-    rng = random.Random(seed + 1)
+    # The instances are part of the seed, so that other fleets never repeat these report_ids
+    # (the server would take them for duplicates), while a rerun resends exactly these.
+    rng = random.Random(f"{seed}:{','.join(i.instance_id for i in instances)}")
     now = datetime.now(UTC)
     last_day = end or (now - timedelta(hours=1)).date()
     step = timedelta(days=1) / reports_per_day
@@ -66,10 +70,7 @@ def fleet_reports(
     sequences = {instance.instance_id: 0 for instance in instances}
     for offset in range(days - 1, -1, -1):
         day_start = datetime.combine(last_day - timedelta(days=offset), datetime.min.time(), UTC)
-        peaks = {
-            instance.instance_id: peak_users(instance, offset) if peak_users else None
-            for instance in instances
-        }
+        peaks = {i.instance_id: peak_users(i, offset) for i in instances} if peak_users else {}
         for slot in range(reports_per_day):
             moment = day_start + slot * step + timedelta(seconds=rng.randint(0, 59))
             if moment > now:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import ssl
 import sys
-import zlib
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -201,9 +200,6 @@ def simulate(
     the last DAYS days. Each customer gets an order form and a licence key first.
     """
     customer_ids = [f"{prefix}-{index:04d}" for index in range(customers)]
-    # The prefix is part of the seed: fleets of other prefixes must not share instance_ids
-    # (the server would answer 409) or report_ids (it would take them for duplicates).
-    seed = zlib.crc32(f"{prefix}:{seed}".encode())
     instance_fleet = fleet(customers=customer_ids, instances=instances, seed=seed)
     by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for customer_id, report in fleet_reports(

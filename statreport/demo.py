@@ -252,10 +252,7 @@ def _attest_earlier_quarter(
     first, last = quarter_bounds(quarter)
     instance = SimulatedInstance(customer.customer_id, str(uuid.uuid4()), PRODUCTION, 30)
     days = (last - first).days + 1
-    # A seed of its own: the phone-home fleet's seed would repeat its report_ids, which the
-    # server would rightly take for duplicates.
-    generated = fleet_reports([instance], days=days, reports_per_day=4, end=last, seed=99)
-    reports = [report for _, report in generated]
+    reports = [r for _, r in fleet_reports([instance], days=days, reports_per_day=4, end=last)]
     certification = {
         "officer_name": "Dana Scully",
         "officer_title": "Chief Information Security Officer",

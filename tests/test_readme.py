@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -65,3 +66,11 @@ def test_the_command_table_lists_every_command_and_no_other() -> None:
             else:
                 raise AssertionError(f"the README names a command that does not exist: {usage}")
     assert listed == _leaf_commands(main)
+
+
+def test_the_wire_format_example_is_the_file_it_names() -> None:
+    section = README.split("## Sending a report\n", 1)[1]
+    shown = section.split("```json\n", 1)[1].split("```", 1)[0]
+    example = Path(__file__).resolve().parent.parent / "examples" / "report.json"
+    assert json.loads(shown) == json.loads(example.read_text())
+    assert "[`examples/report.json`](examples/report.json)" in section

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from ingest.attestation import previous_quarter, quarter_bounds, quarter_of
+from core.quarters import previous_quarter, quarter_bounds, quarter_of
 
 KEYS = ["customer_id", "metric"]
 REGULARIZATION_DAYS = 30

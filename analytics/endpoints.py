@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from analytics import service
 from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest
-from ingest.dependencies import AdminDep, ApiMetricsDep, StoreDep
+from core.dependencies import AdminDep, ApiMetricsDep, StoreDep
 
 router = APIRouter(tags=["compliance"], dependencies=[AdminDep])
 

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ingest.schemas import REPORT_METRICS
+from core.usage_metrics import REPORT_METRICS
 
 _METRIC_PEAKS = ", ".join(f"max({m}) AS {m}" for m in REPORT_METRICS)
 # Built from a constant tuple of column names; values arrive as parameters only.

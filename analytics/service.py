@@ -24,8 +24,8 @@ from analytics.compliance import (
 from analytics.entitlements import active_order_days, daily_entitlements
 from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, UsageDay
 from analytics.usage import USAGE_METRICS, daily_usage
-from ingest.errors import InvalidPayload, NotFound
-from ingest.store import Store
+from core.errors import InvalidPayload, NotFound
+from core.store import Store
 
 log = logging.getLogger("statreport.analytics")
 
@@ -255,3 +255,12 @@ async def metric_series(
     return await asyncio.to_thread(
         series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
     )
+
+
+async def accounts_per_manager(store: Store) -> dict[str, int]:
+    """How many customers each account manager looks after."""
+    customers = await store.read(repository.customers)
+    counts: dict[str, int] = {}
+    for manager in customers["account_manager"].to_list():
+        counts[manager] = counts.get(manager, 0) + 1
+    return counts

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from ingest.schemas import REPORT_METRICS
+from core.usage_metrics import REPORT_METRICS
 
 INSTANCE_METRICS = ("production_instances", "non_production_instances")
 USAGE_METRICS = (*INSTANCE_METRICS, *REPORT_METRICS)

@@ -21,8 +21,9 @@ from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ingest.migrations import migrate
-from ingest.schemas import REPORT_METRICS, StatisticsReport, usage_day
+from core.migrations import migrate
+from core.usage_metrics import REPORT_METRICS
+from ingest.schemas import StatisticsReport, usage_day
 
 _REPORT = TypeAdapter(StatisticsReport)
 

@@ -31,7 +31,7 @@ import duckdb  # noqa: E402
 
 from analytics.repository import _INSTANCE_DAYS  # noqa: E402
 from analytics.service import compute_findings, load_inputs  # noqa: E402
-from ingest.store import Store  # noqa: E402
+from core.store import Store  # noqa: E402
 
 
 def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
@@ -88,7 +88,7 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     con.execute("CHECKPOINT")
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()
-    store._con.close()  # type: ignore[union-attr]
+    store.close_file()
     return int(row[0]) if row else 0
 
 

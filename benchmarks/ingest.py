@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.tls import ensure_self_signed  # noqa: E402
+from core.tls import ensure_self_signed  # noqa: E402
 
 ADMIN_TOKEN = "bench-admin-token-" + uuid.uuid4().hex
 

@@ -1,1 +1,1 @@
-"""Phone-home ingest: the report endpoint, customers, licence keys and durable storage."""
+"""Phone-home ingest: the report and attestation endpoints, and the group commit of reports."""

@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from ingest.errors import InvalidPayload, MalformedBody
-from ingest.problems import describe_validation_errors, summarize
+from core.errors import InvalidPayload, MalformedBody
+from core.problems import describe_validation_errors, summarize
+from core.quarters import quarter_bounds
 from ingest.schemas import StatisticsReport, time_window_errors, usage_day
 
 MAX_BUNDLE_BYTES = 16 << 20
@@ -42,25 +43,6 @@ class AttestationBundle(BaseModel):
     reports: Annotated[list[StatisticsReport], Field(min_length=1, max_length=200_000)]
     certification: Certification
     signature: Annotated[str, StringConstraints(pattern=_SIGNATURE.pattern)]
-
-
-def quarter_bounds(quarter: str) -> tuple[date, date]:
-    """First and last day of ``2026Q3``."""
-    year, number = int(quarter[:4]), int(quarter[5])
-    first = date(year, 3 * number - 2, 1)
-    following = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
-    return first, following - timedelta(days=1)
-
-
-def quarter_of(day: date) -> str:
-    """The quarter a day is in: ``2026Q3``."""
-    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
-
-
-def previous_quarter(quarter: str) -> str:
-    """The quarter before ``2026Q1`` is ``2025Q4``."""
-    year, number = int(quarter[:4]), int(quarter[5])
-    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
 
 
 def build_bundle(

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from core.auth import bearer_token
+from core.dependencies import KeyringDep, RateLimiterDep, SettingsDep, StoreDep
+from core.errors import RateLimited
 from ingest import repository
 from ingest.attestation import MAX_BUNDLE_BYTES, verify_bundle
-from ingest.auth import bearer_token
 from ingest.body import read_json_body
-from ingest.dependencies import KeyringDep, RateLimiterDep, SettingsDep, StoreDep
-from ingest.errors import RateLimited
 from ingest.service import ingest_reports
 
 log = logging.getLogger("statreport.attestation")

@@ -7,7 +7,7 @@ import zlib
 
 from starlette.requests import Request
 
-from ingest.errors import BodyTimeout, MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BodyTimeout, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1 << 20
 

@@ -7,12 +7,12 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from ingest.auth import Keyring
+from core.auth import Keyring
+from core.errors import RateLimited
+from core.ratelimit import RateLimiter
+from core.store import Store
 from ingest.body import read_json_body
-from ingest.errors import RateLimited
-from ingest.ratelimit import RateLimiter
 from ingest.service import ingest_reports, parse_reports
-from ingest.store import Store
 
 
 async def post_reports(request: Request) -> Response:

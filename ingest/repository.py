@@ -1,8 +1,7 @@
-"""Every SQL statement that touches customers, keys, instances, reports and the audit log."""
+"""Every SQL statement that touches reports, instances and attestations."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -11,7 +10,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest.schemas import REPORT_METRICS, CustomerDocument, StatisticsReport, generated_moment
+from core.usage_metrics import REPORT_METRICS
+from ingest.schemas import StatisticsReport, generated_moment
 
 _REPORT_SCHEMA = pa.schema(
     [
@@ -76,16 +76,6 @@ def stage_reports(
     return StagedReports(
         reports, customer_id, key_id, source, received_at, _report_table([(staged, reports)])
     )
-
-
-@dataclass(frozen=True, slots=True)
-class LicenseKeyRecord:
-    """A stored licence key: its hash only, never the key."""
-
-    key_id: str
-    customer_id: str
-    key_hash: str
-    revoked: bool
 
 
 def _report_table(
@@ -221,195 +211,6 @@ def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     }
 
 
-def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
-    """Every licence key record."""
-    return [
-        LicenseKeyRecord(key_id=r[0], customer_id=r[1], key_hash=r[2], revoked=r[3] is not None)
-        for r in con.execute(
-            "SELECT key_id, customer_id, key_hash, revoked_at FROM license_keys"
-        ).fetchall()
-    ]
-
-
-def insert_license_key(
-    con: duckdb.DuckDBPyConnection, *, record: LicenseKeyRecord, created_at: datetime
-) -> None:
-    """Store a new licence key's hash."""
-    con.execute(
-        "INSERT INTO license_keys VALUES (?, ?, ?, ?, NULL)",
-        [record.key_id, record.customer_id, record.key_hash, created_at],
-    )
-
-
-def license_key(con: duckdb.DuckDBPyConnection, *, key_id: str) -> dict[str, Any] | None:
-    """One key's public fields, or None."""
-    row = con.execute(
-        "SELECT key_id, customer_id, created_at, revoked_at FROM license_keys WHERE key_id = ?",
-        [key_id],
-    ).fetchone()
-    if row is None:
-        return None
-    return {"key_id": row[0], "customer_id": row[1], "created_at": row[2], "revoked_at": row[3]}
-
-
-def customer_license_keys(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str
-) -> list[dict[str, Any]]:
-    """A customer's keys, without hashes."""
-    rows = con.execute(
-        "SELECT key_id, created_at, revoked_at FROM license_keys WHERE customer_id = ? "
-        "ORDER BY created_at",
-        [customer_id],
-    ).fetchall()
-    return [{"key_id": r[0], "created_at": r[1], "revoked_at": r[2]} for r in rows]
-
-
-def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datetime) -> None:
-    """Mark a key revoked (idempotent: the first revocation time is kept)."""
-    con.execute(
-        "UPDATE license_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
-        [at, key_id],
-    )
-
-
-def customer_row(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
-    """A stored customer document with its timestamps, or None."""
-    row = con.execute(
-        "SELECT document, created_at, updated_at FROM customers WHERE customer_id = ?",
-        [customer_id],
-    ).fetchone()
-    if row is None:
-        return None
-    return {
-        **json.loads(row[0]),
-        "customer_id": customer_id,
-        "created_at": row[1],
-        "updated_at": row[2],
-    }
-
-
-def customer_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every customer, ordered by id."""
-    rows = con.execute(
-        "SELECT customer_id, document, created_at, updated_at FROM customers ORDER BY customer_id"
-    ).fetchall()
-    return [
-        {**json.loads(r[1]), "customer_id": r[0], "created_at": r[2], "updated_at": r[3]}
-        for r in rows
-    ]
-
-
-def replace_customer(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    customer_id: str,
-    document: CustomerDocument,
-    created_at: datetime,
-    updated_at: datetime,
-) -> None:
-    """Replace a customer and all its order forms and entitlements, in the caller's transaction."""
-    con.execute("DELETE FROM entitlements WHERE customer_id = ?", [customer_id])
-    con.execute("DELETE FROM order_forms WHERE customer_id = ?", [customer_id])
-    con.execute("DELETE FROM customers WHERE customer_id = ?", [customer_id])
-    con.execute(
-        "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            customer_id,
-            document.name,
-            document.account_manager,
-            document.air_gapped,
-            document.model_dump_json(exclude_none=True),
-            created_at,
-            updated_at,
-        ],
-    )
-    entitlement_rows: list[tuple[str, str, str, Any, str, int]] = []
-    for order in document.orders:
-        con.execute(
-            "INSERT INTO order_forms VALUES (?, ?, ?, ?, ?)",
-            [
-                customer_id,
-                order.order_id,
-                order.start,
-                order.end,
-                order.entitlements.users_per_pack,
-            ],
-        )
-        for item, quantity in order.entitlements.model_dump(exclude_none=True).items():
-            if item != "users_per_pack":
-                entitlement_rows.append(
-                    (customer_id, order.order_id, "", order.start, item, quantity)
-                )
-        for addon in order.addons:
-            for item, quantity in addon.entitlements.model_dump(exclude_none=True).items():
-                entitlement_rows.append(
-                    (customer_id, order.order_id, addon.addon_id, addon.effective, item, quantity)
-                )
-    if entitlement_rows:
-        con.executemany("INSERT INTO entitlements VALUES (?, ?, ?, ?, ?, ?)", entitlement_rows)
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
-def append_audit(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    target: str,
-    before: Any,
-    after: Any,
-) -> None:
-    """Record one admin change, in the caller's transaction."""
-    con.execute(
-        "INSERT INTO audit_log (changed_at, actor, action, target, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            at,
-            actor,
-            action,
-            target,
-            None if before is None else json.dumps(before, default=_json_default, sort_keys=True),
-            None if after is None else json.dumps(after, default=_json_default, sort_keys=True),
-        ],
-    )
-
-
-def audit_entries(
-    con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """The newest audit entries first, optionally for one target."""
-    sql = "SELECT audit_id, changed_at, actor, action, target, before, after FROM audit_log"
-    params: list[Any] = []
-    if target is not None:
-        sql += " WHERE target = ?"
-        params.append(target)
-    sql += " ORDER BY audit_id DESC LIMIT ?"
-    params.append(limit)
-    return [
-        {
-            "audit_id": r[0],
-            "at": r[1],
-            "actor": r[2],
-            "action": r[3],
-            "target": r[4],
-            "before": None if r[5] is None else json.loads(r[5]),
-            "after": None if r[6] is None else json.loads(r[6]),
-        }
-        for r in con.execute(sql, params).fetchall()
-    ]
-
-
-def touch_heartbeat(con: duckdb.DuckDBPyConnection, *, at: datetime) -> None:
-    """A tiny committed write that proves storage accepts writes."""
-    con.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [at])
-
-
 def record_attestation(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -440,15 +241,3 @@ def record_attestation(
             key_id,
         ],
     )
-
-
-def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
-    """Copy every table, constraint and sequence into a new DuckDB file at ``destination``."""
-    row = con.execute("SELECT current_database()").fetchone()
-    assert row is not None
-    source = str(row[0]).replace('"', '""')
-    con.execute("ATTACH ? AS statreport_backup", [destination])
-    try:
-        con.execute(f'COPY FROM DATABASE "{source}" TO statreport_backup')
-    finally:
-        con.execute("DETACH statreport_backup")

@@ -1,4 +1,4 @@
-"""The wire format (SPEC §2) and the admin documents (SPEC §3)."""
+"""The wire format of a Statistics Report (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
-    model_validator,
     with_config,
 )
 from typing_extensions import TypedDict
 
-METRIC_MAX = 10_000_000
+from core.usage_metrics import METRIC_MAX
+
 FUTURE_TOLERANCE = timedelta(minutes=10)
 PAST_LIMIT = timedelta(days=400)
 MAX_BATCH = 1000
 
-#: Metrics a report carries (SPEC §1); instance counts are derived, never reported.
-REPORT_METRICS = ("users", "tenants", "namespaces", "worker_groups", "roles", "service_accounts")
-#: Metrics an order form can entitle; users come as user packs.
-ENTITLED_METRICS = (
-    "users",
-    "production_instances",
-    "non_production_instances",
-    "tenants",
-    "namespaces",
-    "worker_groups",
-    "roles",
-    "service_accounts",
-)
 
 MetricValue = Annotated[int, Field(strict=True, ge=0, le=METRIC_MAX)]
-Quantity = Annotated[int, Field(strict=True, ge=0, le=METRIC_MAX)]
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 #: A UUID in its canonical 36-character form, kept as lower-case text: checked in pydantic's
 #: Rust core, with no Python object per id on the hot path.
 UuidText = Annotated[
@@ -171,132 +155,3 @@ class IngestResult:
         return (
             f'{{"stored":{self.stored},"duplicates":{self.duplicates},"results":[{results}]}}'
         ).encode()
-
-
-class AddonEntitlements(BaseModel):
-    """Quantities an add-on adds to its order; user packs use the order's pack size."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    user_packs: Quantity | None = None
-    production_instances: Quantity | None = None
-    non_production_instances: Quantity | None = None
-    tenants: Quantity | None = None
-    namespaces: Quantity | None = None
-    worker_groups: Quantity | None = None
-    roles: Quantity | None = None
-    service_accounts: Quantity | None = None
-
-
-class OrderEntitlements(AddonEntitlements):
-    """Quantities on an order form. Users come as packs of ``users_per_pack``."""
-
-    users_per_pack: Annotated[int, Field(strict=True, ge=1, le=METRIC_MAX)] | None = None
-
-
-class Addon(BaseModel):
-    """An add-on to an order form, effective from a date."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    addon_id: Identifier
-    effective: date
-    entitlements: AddonEntitlements
-
-
-class OrderForm(BaseModel):
-    """An order form: entitlements valid from ``start`` to ``end`` inclusive."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    order_id: Identifier
-    start: date
-    end: date
-    entitlements: OrderEntitlements
-    addons: list[Addon] = Field(default_factory=list, max_length=500)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> OrderForm:
-        if self.end < self.start:
-            raise ValueError(
-                f"order {self.order_id} ends ({self.end}) before it starts ({self.start})"
-            )
-        ids = [addon.addon_id for addon in self.addons]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"order {self.order_id} lists the same addon_id twice")
-        for addon in self.addons:
-            if not self.start <= addon.effective <= self.end:
-                raise ValueError(
-                    f"add-on {addon.addon_id} is effective {addon.effective}, outside its order's "
-                    f"term {self.start} to {self.end}"
-                )
-        packs_used = self.entitlements.user_packs is not None or any(
-            addon.entitlements.user_packs is not None for addon in self.addons
-        )
-        if packs_used and self.entitlements.users_per_pack is None:
-            raise ValueError(f"order {self.order_id} sells user_packs but sets no users_per_pack")
-        return self
-
-
-class CustomerDocument(BaseModel):
-    """The declarative document of one customer and all its order forms."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    account_manager: Annotated[
-        str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    ]
-    air_gapped: bool = False
-    orders: list[OrderForm] = Field(default_factory=list, max_length=1000)
-
-    @model_validator(mode="after")
-    def _unique_orders(self) -> CustomerDocument:
-        ids = [order.order_id for order in self.orders]
-        if len(ids) != len(set(ids)):
-            raise ValueError("the same order_id appears twice")
-        return self
-
-
-class Customer(CustomerDocument):
-    """A stored customer, as the admin API returns it."""
-
-    customer_id: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class LicenseKeyCreated(BaseModel):
-    """A new licence key; the key itself is shown this once."""
-
-    key_id: str
-    customer_id: str
-    license_key: str
-
-
-class AuditEntry(BaseModel):
-    """One admin change: who, when, what, before and after."""
-
-    audit_id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    before: Any
-    after: Any
-
-
-class BackupRequest(BaseModel):
-    """``POST /v1/backups``: where to write the copy, on the server's machine."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    destination: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-
-
-class BackupMade(BaseModel):
-    """A backup written: where, how big, how long it took."""
-
-    destination: str
-    bytes: int
-    seconds: float

@@ -9,9 +9,11 @@ from typing import Any
 import pydantic_core
 from pydantic import ValidationError
 
-from ingest.auth import LicenseHolder
-from ingest.errors import InvalidPayload, MalformedBody
-from ingest.problems import describe_validation_errors, summarize
+from core.auth import LicenseHolder
+from core.errors import InvalidPayload, MalformedBody
+from core.problems import describe_validation_errors, summarize
+from core.store import Store
+from ingest import repository
 from ingest.schemas import (
     REPORT_BATCH,
     SINGLE_REPORT,
@@ -19,7 +21,6 @@ from ingest.schemas import (
     StatisticsReport,
     time_window_errors,
 )
-from ingest.store import Store
 
 
 def parse_reports(body: bytes) -> list[StatisticsReport]:
@@ -82,7 +83,12 @@ async def ingest_reports(
     source: str = "phone_home",
 ) -> IngestResult:
     """Store reports for the key's customer; answer only after they are committed."""
-    stored_flags = await store.ingest(
-        customer_id=holder.customer_id, key_id=holder.key_id, reports=reports, source=source
+    staged = repository.stage_reports(
+        reports,
+        customer_id=holder.customer_id,
+        key_id=holder.key_id,
+        source=source,
+        received_at=datetime.now(UTC),
     )
+    stored_flags: list[bool] = await store.submit(staged, size=len(reports))
     return IngestResult(report_ids=[r["report_id"] for r in reports], stored_flags=stored_flags)

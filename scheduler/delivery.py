@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from ingest.settings import Settings
+from core.settings import Settings
 
 
 class DeliveryFailed(Exception):

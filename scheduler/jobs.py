@@ -12,7 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from analytics import service as analytics_service
 from scheduler import repository
-from scheduler.weekly import WeeklyReporter, iso_week_of
+from scheduler.service import WeeklyReporter, iso_week_of
 
 log = logging.getLogger("statreport.scheduler")
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
-from ingest.attestation import build_bundle, quarter_bounds, verify_bundle
-from ingest.client import Spool
-from ingest.errors import StatreportError
+from core.errors import StatreportError
+from core.quarters import quarter_bounds
+from ingest.attestation import build_bundle, verify_bundle
 from ingest.schemas import usage_day
+from phonehome.client import Spool
 
 DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
 

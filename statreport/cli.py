@@ -10,8 +10,8 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
-from ingest.settings import Settings
-from ingest.telemetry import configure_logging
+from core.settings import Settings
+from core.telemetry import configure_logging
 from statreport.admin_cli import backup, customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
 from statreport.attest_cli import attest_group

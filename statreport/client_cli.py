@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
-from ingest.client import (
+from core.usage_metrics import REPORT_METRICS
+from ingest.schemas import MAX_BATCH
+from phonehome.client import (
     KeyRefused,
     PhoneHomeClient,
     Rejected,
@@ -23,8 +25,7 @@ from ingest.client import (
     build_report,
     flush,
 )
-from ingest.schemas import MAX_BATCH, REPORT_METRICS
-from ingest.simulate import fleet, fleet_reports
+from phonehome.simulate import fleet, fleet_reports
 from statreport.http_cli import (
     admin_http,
     admin_options,

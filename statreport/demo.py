@@ -21,10 +21,11 @@ import click
 import httpx
 import uvicorn
 
-from ingest.attestation import build_bundle, previous_quarter, quarter_bounds, quarter_of
-from ingest.client import KeyRefused, Rejected, SendFailed, verify_context
-from ingest.settings import Settings
-from ingest.simulate import SimulatedInstance, fleet_reports
+from core.quarters import previous_quarter, quarter_bounds, quarter_of
+from core.settings import Settings
+from ingest.attestation import build_bundle
+from phonehome.client import KeyRefused, Rejected, SendFailed, verify_context
+from phonehome.simulate import SimulatedInstance, fleet_reports
 from statreport.analytics_cli import format_findings
 from statreport.attest_cli import DEFAULT_STATEMENT
 from statreport.client_cli import send_fleet

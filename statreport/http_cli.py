@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
-from ingest.client import verify_context
+from phonehome.client import verify_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 

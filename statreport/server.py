@@ -1,4 +1,4 @@
-"""The one process: HTTPS API, admin API and (later) the scheduler, over one DuckDB file."""
+"""The one process: the HTTPS API, the admin API and the scheduler, over one DuckDB file."""
 
 from __future__ import annotations
 
@@ -14,24 +14,26 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 from analytics.endpoints import router as analytics_router
-from ingest import repository
-from ingest.admin_endpoints import router as admin_router
+from core.auth import Keyring
+from core.endpoints import admin_router as operations_admin_router
+from core.endpoints import router as operations_router
+from core.errors import SchemaTooNew, StoreUnavailable
+from core.problems import install_problem_handlers
+from core.ratelimit import RateLimiter
+from core.settings import Settings
+from core.store import Store
+from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
+from core.tls import ensure_self_signed, fingerprint
+from customers import repository as customers_repository
+from customers.endpoints import router as customers_router
 from ingest.attestation_endpoints import router as attestation_router
-from ingest.auth import Keyring
 from ingest.endpoints import reports_route
-from ingest.errors import SchemaTooNew, StoreUnavailable
 from ingest.openapi import add_reports_path
-from ingest.operations import router as operations_router
-from ingest.problems import install_problem_handlers
-from ingest.ratelimit import RateLimiter
-from ingest.settings import Settings
-from ingest.store import Store
-from ingest.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
-from ingest.tls import ensure_self_signed, fingerprint
+from ingest.writer import ReportCommit
 from scheduler.delivery import Mailer
 from scheduler.endpoints import router as weekly_router
 from scheduler.jobs import start_scheduler
-from scheduler.weekly import WeeklyReporter
+from scheduler.service import WeeklyReporter
 
 log = logging.getLogger("statreport.server")
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
             retry_after_seconds=settings.retry_after_seconds,
             duckdb_threads=settings.duckdb_threads,
             metrics=store_metrics,
+            group_commit=ReportCommit(metrics=store_metrics),
         )
         try:
             store.open()
@@ -75,7 +78,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
             raise
         app.state.store = store
         app.state.keyring = Keyring(
-            admin_token=admin_token, records=await store.read(repository.license_keys)
+            admin_token=admin_token, records=await store.read(customers_repository.license_keys)
         )
         log.info("event=store.opened path=%s", settings.database_path)
         mailer = Mailer(settings)
@@ -123,9 +126,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     install_problem_handlers(app)
     app.router.routes.append(reports_route)
     app.include_router(attestation_router)
-    app.include_router(admin_router)
+    app.include_router(customers_router)
     app.include_router(analytics_router)
     app.include_router(weekly_router)
+    app.include_router(operations_admin_router)
     app.include_router(operations_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ import duckdb
 import httpx
 import uvicorn
 
-from ingest.settings import Settings
+from core.settings import Settings
 from statreport.server import create_app, uvicorn_config
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from core.settings import Settings
 from docs.configuration import END, START, settings_table
-from ingest.settings import Settings
 from statreport.cli import main
 from statreport.server import create_app
 

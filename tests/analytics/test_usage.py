@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from analytics.usage import daily_usage
-from ingest.schemas import REPORT_METRICS
+from core.usage_metrics import REPORT_METRICS
 from tests.analytics.reference import InstanceDay, usage_by_day
 
 D = date.fromisoformat

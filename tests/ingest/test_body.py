@@ -6,8 +6,8 @@ import gzip
 
 import pytest
 
+from core.errors import MalformedBody, PayloadTooLarge
 from ingest.body import gunzip_bounded
-from ingest.errors import MalformedBody, PayloadTooLarge
 
 
 def test_output_up_to_the_limit_is_returned() -> None:

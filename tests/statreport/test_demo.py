@@ -14,7 +14,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from ingest.attestation import quarter_bounds
+from core.quarters import quarter_bounds
 from statreport.demo import sample_customers
 from tests.support import query
 

@@ -12,7 +12,7 @@ from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from ingest.errors import InvalidPayload, StatreportError
+from core.errors import InvalidPayload, StatreportError
 
 log = logging.getLogger("statreport.api")
 

@@ -1,16 +1,19 @@
-"""Health, readiness and Prometheus metrics (SPEC §9)."""
+"""The kernel's routes: health, readiness, Prometheus metrics (SPEC §9), the audit log, backups."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from ingest.dependencies import KeyringDep, SettingsDep, StoreDep
+from core import audit, backup
+from core.dependencies import ActorDep, AdminDep, KeyringDep, SettingsDep, StoreDep
+from core.schemas import AuditEntry, BackupMade, BackupRequest
 
 router = APIRouter(tags=["operations"])
+admin_router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 
 
 @router.get("/healthz", summary="Liveness")
@@ -43,3 +46,21 @@ async def metrics(
         keyring.require_admin(authorization)
     registry: CollectorRegistry = request.app.state.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@admin_router.get("/v1/audit-log", summary="Admin changes, newest first")
+async def get_audit_log(
+    store: StoreDep,
+    target: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEntry]:
+    """Who changed what, when, with the document before and after."""
+    return await audit.audit_log(store, target=target, limit=limit)
+
+
+@admin_router.post(
+    "/v1/backups", status_code=201, summary="Write a consistent copy of the database"
+)
+async def post_backup(body: BackupRequest, store: StoreDep, actor: ActorDep) -> BackupMade:
+    """While the server runs; the copy opens as a data directory's ``statreport.duckdb``."""
+    return await backup.backup(store, destination=body.destination, actor=actor)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ingest import repository
-from ingest.auth import Keyring, hash_secret, new_license_key
-from ingest.errors import Conflict, InvalidPayload, NotFound
-from ingest.repository import LicenseKeyRecord
-from ingest.schemas import (
-    AuditEntry,
-    BackupMade,
-    Customer,
-    CustomerDocument,
-    LicenseKeyCreated,
-)
-from ingest.store import Store
+from core import repository as audit_repository
+from core.auth import Keyring, LicenseKeyRecord, hash_secret, new_license_key
+from core.errors import NotFound
+from core.store import Store
+from customers import repository
+from customers.schemas import Customer, CustomerDocument, LicenseKeyCreated
 
 log = logging.getLogger("statreport.admin")
 
@@ -39,7 +31,7 @@ async def upsert_customer(
             con, customer_id=customer_id, document=document, created_at=created_at, updated_at=now
         )
         after = repository.customer_row(con, customer_id=customer_id)
-        repository.append_audit(
+        audit_repository.append_audit(
             con,
             at=now,
             actor=actor,
@@ -93,7 +85,7 @@ async def create_license_key(
             return False
         now = datetime.now(UTC)
         repository.insert_license_key(con, record=record, created_at=now)
-        repository.append_audit(
+        audit_repository.append_audit(
             con,
             at=now,
             actor=actor,
@@ -124,7 +116,7 @@ async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, act
         if before["revoked_at"] is None:
             now = datetime.now(UTC)
             repository.revoke_license_key(con, key_id=key_id, at=now)
-            repository.append_audit(
+            audit_repository.append_audit(
                 con,
                 at=now,
                 actor=actor,
@@ -141,48 +133,3 @@ async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, act
         )
     keyring.revoke(key_id)
     log.info("event=license_key.revoked key_id=%s actor=%s", key_id, actor)
-
-
-async def audit_log(store: Store, *, target: str | None, limit: int) -> list[AuditEntry]:
-    """The newest admin changes first."""
-    rows = await store.read(lambda con: repository.audit_entries(con, target=target, limit=limit))
-    return [AuditEntry.model_validate(row) for row in rows]
-
-
-async def backup(store: Store, *, destination: str, actor: str) -> BackupMade:
-    """Write a consistent copy of the database to a new file while the server runs."""
-    target = Path(destination)
-    if not target.is_absolute():
-        raise InvalidPayload(
-            f"destination {destination!r} must be an absolute path on the server's machine.",
-            errors=[{"loc": ["body", "destination"], "msg": "must be an absolute path"}],
-        )
-
-    def copy(con: duckdb.DuckDBPyConnection) -> int:
-        # On the writer thread: no write can land between the first table copied and the last.
-        if target.exists():
-            raise Conflict(f"{target} already exists; choose a new file name. Nothing was written.")
-        if not target.parent.is_dir():
-            raise InvalidPayload(
-                f"The folder {target.parent} does not exist on the server's machine; create it.",
-                errors=[{"loc": ["body", "destination"], "msg": "its folder does not exist"}],
-            )
-        repository.copy_database(con, destination=str(target))
-        return target.stat().st_size
-
-    started = time.perf_counter()
-    size = await store.write(copy, transaction=False)
-    seconds = time.perf_counter() - started
-    await store.write(
-        lambda con: repository.append_audit(
-            con,
-            at=datetime.now(UTC),
-            actor=actor,
-            action="database.backup",
-            target=f"backup:{target}",
-            before=None,
-            after={"destination": str(target), "bytes": size},
-        )
-    )
-    log.info("event=backup.written path=%s bytes=%d seconds=%.2f", target, size, seconds)
-    return BackupMade(destination=str(target), bytes=size, seconds=round(seconds, 3))

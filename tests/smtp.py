@@ -13,7 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from ingest.tls import ensure_self_signed
+from core.tls import ensure_self_signed
 
 USER, PASSWORD = "statreport", "s3cret-for-tests"
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ingest.auth import Keyring
-from ingest.ratelimit import RateLimiter
-from ingest.settings import Settings
-from ingest.store import Store
-from ingest.telemetry import ApiMetrics
+from core.auth import Keyring
+from core.ratelimit import RateLimiter
+from core.settings import Settings
+from core.store import Store
+from core.telemetry import ApiMetrics
 
 
 async def get_store(request: Request) -> Store:

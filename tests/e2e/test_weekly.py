@@ -16,7 +16,7 @@ import pytest
 from scheduler.jobs import last_fire_time, weekly_trigger
 from tests.conftest import ServerFactory
 from tests.e2e.test_evaluations import customer, days, order, send_daily
-from tests.scheduler.smtp import PASSWORD, USER, Recorder, start_smtp
+from tests.smtp import PASSWORD, USER, Recorder, start_smtp
 from tests.support import D, RunningServer, free_port
 
 CC = "licensing-ops@vendor.example"

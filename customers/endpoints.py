@@ -1,27 +1,18 @@
-"""Admin routes: customers and order forms, licence keys, the audit log."""
+"""Admin routes: customers and order forms, licence keys."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from ingest import customers
-from ingest.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
-from ingest.schemas import (
-    AuditEntry,
-    BackupMade,
-    BackupRequest,
-    Customer,
-    CustomerDocument,
-    LicenseKeyCreated,
-)
+from core.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
+from core.identifiers import CustomerIdPath, KeyIdPath
+from customers import service as customers
+from customers.schemas import Customer, CustomerDocument, LicenseKeyCreated
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep])
-
-CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-KeyId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
 @router.put(
@@ -30,7 +21,7 @@ KeyId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
     response_model_exclude_none=True,
 )
 async def put_customer(
-    customer_id: CustomerId, document: CustomerDocument, store: StoreDep, actor: ActorDep
+    customer_id: CustomerIdPath, document: CustomerDocument, store: StoreDep, actor: ActorDep
 ) -> Customer:
     """Declarative upsert: the body is the whole customer, all order forms included."""
     return await customers.upsert_customer(
@@ -45,7 +36,7 @@ async def get_customers(store: StoreDep) -> list[Customer]:
 
 
 @router.get("/v1/customers/{customer_id}", summary="One customer, with its licence keys")
-async def get_customer(customer_id: CustomerId, store: StoreDep) -> dict[str, Any]:
+async def get_customer(customer_id: CustomerIdPath, store: StoreDep) -> dict[str, Any]:
     """The stored document, its timestamps, and its keys' ids."""
     return await customers.get_customer(store, customer_id=customer_id)
 
@@ -56,7 +47,7 @@ async def get_customer(customer_id: CustomerId, store: StoreDep) -> dict[str, An
     summary="Issue a licence key (shown once)",
 )
 async def post_license_key(
-    customer_id: CustomerId, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+    customer_id: CustomerIdPath, store: StoreDep, keyring: KeyringDep, actor: ActorDep
 ) -> LicenseKeyCreated:
     """The key is in this answer only; the server keeps its hash."""
     return await customers.create_license_key(store, keyring, customer_id=customer_id, actor=actor)
@@ -64,24 +55,8 @@ async def post_license_key(
 
 @router.delete("/v1/license-keys/{key_id}", status_code=204, summary="Revoke a licence key")
 async def delete_license_key(
-    key_id: KeyId, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+    key_id: KeyIdPath, store: StoreDep, keyring: KeyringDep, actor: ActorDep
 ) -> Response:
     """From now on, reports sent with this key get 401."""
     await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor)
     return Response(status_code=204)
-
-
-@router.get("/v1/audit-log", summary="Admin changes, newest first")
-async def get_audit_log(
-    store: StoreDep,
-    target: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[AuditEntry]:
-    """Who changed what, when, with the document before and after."""
-    return await customers.audit_log(store, target=target, limit=limit)
-
-
-@router.post("/v1/backups", status_code=201, summary="Write a consistent copy of the database")
-async def post_backup(body: BackupRequest, store: StoreDep, actor: ActorDep) -> BackupMade:
-    """While the server runs; the copy opens as a data directory's ``statreport.duckdb``."""
-    return await customers.backup(store, destination=body.destination, actor=actor)

@@ -1,4 +1,4 @@
-"""The weekly report: evaluate as of the day before, then one email per account manager."""
+"""The weekly report (SPEC §7): evaluate as of the day before, one email per manager."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from email.message import EmailMessage
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
-
-from analytics import repository as analytics_repository
 from analytics import service as analytics_service
-from ingest.settings import Settings
-from ingest.store import Store
-from ingest.telemetry import ApiMetrics
+from core.settings import Settings
+from core.store import Store
+from core.telemetry import ApiMetrics
 from scheduler import repository
 from scheduler.charts import usage_chart
 from scheduler.delivery import DeliveryFailed, Mailer
 from scheduler.messages import build_weekly_email
+from scheduler.schemas import Delivery, DeliveryRecord, WeeklyRun
 
 log = logging.getLogger("statreport.weekly")
 
@@ -32,25 +30,6 @@ def iso_week_of(day: date) -> str:
     """``2026-W48``."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
-
-
-class Delivery(BaseModel):
-    """What happened to one recipient's email."""
-
-    recipient: str
-    kind: Literal["manager", "digest"]
-    subject: str
-    findings: int
-    status: Literal["sent", "failed", "skipped", "dry_run"]
-    detail: str | None = None
-
-
-class WeeklyRun(BaseModel):
-    """The answer of a weekly report run."""
-
-    iso_week: str
-    as_of: date
-    deliveries: list[Delivery]
 
 
 @dataclass
@@ -82,10 +61,7 @@ class WeeklyReporter:
         if self.metrics is not None:
             self.metrics.last_evaluation.set(evaluation.evaluated_at.timestamp())
         findings = [f.model_dump(mode="json") for f in evaluation.findings]
-        customers = await self.store.read(analytics_repository.customers)
-        accounts: dict[str, int] = {}
-        for manager in customers["account_manager"].to_list():
-            accounts[manager] = accounts.get(manager, 0) + 1
+        accounts = await analytics_service.accounts_per_manager(self.store)
         charts = await self._charts(findings, as_of=as_of)
         already = await self.store.read(
             lambda con: repository.sent_recipients(con, iso_week=iso_week)
@@ -101,7 +77,13 @@ class WeeklyReporter:
             )
         if self.settings.report_cc:
             message = self._email(
-                self.settings.report_cc, iso_week, as_of, findings, len(customers), charts, True
+                self.settings.report_cc,
+                iso_week,
+                as_of,
+                findings,
+                sum(accounts.values()),
+                charts,
+                True,
             )
             deliveries.append(
                 await self._deliver(
@@ -219,3 +201,8 @@ class WeeklyReporter:
                 )
             )
         return delivery
+
+    async def deliveries(self, *, iso_week: str) -> list[DeliveryRecord]:
+        """Each recipient's latest attempt for ``iso_week``; empty if none yet."""
+        rows = await self.store.read(lambda con: repository.deliveries(con, iso_week=iso_week))
+        return [DeliveryRecord.model_validate(row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter
 
 
 def test_bursts_up_to_the_rate_then_waits_for_refill() -> None:

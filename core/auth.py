@@ -7,8 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from ingest.errors import Unauthenticated
-from ingest.repository import LicenseKeyRecord
+from core.errors import Unauthenticated
 
 LICENSE_KEY_PREFIX = "srk_"
 
@@ -31,6 +30,16 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseKeyRecord:
+    """A stored licence key: its hash only, never the key."""
+
+    key_id: str
+    customer_id: str
+    key_hash: str
+    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,19 +9,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from ingest import repository
-from ingest.errors import InstanceOwnedElsewhere, StatreportError, StoreUnavailable
-from ingest.migrations import migrate
-from ingest.repository import StagedReports
-from ingest.schemas import StatisticsReport
-from ingest.telemetry import StoreMetrics
+from core import repository
+from core.errors import StatreportError, StoreUnavailable
+from core.migrations import migrate
+from core.telemetry import StoreMetrics
 
 log = logging.getLogger("statreport.store")
 
@@ -38,17 +36,37 @@ _STORAGE_FAILURES: tuple[type[Exception], ...] = (
 )
 
 
+class Transact(Protocol):
+    """Runs a function atomically on the writer's connection (``Store._transaction``)."""
+
+    def __call__(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, single_statement: bool = False
+    ) -> T: ...
+
+
+class GroupCommit(Protocol):
+    """A kind of write that the writer thread commits many requests of at once.
+
+    ``commit`` gets the payloads of a group, in arrival order, and answers each one: its
+    result, or the ``StatreportError`` that fails that request alone. Raising fails the
+    whole group. It runs on the writer thread only.
+    """
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Read what the committer keeps in memory, when the store opens."""
+
+    def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
+        """Commit the group's payloads; one answer (or error) per payload."""
+
+
 @dataclass(slots=True)
-class _PendingIngest:
-    """Reports of one request, waiting for the commit that will hold them."""
+class _PendingGroupItem:
+    """One request's payload, waiting for the group commit that will hold it."""
 
-    staged: StagedReports
-    future: asyncio.Future[list[bool]]
+    payload: Any
+    size: int
+    future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-
-    @property
-    def size(self) -> int:
-        return len(self.staged.reports)
 
 
 @dataclass(slots=True)
@@ -62,22 +80,17 @@ class _PendingWrite:
     transaction: bool = True
 
 
-@dataclass(slots=True)
-class _Outcome:
-    stored: list[bool] = field(default_factory=list)
-    error: StatreportError | None = None
-
-
 _STOP = object()
 
 
 class Store:
     """Owns the DuckDB file. Every write runs on one writer thread, so writes never conflict.
 
-    Reports are group-committed: the writer thread takes whatever requests are queued (waiting
-    up to ``commit_window_ms`` for company), appends them in one statement, and only then
-    resolves each request's future. It never waits for the event loop, so while the loop
-    answers one group, the next is already being committed.
+    Requests of the ``group_commit`` kind (reports, for ingest) are group-committed: the
+    writer thread takes whatever is queued (waiting up to ``commit_window_ms`` for company),
+    hands the group to the committer, and only then resolves each request's future. It never
+    waits for the event loop, so while the loop answers one group, the next is already being
+    committed.
     """
 
     def __init__(
@@ -90,6 +103,7 @@ class Store:
         retry_after_seconds: int = 5,
         duckdb_threads: int = 1,
         metrics: StoreMetrics | None = None,
+        group_commit: GroupCommit | None = None,
     ) -> None:
         self.path = path
         self._duckdb_threads = duckdb_threads
@@ -101,13 +115,12 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._writer_con: duckdb.DuckDBPyConnection | None = None
         self._cursor_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_PendingIngest | _PendingWrite | object] = (
+        self._queue: queue.SimpleQueue[_PendingGroupItem | _PendingWrite | object] = (
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
-        self._pending = 0  # reports queued or being committed; touched on the loop thread only
-        self._owners: dict[str, str] = {}  # touched on the writer thread only
-        self._report_appender: duckdb.Appender | None = None
+        self._pending = 0  # group items' sizes queued or committing; loop thread only
+        self._group_commit = group_commit
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -128,21 +141,28 @@ class Store:
         # cores; small commits gain nothing from them (measured in benchmarks/ingest.py).
         self._con.execute(f"SET threads TO {int(self._duckdb_threads)}")
         self._writer_con = self._con.cursor()
-        self._owners = repository.instance_owners(self._con)
+        if self._group_commit is not None:
+            self._group_commit.load(self._con)
         self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
         self._thread.start()
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint, and close the file."""
+        await asyncio.to_thread(self.close_file)
+
+    def close_file(self) -> None:
+        """``close`` for a caller without an event loop (tools, tests)."""
         if self._thread is not None:
             self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
+            self._thread.join()
             self._thread = None
         if self._writer_con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._writer_con.execute("CHECKPOINT")
+            self._writer_con = None
         if self._con is not None:
             self._con.close()
+            self._con = None
 
     # -- reads and writes --------------------------------------------------------------------
 
@@ -193,43 +213,29 @@ class Store:
             return False
         return True
 
-    async def ingest(
-        self,
-        *,
-        customer_id: str,
-        key_id: str,
-        reports: Sequence[StatisticsReport],
-        source: str = "phone_home",
-    ) -> list[bool]:
-        """Store reports atomically; return per report True (stored) or False (duplicate).
+    async def submit(self, payload: Any, *, size: int) -> Any:
+        """Commit ``payload`` with whatever else is queued; return the committer's answer.
 
-        Returns only after the commit that holds them. Raises ``InstanceOwnedElsewhere``
-        or ``StoreUnavailable``, in which case nothing of this call was stored.
+        Returns only after the commit that holds it. ``size`` (reports, for ingest) counts
+        toward the overload limit: beyond it, ``StoreUnavailable`` and nothing is queued.
         """
-        if self._thread is None:
+        if self._thread is None or self._group_commit is None:
             raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
-        if self._pending + len(reports) > self._max_pending:
+        if self._pending + size > self._max_pending:
             self._metrics.overloaded.inc()
             raise StoreUnavailable(
                 "The server is overloaded and nothing was stored; retry after the delay in "
                 "Retry-After.",
                 retry_after=self._retry_after,
             )
-        staged = repository.stage_reports(
-            reports,
-            customer_id=customer_id,
-            key_id=key_id,
-            source=source,
-            received_at=datetime.now(UTC),
-        )
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[bool]] = loop.create_future()
-        self._pending += len(reports)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending += size
         try:
-            self._queue.put(_PendingIngest(staged, future, loop))
+            self._queue.put(_PendingGroupItem(payload, size, future, loop))
             return await future
         finally:
-            self._pending -= len(reports)
+            self._pending -= size
 
     # -- the writer thread -------------------------------------------------------------------
 
@@ -274,13 +280,13 @@ class Store:
             if isinstance(item, _PendingWrite):
                 self._run_admin_write(item)
                 continue
-            assert isinstance(item, _PendingIngest)
+            assert isinstance(item, _PendingGroupItem)
             group, stop = self._collect_group(item)
             self._commit_and_answer(group)
             if stop:
                 return
 
-    def _collect_group(self, first: _PendingIngest) -> tuple[list[_PendingIngest], bool]:
+    def _collect_group(self, first: _PendingGroupItem) -> tuple[list[_PendingGroupItem], bool]:
         """The first request plus whatever joins it within the window, up to the size cap."""
         group = [first]
         size = first.size
@@ -298,7 +304,7 @@ class Store:
             if isinstance(item, _PendingWrite):
                 self._run_admin_write(item)
                 continue
-            assert isinstance(item, _PendingIngest)
+            assert isinstance(item, _PendingGroupItem)
             group.append(item)
             size += item.size
         return group, False
@@ -311,116 +317,29 @@ class Store:
         else:
             item.loop.call_soon_threadsafe(_settle, item.future, result, None)
 
-    def _commit_and_answer(self, group: list[_PendingIngest]) -> None:
+    def _commit_and_answer(self, group: list[_PendingGroupItem]) -> None:
+        assert self._group_commit is not None
         started = time.perf_counter()
+        outcomes: list[Any]
         try:
-            outcomes = self._commit_group(group)
+            outcomes = self._group_commit.commit(self._transaction, [p.payload for p in group])
         except StatreportError as exc:
-            outcomes = [_Outcome(error=exc) for _ in group]
+            outcomes = [exc for _ in group]
         except Exception as exc:  # a bug must fail its requests, never the writer
             log.exception("event=store.commit_crashed")
             failure = StoreUnavailable(
                 f"Storage failed unexpectedly ({type(exc).__name__}); nothing was stored.",
                 retry_after=self._retry_after,
             )
-            outcomes = [_Outcome(error=failure) for _ in group]
+            outcomes = [failure for _ in group]
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         self._metrics.commit_reports.observe(sum(p.size for p in group))
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for pending, outcome in zip(group, outcomes, strict=True):
             by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
         for loop, answers in by_loop.items():
             # One wake-up of the event loop per commit, not one per request.
             loop.call_soon_threadsafe(_answer_all, answers)
-
-    def _commit_group(self, group: Sequence[_PendingIngest]) -> list[_Outcome]:
-        """Ownership checks, dedupe within the group, and one atomic append."""
-        outcomes = [_Outcome() for _ in group]
-        claims: dict[str, str] = {}
-        accepted: list[StagedReports] = []
-        for index, pending in enumerate(group):
-            staged = pending.staged
-            conflict = self._ownership_conflict(staged, claims)
-            if conflict is not None:
-                outcomes[index].error = conflict
-                continue
-            for report in staged.reports:
-                if report["instance_id"] not in self._owners:
-                    claims.setdefault(report["instance_id"], staged.customer_id)
-            accepted.append(staged)
-
-        # The first occurrence of a report_id in the group is the one that may be stored.
-        seen: set[str] = set()
-        firsts: list[list[bool]] = []
-        for staged in accepted:
-            flags = []
-            for report in staged.reports:
-                flags.append(report["report_id"] not in seen)
-                seen.add(report["report_id"])
-            firsts.append(flags)
-        repeated = not all(all(flags) for flags in firsts)
-
-        now = datetime.now(UTC)
-        inserted: set[str]
-        try:
-            if repeated:
-                raise repository.AlreadyStored
-            self._transaction(
-                lambda con: repository.append_reports(
-                    con,
-                    appender=self._appender(con),
-                    staged=accepted,
-                    new_instances=claims,
-                    received_at=now,
-                ),
-                single_statement=not claims,
-            )
-            inserted = seen
-        except repository.AlreadyStored:
-            # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
-            parts = [
-                (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
-                for staged, flags in zip(accepted, firsts, strict=True)
-            ]
-            inserted = self._transaction(
-                lambda con: repository.insert_reports(
-                    con, parts=parts, new_instances=claims, received_at=now
-                )
-            )
-        self._owners.update(claims)
-        stored = 0
-        answers = iter(zip(accepted, firsts, strict=True))
-        for outcome in outcomes:
-            if outcome.error is not None:
-                continue
-            staged, flags = next(answers)
-            outcome.stored = [
-                first and report["report_id"] in inserted
-                for report, first in zip(staged.reports, flags, strict=True)
-            ]
-            stored += sum(outcome.stored)
-        self._metrics.reports_stored.inc(stored)
-        self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
-        return outcomes
-
-    def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
-        if self._report_appender is None:
-            self._report_appender = repository.report_appender(con)
-        return self._report_appender
-
-    def _ownership_conflict(
-        self, staged: StagedReports, claims: dict[str, str]
-    ) -> InstanceOwnedElsewhere | None:
-        for report in staged.reports:
-            owner = self._owners.get(report["instance_id"]) or claims.get(report["instance_id"])
-            if owner is not None and owner != staged.customer_id:
-                return InstanceOwnedElsewhere(
-                    f"instance_id {report['instance_id']} already reports under another customer's "
-                    "licence key, so nothing in this request was stored. An instance belongs to "
-                    "one customer: send its reports with that customer's key, or give this "
-                    "installation a new instance_id."
-                )
-        return None
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -432,6 +351,9 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _answer_all(answers: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+def _answer_all(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
     for future, outcome in answers:
-        _settle(future, outcome.stored, outcome.error)
+        if isinstance(outcome, BaseException):
+            _settle(future, None, outcome)
+        else:
+            _settle(future, outcome, None)

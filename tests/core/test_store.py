@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.errors import SchemaTooNew, StoreUnavailable
-from ingest.migrations import LATEST_VERSION
-from ingest.store import Store
+from core.errors import SchemaTooNew, StoreUnavailable
+from core.migrations import LATEST_VERSION
+from core.store import Store
 from tests.support import ADMIN_TOKEN
 
 
@@ -20,7 +20,7 @@ def test_a_new_file_gets_the_latest_schema_and_reopening_changes_nothing(tmp_pat
     for _ in range(2):
         store = Store(path)
         store.open()
-        store._con.close()  # type: ignore[union-attr]
+        store.close_file()
     con = duckdb.connect(str(path))
     versions = con.execute("SELECT version FROM schema_migrations").fetchall()
     assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
@@ -29,10 +29,10 @@ def test_a_new_file_gets_the_latest_schema_and_reopening_changes_nothing(tmp_pat
 def _newer_database(path: Path) -> None:
     store = Store(path)
     store.open()
-    store._con.execute(  # type: ignore[union-attr]
+    store.cursor().execute(
         "INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [LATEST_VERSION + 1]
     )
-    store._con.close()  # type: ignore[union-attr]
+    store.close_file()
 
 
 def test_a_database_from_a_newer_statreport_is_refused(tmp_path: Path) -> None:

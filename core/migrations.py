@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from ingest.errors import SchemaTooNew
+from core.errors import SchemaTooNew
 
 log = logging.getLogger("statreport.store")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ingest.client import PhoneHomeClient, Rejected, SendFailed, Spool, flush
+from phonehome.client import PhoneHomeClient, Rejected, SendFailed, Spool, flush
 from statreport.cli import main
 from tests.conftest import ServerFactory
 from tests.support import RunningServer, free_port, make_report, query

@@ -1,0 +1,24 @@
+"""Calendar quarters (``2026Q3``): the period an attestation certifies (SPEC §4)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+
+def quarter_bounds(quarter: str) -> tuple[date, date]:
+    """First and last day of ``2026Q3``."""
+    year, number = int(quarter[:4]), int(quarter[5])
+    first = date(year, 3 * number - 2, 1)
+    following = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def quarter_of(day: date) -> str:
+    """The quarter a day is in: ``2026Q3``."""
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def previous_quarter(quarter: str) -> str:
+    """The quarter before ``2026Q1`` is ``2025Q4``."""
+    year, number = int(quarter[:4]), int(quarter[5])
+    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"

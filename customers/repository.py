@@ -1,0 +1,140 @@
+"""Every SQL statement that touches customers, order forms, entitlements and licence keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from core.auth import LicenseKeyRecord
+from customers.schemas import CustomerDocument
+
+
+def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
+    """Every licence key record."""
+    return [
+        LicenseKeyRecord(key_id=r[0], customer_id=r[1], key_hash=r[2], revoked=r[3] is not None)
+        for r in con.execute(
+            "SELECT key_id, customer_id, key_hash, revoked_at FROM license_keys"
+        ).fetchall()
+    ]
+
+
+def insert_license_key(
+    con: duckdb.DuckDBPyConnection, *, record: LicenseKeyRecord, created_at: datetime
+) -> None:
+    """Store a new licence key's hash."""
+    con.execute(
+        "INSERT INTO license_keys VALUES (?, ?, ?, ?, NULL)",
+        [record.key_id, record.customer_id, record.key_hash, created_at],
+    )
+
+
+def license_key(con: duckdb.DuckDBPyConnection, *, key_id: str) -> dict[str, Any] | None:
+    """One key's public fields, or None."""
+    row = con.execute(
+        "SELECT key_id, customer_id, created_at, revoked_at FROM license_keys WHERE key_id = ?",
+        [key_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {"key_id": row[0], "customer_id": row[1], "created_at": row[2], "revoked_at": row[3]}
+
+
+def customer_license_keys(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str
+) -> list[dict[str, Any]]:
+    """A customer's keys, without hashes."""
+    rows = con.execute(
+        "SELECT key_id, created_at, revoked_at FROM license_keys WHERE customer_id = ? "
+        "ORDER BY created_at",
+        [customer_id],
+    ).fetchall()
+    return [{"key_id": r[0], "created_at": r[1], "revoked_at": r[2]} for r in rows]
+
+
+def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datetime) -> None:
+    """Mark a key revoked (idempotent: the first revocation time is kept)."""
+    con.execute(
+        "UPDATE license_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
+        [at, key_id],
+    )
+
+
+def customer_row(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
+    """A stored customer document with its timestamps, or None."""
+    row = con.execute(
+        "SELECT document, created_at, updated_at FROM customers WHERE customer_id = ?",
+        [customer_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        **json.loads(row[0]),
+        "customer_id": customer_id,
+        "created_at": row[1],
+        "updated_at": row[2],
+    }
+
+
+def customer_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every customer, ordered by id."""
+    rows = con.execute(
+        "SELECT customer_id, document, created_at, updated_at FROM customers ORDER BY customer_id"
+    ).fetchall()
+    return [
+        {**json.loads(r[1]), "customer_id": r[0], "created_at": r[2], "updated_at": r[3]}
+        for r in rows
+    ]
+
+
+def replace_customer(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str,
+    document: CustomerDocument,
+    created_at: datetime,
+    updated_at: datetime,
+) -> None:
+    """Replace a customer and all its order forms and entitlements, in the caller's transaction."""
+    con.execute("DELETE FROM entitlements WHERE customer_id = ?", [customer_id])
+    con.execute("DELETE FROM order_forms WHERE customer_id = ?", [customer_id])
+    con.execute("DELETE FROM customers WHERE customer_id = ?", [customer_id])
+    con.execute(
+        "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            customer_id,
+            document.name,
+            document.account_manager,
+            document.air_gapped,
+            document.model_dump_json(exclude_none=True),
+            created_at,
+            updated_at,
+        ],
+    )
+    entitlement_rows: list[tuple[str, str, str, Any, str, int]] = []
+    for order in document.orders:
+        con.execute(
+            "INSERT INTO order_forms VALUES (?, ?, ?, ?, ?)",
+            [
+                customer_id,
+                order.order_id,
+                order.start,
+                order.end,
+                order.entitlements.users_per_pack,
+            ],
+        )
+        for item, quantity in order.entitlements.model_dump(exclude_none=True).items():
+            if item != "users_per_pack":
+                entitlement_rows.append(
+                    (customer_id, order.order_id, "", order.start, item, quantity)
+                )
+        for addon in order.addons:
+            for item, quantity in addon.entitlements.model_dump(exclude_none=True).items():
+                entitlement_rows.append(
+                    (customer_id, order.order_id, addon.addon_id, addon.effective, item, quantity)
+                )
+    if entitlement_rows:
+        con.executemany("INSERT INTO entitlements VALUES (?, ?, ?, ?, ?, ?)", entitlement_rows)

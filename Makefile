@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all lint demo bench clean
+.PHONY: test test-quick lint demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statreport needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,6 +20,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+test-quick: lint
+	$(BIN)/pytest -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/statreport demo

@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from analytics import service
 from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest
 from core.dependencies import AdminDep, ApiMetricsDep, StoreDep
+from core.identifiers import CustomerIdPath, CustomerIdQuery
 
 router = APIRouter(tags=["compliance"], dependencies=[AdminDep])
-
-CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
 @router.post("/v1/evaluations", summary="Evaluate compliance as of a day and keep the findings")
@@ -37,7 +36,7 @@ async def get_findings(as_of: date, store: StoreDep) -> Evaluation:
 @router.get("/v1/episodes", summary="Every over-use episode reported so far")
 async def get_episodes(
     store: StoreDep,
-    customer_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None,
+    customer_id: CustomerIdQuery = None,
 ) -> list[EpisodeHistory]:
     """When each episode opened, when an evaluation first reported it, how it ended."""
     return await service.episode_history(store, customer_id=customer_id)
@@ -47,7 +46,7 @@ async def get_episodes(
     "/v1/customers/{customer_id}/usage", summary="Daily usage and entitlement of every metric"
 )
 async def get_usage(
-    customer_id: CustomerId,
+    customer_id: CustomerIdPath,
     store: StoreDep,
     from_: Annotated[date, Query(alias="from")],
     to: date,

@@ -7,6 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+#: A metric's daily ``(day, usage, entitlement)``, for charts; None is no usage or unlimited.
+Series = list[tuple[date, int | None, int | None]]
+
+
+def overage_share(overage_pct: float | None) -> str:
+    """How far over, as a person reads it: ``+16.0%``, or ``entitled 0`` (not licensed)."""
+    return "entitled 0" if overage_pct is None else f"+{overage_pct}%"
+
 
 class OveruseFinding(BaseModel):
     """An over-use episode of one metric of one customer."""

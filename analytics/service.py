@@ -22,7 +22,7 @@ from analytics.compliance import (
     telemetry_missing,
 )
 from analytics.entitlements import active_order_days, daily_entitlements
-from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, UsageDay
+from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, Series, UsageDay
 from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
@@ -207,9 +207,6 @@ async def customer_usage(
 
 def _span(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
-Series = list[tuple[date, int | None, int | None]]
 
 
 def series_from(

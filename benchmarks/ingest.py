@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.tls import ensure_self_signed  # noqa: E402
+from statreport.server import free_port  # noqa: E402
 
 ADMIN_TOKEN = "bench-admin-token-" + uuid.uuid4().hex
 
@@ -111,13 +111,6 @@ class Figures:
     p99_ms: float
     bad: int
     socket_errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, ca: Path, path: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +17,7 @@ from core.errors import InvalidPayload, MalformedBody
 from core.problems import describe_validation_errors, summarize
 from core.store import Store
 from ingest import repository
+from ingest.attestation import verify_bundle
 from ingest.schemas import (
     REPORT_BATCH,
     SINGLE_REPORT,
@@ -21,6 +25,8 @@ from ingest.schemas import (
     StatisticsReport,
     time_window_errors,
 )
+
+log = logging.getLogger("statreport.attestation")
 
 
 def parse_reports(body: bytes) -> list[StatisticsReport]:
@@ -92,3 +98,38 @@ async def ingest_reports(
     )
     stored_flags: list[bool] = await store.submit(staged, size=len(reports))
     return IngestResult(report_ids=[r["report_id"] for r in reports], stored_flags=stored_flags)
+
+
+async def ingest_attestation(
+    store: Store, *, holder: LicenseHolder, body: bytes, license_key: str
+) -> IngestResult:
+    """Verify a signed quarterly bundle, store its reports as attested, and keep the record."""
+    bundle = await asyncio.to_thread(verify_bundle, body, license_key=license_key)
+    result = await ingest_reports(
+        store, holder=holder, reports=bundle.reports, source="attestation"
+    )
+    received_at = datetime.now(UTC)
+    digest = hashlib.sha256(body).hexdigest()
+    certification = bundle.certification
+    await store.write(
+        lambda con: repository.record_attestation(
+            con,
+            customer_id=holder.customer_id,
+            quarter=bundle.quarter,
+            received_at=received_at,
+            reports=len(bundle.reports),
+            officer_name=certification.officer_name,
+            officer_title=certification.officer_title,
+            certified_on=certification.certified_on,
+            bundle_sha256=digest,
+            key_id=holder.key_id,
+        )
+    )
+    log.info(
+        "event=attestation.received customer=%s quarter=%s reports=%d stored=%d",
+        holder.customer_id,
+        bundle.quarter,
+        len(bundle.reports),
+        result.stored,
+    )
+    return result

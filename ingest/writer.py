@@ -51,44 +51,8 @@ class ReportCommit:
                     claims.setdefault(report["instance_id"], staged.customer_id)
             accepted.append(staged)
 
-        # The first occurrence of a report_id in the group is the one that may be stored.
-        seen: set[str] = set()
-        firsts: list[list[bool]] = []
-        for staged in accepted:
-            flags = []
-            for report in staged.reports:
-                flags.append(report["report_id"] not in seen)
-                seen.add(report["report_id"])
-            firsts.append(flags)
-        repeated = not all(all(flags) for flags in firsts)
-
-        now = datetime.now(UTC)
-        inserted: set[str]
-        try:
-            if repeated:
-                raise repository.AlreadyStored
-            transact(
-                lambda con: repository.append_reports(
-                    con,
-                    appender=self._appender(con),
-                    staged=accepted,
-                    new_instances=claims,
-                    received_at=now,
-                ),
-                single_statement=not claims,
-            )
-            inserted = seen
-        except repository.AlreadyStored:
-            # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
-            parts = [
-                (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
-                for staged, flags in zip(accepted, firsts, strict=True)
-            ]
-            inserted = transact(
-                lambda con: repository.insert_reports(
-                    con, parts=parts, new_instances=claims, received_at=now
-                )
-            )
+        firsts = _first_occurrences(accepted)
+        inserted = self._store(transact, accepted=accepted, firsts=firsts, claims=claims)
         self._owners.update(claims)
         stored = 0
         answers = iter(zip(accepted, firsts, strict=True))
@@ -104,6 +68,42 @@ class ReportCommit:
         self._metrics.reports_stored.inc(stored)
         self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
         return outcomes
+
+    def _store(
+        self,
+        transact: Transact,
+        *,
+        accepted: list[StagedReports],
+        firsts: list[list[bool]],
+        claims: dict[str, str],
+    ) -> set[str]:
+        """Append the group in one statement; the report_ids actually inserted."""
+        now = datetime.now(UTC)
+        try:
+            if not all(all(flags) for flags in firsts):
+                raise repository.AlreadyStored
+            transact(
+                lambda con: repository.append_reports(
+                    con,
+                    appender=self._appender(con),
+                    staged=accepted,
+                    new_instances=claims,
+                    received_at=now,
+                ),
+                single_statement=not claims,
+            )
+            return {r["report_id"] for staged in accepted for r in staged.reports}
+        except repository.AlreadyStored:
+            # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
+            parts = [
+                (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
+                for staged, flags in zip(accepted, firsts, strict=True)
+            ]
+            return transact(
+                lambda con: repository.insert_reports(
+                    con, parts=parts, new_instances=claims, received_at=now
+                )
+            )
 
     def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
         if self._report_appender is None:
@@ -123,3 +123,17 @@ class ReportCommit:
                     "installation a new instance_id."
                 )
         return None
+
+
+def _first_occurrences(accepted: Sequence[StagedReports]) -> list[list[bool]]:
+    """Per report, whether it is its report_id's first occurrence in the group: the one that
+    may be stored."""
+    seen: set[str] = set()
+    firsts: list[list[bool]] = []
+    for staged in accepted:
+        flags = []
+        for report in staged.reports:
+            flags.append(report["report_id"] not in seen)
+            seen.add(report["report_id"])
+        firsts.append(flags)
+    return firsts

@@ -20,7 +20,8 @@ class SimulatedInstance:
     base_users: int
 
 
-def _uuid(rng: random.Random) -> str:
+def seeded_uuid(rng: random.Random) -> str:
+    """A version 4 UUID drawn from ``rng``: the same seed makes the same fleet."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
@@ -36,7 +37,9 @@ def fleet(*, customers: list[str], instances: int, seed: int = 0) -> list[Simula
     for index in range(instances):
         customer_id = customers[index % len(customers)]
         environment = "production" if (index // len(customers)) % 2 == 0 else "non_production"
-        fleet_.append(SimulatedInstance(customer_id, _uuid(rng), environment, rng.randint(5, 60)))
+        fleet_.append(
+            SimulatedInstance(customer_id, seeded_uuid(rng), environment, rng.randint(5, 60))
+        )
     return fleet_
 
 
@@ -88,7 +91,7 @@ def fleet_reports(
                     instance.customer_id,
                     {
                         "schema_version": 1,
-                        "report_id": _uuid(rng),
+                        "report_id": seeded_uuid(rng),
                         "instance_id": instance.instance_id,
                         "environment": instance.environment,
                         "generated_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),

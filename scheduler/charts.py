@@ -10,7 +10,7 @@ from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-Series = list[tuple[date, int | None, int | None]]
+from analytics.schemas import Series
 
 
 def _x(day: date) -> float:

@@ -17,6 +17,7 @@ from analytics.schemas import (
     NoActiveSubscriptionFinding,
     OveruseFinding,
     TelemetryMissingFinding,
+    overage_share,
 )
 
 _templates = Environment(
@@ -40,16 +41,11 @@ CSV_COLUMNS = tuple(
 )
 
 
-def _pct(finding: Mapping[str, Any]) -> str:
-    pct = finding["overage_pct"]
-    return "entitled 0" if pct is None else f"+{pct}%"
-
-
 def _overuse_cells(finding: Mapping[str, Any]) -> list[str]:
     return [
         finding["metric"],
         f"{finding['peak_usage']} / {finding['entitled']}",
-        _pct(finding) + (" material" if finding["material"] else ""),
+        overage_share(finding["overage_pct"]) + (" material" if finding["material"] else ""),
         str(finding["started_on"]),
         str(finding["deadline"]),
         str(finding["days_left"]),

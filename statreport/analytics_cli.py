@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from analytics.schemas import overage_share
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
 _STATUS_LABEL = {"overdue": "OVERDUE", "in_window": "in window", "regularized": "regularized"}
@@ -47,8 +48,7 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
     for finding in findings:
         kind = finding["kind"]
         if kind == "overuse":
-            pct = finding["overage_pct"]
-            share = "entitled 0" if pct is None else f"+{pct}%"
+            share = overage_share(finding["overage_pct"])
             detail = (
                 f"{finding['peak_usage']} used / {finding['entitled']} entitled ({share}"
                 f"{', material' if finding['material'] else ''}); since {finding['started_on']}, "

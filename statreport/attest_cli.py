@@ -14,6 +14,7 @@ from core.errors import StatreportError
 from core.quarters import quarter_bounds
 from ingest.attestation import build_bundle, verify_bundle
 from ingest.schemas import usage_day
+from phonehome.attestation import reports_of_quarter
 from phonehome.client import Spool
 
 DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
@@ -95,11 +96,7 @@ def attest_export(
         first, last = quarter_bounds(quarter)
     except (ValueError, IndexError) as exc:
         raise click.UsageError(f"--quarter {quarter!r} is not like 2026Q3") from exc
-    reports = [
-        r
-        for r in _load_reports(spool_dir, reports_file)
-        if first.isoformat() <= str(r.get("generated_at", ""))[:10] <= last.isoformat()
-    ]
+    reports = reports_of_quarter(_load_reports(spool_dir, reports_file), quarter=quarter)
     if not reports:
         raise click.UsageError(f"no report generated in {quarter} ({first} to {last}) was found")
     certification = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import secrets
 import shutil
-import socket
 import ssl
 import sys
 import threading
@@ -25,11 +24,11 @@ from core.quarters import previous_quarter, quarter_bounds, quarter_of
 from core.settings import Settings
 from ingest.attestation import build_bundle
 from phonehome.client import KeyRefused, Rejected, SendFailed, verify_context
-from phonehome.simulate import SimulatedInstance, fleet_reports
+from phonehome.simulate import SimulatedInstance, fleet_reports, seeded_uuid
 from statreport.analytics_cli import format_findings
 from statreport.attest_cli import DEFAULT_STATEMENT
 from statreport.client_cli import send_fleet
-from statreport.server import create_app, uvicorn_config
+from statreport.server import create_app, free_port, uvicorn_config
 
 DAYS = 90
 
@@ -199,13 +198,6 @@ def sample_customers(today: date) -> list[DemoCustomer]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _prepare(data_dir: Path) -> None:
     if data_dir.exists() and any(data_dir.iterdir()):
         if not (data_dir / "statreport.duckdb").exists():
@@ -225,7 +217,7 @@ def demo_reports(
     number: dict[str, tuple[DemoCustomer, int]] = {}
     for customer in customers:
         for index, environment in enumerate(customer.environments):
-            instance_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            instance_id = seeded_uuid(rng)
             instances.append(SimulatedInstance(customer.customer_id, instance_id, environment, 0))
             number[instance_id] = (customer, index)
 
@@ -347,7 +339,7 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     token = secrets.token_urlsafe(24)
     settings = Settings(
         data_dir=data_dir,
-        port=port or _free_port(),
+        port=port or free_port(),
         admin_token=token,
         scheduler_enabled=False,
         log_level="warning",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 import uvicorn
@@ -59,6 +61,60 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     api_metrics = ApiMetrics(registry=registry)
     store_metrics = StoreMetrics(registry=registry)
 
+    lifespan = _lifespan(
+        settings,
+        admin_token=admin_token,
+        metrics=api_metrics,
+        store_metrics=store_metrics,
+        clock=clock,
+    )
+
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN; fastapi-offline
+    # serves the same Swagger UI and ReDoc from files in its package. The validator badge is
+    # off: it would send the document's URL to validator.swagger.io.
+    app = FastAPIOffline(
+        title="statreport",
+        summary="Licensor-side Statistics Report ingest and licence compliance",
+        version=importlib.metadata.version("statreport"),
+        lifespan=lifespan,
+        static_url="/docs/assets",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.api_metrics = api_metrics
+    app.state.rate_limiter = RateLimiter(per_minute=settings.rate_limit_per_minute)
+    install_problem_handlers(app)
+    app.router.routes.append(reports_route)
+    app.include_router(attestation_router)
+    app.include_router(customers_router)
+    app.include_router(analytics_router)
+    app.include_router(weekly_router)
+    app.include_router(operations_admin_router)
+    app.include_router(operations_router)
+    app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]
+    return app
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a server of the demo or a test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _lifespan(
+    settings: Settings,
+    *,
+    admin_token: str,
+    metrics: ApiMetrics,
+    store_metrics: StoreMetrics,
+    clock: Callable[[], datetime],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the store, the keyring and the scheduler for the app's life; close them after."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(
@@ -83,7 +139,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         log.info("event=store.opened path=%s", settings.database_path)
         mailer = Mailer(settings)
         reporter = WeeklyReporter(
-            store=store, settings=settings, mailer=mailer, clock=clock, metrics=api_metrics
+            store=store, settings=settings, mailer=mailer, clock=clock, metrics=metrics
         )
         app.state.weekly_reporter = reporter
         scheduler = start_scheduler(reporter) if settings.scheduler_enabled else None
@@ -108,32 +164,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
             await store.close()
             log.info("event=store.closed path=%s", settings.database_path)
 
-    # FastAPI's own /docs and /redoc pages load their scripts from a CDN; fastapi-offline
-    # serves the same Swagger UI and ReDoc from files in its package. The validator badge is
-    # off: it would send the document's URL to validator.swagger.io.
-    app = FastAPIOffline(
-        title="statreport",
-        summary="Licensor-side Statistics Report ingest and licence compliance",
-        version="0.1.0",
-        lifespan=lifespan,
-        static_url="/docs/assets",
-        swagger_ui_parameters={"validatorUrl": None},
-    )
-    app.state.settings = settings
-    app.state.registry = registry
-    app.state.api_metrics = api_metrics
-    app.state.rate_limiter = RateLimiter(per_minute=settings.rate_limit_per_minute)
-    install_problem_handlers(app)
-    app.router.routes.append(reports_route)
-    app.include_router(attestation_router)
-    app.include_router(customers_router)
-    app.include_router(analytics_router)
-    app.include_router(weekly_router)
-    app.include_router(operations_admin_router)
-    app.include_router(operations_router)
-    app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
-    app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]
-    return app
+    return lifespan
 
 
 def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:

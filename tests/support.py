@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 
 from core.settings import Settings
-from statreport.server import create_app, uvicorn_config
+from statreport.server import create_app, free_port, uvicorn_config
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -65,14 +65,6 @@ def make_report(**overrides: Any) -> dict[str, Any]:
     }
     report.update(overrides)
     return report
-
-
-def free_port() -> int:
-    """A port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -236,3 +228,74 @@ def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 D = date.fromisoformat
+INSTANCE = "0b9a4f2c-7d3e-4e58-8f1a-3c2d1e0f9a77"
+JSON = {"Content-Type": "application/json"}
+
+
+def post(server: RunningServer, key: str, body: Any, **headers: str) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with server.client(key) as http:
+        return http.post("/v1/reports", content=content, headers={**JSON, **headers})
+
+
+def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["type"].startswith("https://")
+    assert problem["title"]
+    for needle in needles:
+        assert needle in problem["detail"], problem["detail"]
+    return problem
+
+
+def order(
+    start: str, end: str, packs: int, *, addons: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "order_id": f"OF-{start}",
+        "start": start,
+        "end": end,
+        "entitlements": {"user_packs": packs, "users_per_pack": 10},
+        "addons": addons or [],
+    }
+
+
+def customer(manager: str, *orders: dict[str, Any], air_gapped: bool = False) -> dict[str, Any]:
+    return {
+        "name": manager.split("@")[0].title(),
+        "account_manager": manager,
+        "air_gapped": air_gapped,
+        "orders": list(orders),
+    }
+
+
+def send_daily(
+    server: RunningServer, key: str, users: dict[date, int], *, instance: str = INSTANCE
+) -> None:
+    reports = [
+        make_report(
+            instance_id=instance,
+            generated_at=f"{day.isoformat()}T12:00:00Z",
+            metrics={"users": value},
+        )
+        for day, value in users.items()
+    ]
+    with server.client(key) as http:
+        for batch in iter_batches(reports, 500):
+            response = http.post("/v1/reports", json={"reports": batch})
+            assert response.status_code == 202, response.text
+
+
+def days(first: str, last: str) -> list[date]:
+    start = D(first)
+    return [start + timedelta(days=n) for n in range((D(last) - start).days + 1)]
+
+
+def evaluate(server: RunningServer, as_of: str) -> dict[str, Any]:
+    with server.admin() as http:
+        response = http.post("/v1/evaluations", json={"as_of": as_of})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -74,3 +74,20 @@ def test_the_wire_format_example_is_the_file_it_names() -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "report.json"
     assert json.loads(shown) == json.loads(example.read_text())
     assert "[`examples/report.json`](examples/report.json)" in section
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("core", "customers", "ingest", "phonehome", "analytics", "scheduler", "statreport")
+
+
+def test_the_architecture_table_names_modules_that_exist_and_every_package() -> None:
+    section = README.split("## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    rows = section.split("Where each rule of the SPEC lives:", 1)[1].splitlines()
+    table = "\n".join(row for row in rows if row.startswith("|"))
+    named = set(re.findall(r"`([a-z_]+/[a-z_]+\.py)`", table))
+    assert named, "the table names no module"
+    missing = sorted(module for module in named if not (ROOT / module).is_file())
+    assert missing == [], f"the README names modules that do not exist: {missing}"
+    assert {module.split("/")[0] for module in named} == set(PACKAGES)
+    on_disk = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
+    assert on_disk - {"tests", "docs", "benchmarks"} == set(PACKAGES)

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.e2e.test_reports import assert_problem, post
-from tests.support import ACME, ADMIN_TOKEN, RunningServer, make_report, query
+from tests.support import ACME, ADMIN_TOKEN, RunningServer, assert_problem, make_report, post, query
 
 
 def test_put_stores_the_document_and_get_returns_it(server: RunningServer) -> None:

@@ -12,9 +12,16 @@ from typing import Any
 from click.testing import CliRunner
 
 from statreport.cli import main
-from tests.e2e.test_evaluations import customer, days, evaluate, order, send_daily
-from tests.e2e.test_reports import assert_problem
-from tests.support import RunningServer, make_report
+from tests.support import (
+    RunningServer,
+    assert_problem,
+    customer,
+    days,
+    evaluate,
+    make_report,
+    order,
+    send_daily,
+)
 
 YEAR = order("2026-01-01", "2026-12-31", 5)
 

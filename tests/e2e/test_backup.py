@@ -10,8 +10,7 @@ from click.testing import CliRunner
 
 from statreport.cli import main
 from tests.conftest import ServerFactory
-from tests.e2e.test_reports import assert_problem
-from tests.support import ADMIN_TOKEN, make_report, query
+from tests.support import ADMIN_TOKEN, assert_problem, make_report, query
 
 
 def test_a_backup_under_load_restores_to_a_working_server(

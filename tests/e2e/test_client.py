@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from phonehome.client import PhoneHomeClient, Rejected, SendFailed, Spool, flush
 from statreport.cli import main
+from statreport.server import free_port
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, free_port, make_report, query
+from tests.support import RunningServer, make_report, query
 
 
 def phone_home(server_url: str, key: str, spool: Path, ca: Path, *extra: str) -> tuple[int, str]:

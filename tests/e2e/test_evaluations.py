@@ -3,69 +3,24 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
 
 from click.testing import CliRunner
 
 from statreport.cli import main
-from tests.e2e.test_reports import assert_problem
-from tests.support import ADMIN_TOKEN, RunningServer, iter_batches, make_report
-
-D = date.fromisoformat
-INSTANCE = "0b9a4f2c-7d3e-4e58-8f1a-3c2d1e0f9a77"
-
-
-def order(
-    start: str, end: str, packs: int, *, addons: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    return {
-        "order_id": f"OF-{start}",
-        "start": start,
-        "end": end,
-        "entitlements": {"user_packs": packs, "users_per_pack": 10},
-        "addons": addons or [],
-    }
-
-
-def customer(manager: str, *orders: dict[str, Any], air_gapped: bool = False) -> dict[str, Any]:
-    return {
-        "name": manager.split("@")[0].title(),
-        "account_manager": manager,
-        "air_gapped": air_gapped,
-        "orders": list(orders),
-    }
-
-
-def send_daily(
-    server: RunningServer, key: str, users: dict[date, int], *, instance: str = INSTANCE
-) -> None:
-    reports = [
-        make_report(
-            instance_id=instance,
-            generated_at=f"{day.isoformat()}T12:00:00Z",
-            metrics={"users": value},
-        )
-        for day, value in users.items()
-    ]
-    with server.client(key) as http:
-        for batch in iter_batches(reports, 500):
-            response = http.post("/v1/reports", json={"reports": batch})
-            assert response.status_code == 202, response.text
-
-
-def days(first: str, last: str) -> list[date]:
-    start = D(first)
-    return [start + timedelta(days=n) for n in range((D(last) - start).days + 1)]
-
-
-def evaluate(server: RunningServer, as_of: str) -> dict[str, Any]:
-    with server.admin() as http:
-        response = http.post("/v1/evaluations", json={"as_of": as_of})
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
+from tests.support import (
+    ADMIN_TOKEN,
+    INSTANCE,
+    D,
+    RunningServer,
+    assert_problem,
+    customer,
+    days,
+    evaluate,
+    make_report,
+    order,
+    send_daily,
+)
 
 WORKED_EXAMPLE_ORDER = order(
     "2026-10-01",

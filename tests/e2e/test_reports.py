@@ -12,27 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, make_report, query
-
-JSON = {"Content-Type": "application/json"}
-
-
-def post(server: RunningServer, key: str, body: Any, **headers: str) -> Any:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    with server.client(key) as http:
-        return http.post("/v1/reports", content=content, headers={**JSON, **headers})
-
-
-def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    assert problem["type"].startswith("https://")
-    assert problem["title"]
-    for needle in needles:
-        assert needle in problem["detail"], problem["detail"]
-    return problem
+from tests.support import JSON, RunningServer, assert_problem, make_report, post, query
 
 
 def stored_ids(server: RunningServer) -> list[str]:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from scheduler.jobs import last_fire_time, weekly_trigger
+from statreport.server import free_port
 from tests.conftest import ServerFactory
-from tests.e2e.test_evaluations import customer, days, order, send_daily
 from tests.smtp import PASSWORD, USER, Recorder, start_smtp
-from tests.support import D, RunningServer, free_port
+from tests.support import D, RunningServer, customer, days, order, send_daily
 
 CC = "licensing-ops@vendor.example"
 YEAR = order("2026-01-01", "2026-12-31", 5)

@@ -14,6 +14,8 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from core.quarters import quarter_bounds
 from statreport.demo import sample_customers
 from tests.support import query
@@ -36,6 +38,7 @@ def _csv_rows(message: EmailMessage) -> list[dict[str, str]]:
     raise AssertionError(f"no CSV in the email to {message['To']}")
 
 
+@pytest.mark.slow
 def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
     tmp_path: Path,
 ) -> None:

@@ -1,16 +1,81 @@
-"""A self-signed certificate for HTTPS out of the box."""
+"""The server's TLS files: an operator's own, checked and never written; or a self-signed one."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+T = TypeVar("T")
+
+
+class TlsFilesInvalid(Exception):
+    """The configured TLS files cannot be used; the message names the file and the fix."""
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> bool:
+    """Check an operator's certificate and key (SPEC §8 v2): both or neither, each readable
+    and parsable, the key the certificate's. Never writes either file.
+
+    Returns True when both were given, False when neither was (self-signed is then used).
+    """
+    if cert is None and key is None:
+        return False
+    if cert is None or key is None:
+        given, missing = (
+            ("STATREPORT_TLS_CERT", "STATREPORT_TLS_KEY")
+            if key is None
+            else ("STATREPORT_TLS_KEY", "STATREPORT_TLS_CERT")
+        )
+        raise TlsFilesInvalid(
+            f"{given} is set but {missing} is not: give both (your certificate and its private "
+            "key), or neither for a self-signed certificate in the data directory."
+        )
+    certificate = _load(
+        cert, "STATREPORT_TLS_CERT", "a PEM certificate", x509.load_pem_x509_certificate
+    )
+    private_key = _load(
+        key,
+        "STATREPORT_TLS_KEY",
+        "an unencrypted PEM private key",
+        lambda data: serialization.load_pem_private_key(data, password=None),
+    )
+    if certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise TlsFilesInvalid(
+            f"STATREPORT_TLS_KEY {key} is not the private key of the certificate {cert}; "
+            "give the key that the certificate was issued for."
+        )
+    return True
+
+
+def _load(path: Path, variable: str, kind: str, parse: Callable[[bytes], T]) -> T:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TlsFilesInvalid(f"{variable} {path} does not exist; check the path.") from None
+    except IsADirectoryError:
+        raise TlsFilesInvalid(f"{variable} {path} is a directory; give the file.") from None
+    except OSError as exc:
+        raise TlsFilesInvalid(
+            f"{variable} {path} cannot be read ({exc.strerror}); check its permissions."
+        ) from None
+    try:
+        return parse(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise TlsFilesInvalid(f"{variable} {path} is not {kind} ({exc}).") from None
 
 
 def fingerprint(cert_path: Path) -> str:
@@ -20,7 +85,8 @@ def fingerprint(cert_path: Path) -> str:
 
 
 def ensure_self_signed(cert_path: Path, key_path: Path, *, host: str) -> bool:
-    """Create a self-signed certificate for localhost and ``host`` unless one exists.
+    """Create a self-signed certificate for localhost and ``host`` unless one exists; only
+    for the data directory's default paths, never for files an operator gave.
 
     Returns True when a new certificate was written.
     """

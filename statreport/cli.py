@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from core.settings import Settings
 from core.telemetry import configure_logging
+from core.tls import TlsFilesInvalid
 from statreport.admin_cli import backup, customers_group, keys_group, weekly_report
 from statreport.analytics_cli import evaluate
 from statreport.attest_cli import attest_group
@@ -51,9 +52,10 @@ def serve(**flags: Any) -> None:
     Settings come from these flags or STATREPORT_* variables; STATREPORT_ADMIN_TOKEN is
     required.
 
-    Exit codes: 0 stopped cleanly; 1 failed while running; 2 bad settings (e.g. no admin
-    token); 3 could not start (e.g. the data directory is locked by another statreport, or
-    was written by a newer one): the log line event=store.refused says why.
+    Exit codes: 0 stopped cleanly; 1 failed while running; 2 bad settings (no admin token,
+    TLS files missing, unreadable or only one of the two given); 3 could not start (e.g.
+    the data directory is locked by another statreport, or was written by a newer one):
+    the log line event=store.refused says why.
     """
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:
@@ -64,7 +66,7 @@ def serve(**flags: Any) -> None:
     try:
         app = create_app(settings)
         config = uvicorn_config(settings, app)
-    except MissingAdminToken as exc:
+    except (MissingAdminToken, TlsFilesInvalid) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     scheme = "http" if settings.insecure_http else "https"

@@ -25,7 +25,7 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
-from core.tls import ensure_self_signed, fingerprint
+from core.tls import check_tls_files, ensure_self_signed, fingerprint
 from customers import repository as customers_repository
 from customers.endpoints import router as customers_router
 from ingest.attestation_endpoints import router as attestation_router
@@ -168,10 +168,16 @@ def _lifespan(
 
 
 def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
-    """The uvicorn config: TLS unless plain HTTP was asked for, no access log (no client IPs)."""
+    """The uvicorn config: TLS unless plain HTTP was asked for, no access log (no client IPs).
+
+    Raises ``TlsFilesInvalid`` when the operator's TLS files cannot be used.
+    """
     tls: dict[str, str] = {}
     if not settings.insecure_http:
-        if ensure_self_signed(settings.cert_path, settings.key_path, host=settings.host):
+        given = check_tls_files(settings.tls_cert, settings.tls_key)
+        if not given and ensure_self_signed(
+            settings.cert_path, settings.key_path, host=settings.host
+        ):
             log.info("event=tls.self_signed_created cert=%s", settings.cert_path)
         log.info(
             "event=tls.certificate cert=%s sha256=%s",

@@ -309,6 +309,26 @@ class Store:
             size += item.size
         return group, False
 
+    def _commit_isolated(self, payloads: list[Any]) -> list[Any]:
+        """Commit a group; if it fails for a reason other than storage, commit each request
+        alone, so that one bad request fails only itself, never its neighbours."""
+        assert self._group_commit is not None
+        try:
+            return self._group_commit.commit(self._transaction, payloads)
+        except StatreportError as exc:
+            return [exc for _ in payloads]
+        except Exception as exc:  # a bug must fail its requests, never the writer
+            if len(payloads) > 1:
+                log.warning("event=store.group_split reason=%s", type(exc).__name__)
+                return [answer for p in payloads for answer in self._commit_isolated([p])]
+            log.exception("event=store.commit_crashed")
+            return [
+                StoreUnavailable(
+                    f"Storage failed unexpectedly ({type(exc).__name__}); nothing was stored.",
+                    retry_after=self._retry_after,
+                )
+            ]
+
     def _run_admin_write(self, item: _PendingWrite) -> None:
         try:
             result = self._transaction(item.fn, single_statement=not item.transaction)
@@ -318,20 +338,8 @@ class Store:
             item.loop.call_soon_threadsafe(_settle, item.future, result, None)
 
     def _commit_and_answer(self, group: list[_PendingGroupItem]) -> None:
-        assert self._group_commit is not None
         started = time.perf_counter()
-        outcomes: list[Any]
-        try:
-            outcomes = self._group_commit.commit(self._transaction, [p.payload for p in group])
-        except StatreportError as exc:
-            outcomes = [exc for _ in group]
-        except Exception as exc:  # a bug must fail its requests, never the writer
-            log.exception("event=store.commit_crashed")
-            failure = StoreUnavailable(
-                f"Storage failed unexpectedly ({type(exc).__name__}); nothing was stored.",
-                retry_after=self._retry_after,
-            )
-            outcomes = [failure for _ in group]
+        outcomes = self._commit_isolated([p.payload for p in group])
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         self._metrics.commit_reports.observe(sum(p.size for p in group))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}

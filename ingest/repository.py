@@ -19,7 +19,8 @@ _REPORT_SCHEMA = pa.schema(
         ("customer_id", pa.string()),
         ("instance_id", pa.string()),
         ("environment", pa.string()),
-        ("generated_at", pa.string()),
+        ("generated_at", pa.timestamp("us", tz="UTC")),
+        ("usage_day", pa.date32()),
         ("product_version", pa.string()),
         ("sequence", pa.int64()),
         *[(metric, pa.int32()) for metric in REPORT_METRICS],
@@ -31,8 +32,7 @@ _REPORT_SCHEMA = pa.schema(
 
 # Built once from a constant tuple of column names; no input reaches this text.
 _REPORT_COLUMNS = (
-    "report_id::UUID, customer_id, instance_id::UUID, environment, "
-    "generated_at::TIMESTAMPTZ, CAST(timezone('UTC', generated_at::TIMESTAMPTZ) AS DATE), "
+    "report_id::UUID, customer_id, instance_id::UUID, environment, generated_at, usage_day, "
     "product_version, sequence, " + ", ".join(REPORT_METRICS) + ", source, key_id, received_at"
 )
 _INSERT_REPORTS = (
@@ -88,7 +88,11 @@ def _report_table(
         columns["customer_id"] += [staged.customer_id] * count
         columns["instance_id"] += [r["instance_id"] for r in reports]
         columns["environment"] += [r["environment"] for r in reports]
-        columns["generated_at"] += [r["generated_at"] for r in reports]
+        # Parsed here, as the time-window check parsed it, and handed over as UTC instants:
+        # DuckDB never parses the text (its cast refuses a lowercase 't' or 'z').
+        moments = [generated_moment(r).astimezone(UTC) for r in reports]
+        columns["generated_at"] += moments
+        columns["usage_day"] += [moment.date() for moment in moments]
         columns["product_version"] += [r["product_version"] for r in reports]
         columns["sequence"] += [r.get("sequence") for r in reports]
         for metric in REPORT_METRICS:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from core.errors import SchemaTooNew, StoreUnavailable
 from core.migrations import LATEST_VERSION
-from core.store import Store
+from core.store import Store, Transact
 from tests.support import ADMIN_TOKEN
 
 
@@ -79,3 +82,39 @@ def test_a_file_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> No
                 Store(path).open()
         finally:
             holder.kill()
+
+
+class _Refuses:
+    """A group commit that fails, as a bug would, whenever a group holds the payload "bad"."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Nothing to load."""
+
+    def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
+        self.groups.append(list(payloads))
+        if "bad" in payloads:
+            raise ValueError("a value the database cannot take")
+        return [f"stored {p}" for p in payloads]
+
+
+def test_one_bad_request_fails_alone_and_its_neighbours_are_committed(tmp_path: Path) -> None:
+    committer = _Refuses()
+    store = Store(tmp_path / "statreport.duckdb", commit_window_ms=200, group_commit=committer)
+    store.open()
+
+    async def send_together() -> list[Any]:
+        return await asyncio.gather(
+            *(store.submit(p, size=1) for p in ("a", "bad", "c")), return_exceptions=True
+        )
+
+    try:
+        answers = asyncio.run(send_together())
+    finally:
+        store.close_file()
+    assert committer.groups[0] == ["a", "bad", "c"]  # they shared one group first
+    assert answers[0] == "stored a"
+    assert isinstance(answers[1], StoreUnavailable)
+    assert answers[2] == "stored c"

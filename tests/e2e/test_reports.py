@@ -373,3 +373,30 @@ def test_a_large_batch_mixing_new_instances_and_stored_reports(
         post(server, acme_key, {"reports": [make_report() for _ in range(250)]}).json()["stored"]
         == 250
     )
+
+
+def _lowercase_time(hours_ago: float = 1) -> str:
+    moment = datetime.now(UTC) - timedelta(hours=hours_ago)
+    return moment.strftime("%Y-%m-%dt%H:%M:%Sz")
+
+
+@pytest.mark.parametrize("count", [1, 250])  # the appender's path and the Arrow table's
+def test_a_lowercase_t_and_z_are_stored_as_utc_and_resent_as_duplicates(
+    server: RunningServer, acme_key: str, count: int
+) -> None:
+    reports = [make_report(generated_at=_lowercase_time()) for _ in range(count)]
+    body: Any = reports[0] if count == 1 else {"reports": reports}
+    first = post(server, acme_key, body)
+    assert first.status_code == 202, first.text
+    assert first.json()["stored"] == count
+    again = post(server, acme_key, body)
+    assert again.status_code == 202, again.text
+    assert again.json() == {**again.json(), "stored": 0, "duplicates": count}
+    expected = datetime.fromisoformat(reports[0]["generated_at"].upper())
+    server.stop()
+    (stored,) = query(
+        server.data_dir,
+        "SELECT generated_at FROM reports WHERE report_id = ?",
+        [reports[0]["report_id"]],
+    )
+    assert stored[0] == expected

@@ -81,6 +81,10 @@ class _PendingWrite:
 
 
 _STOP = object()
+#: How long a commit (or a probe's answer) vouches for storage accepting writes.
+_PROBE_FRESH_SECONDS = 1.0
+#: Most requests in one group, whatever their size: the group's time stays bounded.
+_GROUP_MAX_REQUESTS = 2000
 
 
 class Store:
@@ -121,6 +125,11 @@ class Store:
         self._thread: threading.Thread | None = None
         self._pending = 0  # group items' sizes queued or committing; loop thread only
         self._group_commit = group_commit
+        # Written by the writer thread, read by probes on the loop: single assignments.
+        self._last_commit_at = float("-inf")
+        self._failing = False
+        self._probe: asyncio.Future[bool] | None = None
+        self._probe_started_at = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -206,7 +215,24 @@ class Store:
         return await future
 
     async def probe(self) -> bool:
-        """True when a tiny write commits: storage accepts writes."""
+        """True while storage accepts writes; at most one probe write a second, whoever asks.
+
+        A commit of the writer's own within the last second, with no storage failure since,
+        answers without writing. Otherwise every caller shares one heartbeat write, and its
+        answer stands for a second: a readiness flood costs the writer nothing.
+        """
+        now = time.monotonic()
+        if not self._failing and now - self._last_commit_at < _PROBE_FRESH_SECONDS:
+            return True
+        if self._probe is None or (
+            self._probe.done() and now - self._probe_started_at >= _PROBE_FRESH_SECONDS
+        ):
+            self._probe_started_at = now
+            self._probe = asyncio.ensure_future(self._probe_write())
+        return await asyncio.shield(self._probe)
+
+    async def _probe_write(self) -> bool:
+        self._metrics.probe_writes.inc()
         try:
             await self.write(lambda con: repository.touch_heartbeat(con, at=datetime.now(UTC)))
         except StatreportError:
@@ -264,12 +290,15 @@ class Store:
                         con.execute("ROLLBACK")
                     raise
         except _STORAGE_FAILURES as exc:
+            self._failing = True
             log.error("event=store.write_failed error=%r", str(exc))
             raise StoreUnavailable(
                 "Storage is failing and nothing was written. Retry later; operators should "
                 f"check the data directory's disk. ({type(exc).__name__})",
                 retry_after=self._retry_after,
             ) from exc
+        self._failing = False
+        self._last_commit_at = time.monotonic()
         return result
 
     def _run_writer(self) -> None:
@@ -281,33 +310,50 @@ class Store:
                 self._run_admin_write(item)
                 continue
             assert isinstance(item, _PendingGroupItem)
-            group, stop = self._collect_group(item)
+            group, deferred, stop = self._collect_group(item)
             self._commit_and_answer(group)
+            for write in deferred:
+                self._run_admin_write(write)
             if stop:
                 return
 
-    def _collect_group(self, first: _PendingGroupItem) -> tuple[list[_PendingGroupItem], bool]:
-        """The first request plus whatever joins it within the window, up to the size cap."""
+    def _collect_group(
+        self, first: _PendingGroupItem
+    ) -> tuple[list[_PendingGroupItem], list[_PendingWrite], bool]:
+        """The first request plus what joins it within the window, bounded in size and count.
+
+        Past the window it takes only what was already queued then, so a steady stream of
+        requests cannot keep a group open. Admin writes met on the way are returned, to run
+        after the group's commit, never inside the collection.
+        """
         group = [first]
+        deferred: list[_PendingWrite] = []
         size = first.size
         deadline = time.monotonic() + self._window
-        while size < self._commit_max:
+        backlog: int | None = None  # what was queued when the window closed
+        while size < self._commit_max and len(group) + len(deferred) < _GROUP_MAX_REQUESTS:
+            remaining = deadline - time.monotonic()
             try:
-                remaining = deadline - time.monotonic()
-                item = self._queue.get(timeout=remaining) if remaining > 0 else None
-                if item is None:
+                if remaining > 0:
+                    item = self._queue.get(timeout=remaining)
+                else:
+                    if backlog is None:
+                        backlog = self._queue.qsize()
+                    if backlog <= 0:
+                        break
+                    backlog -= 1
                     item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
-                return group, True
+                return group, deferred, True
             if isinstance(item, _PendingWrite):
-                self._run_admin_write(item)
+                deferred.append(item)
                 continue
             assert isinstance(item, _PendingGroupItem)
             group.append(item)
             size += item.size
-        return group, False
+        return group, deferred, False
 
     def _commit_isolated(self, payloads: list[Any]) -> list[Any]:
         """Commit a group; if it fails for a reason other than storage, commit each request

@@ -35,6 +35,11 @@ class StoreMetrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
             registry=registry,
         )
+        self.probe_writes = Counter(
+            "statreport_readiness_probe_writes",
+            "Heartbeat writes made to answer /readyz (at most one a second, however many ask).",
+            registry=registry,
+        )
         self.overloaded = Counter(
             "statreport_ingest_overloaded",
             "Requests refused with 503 because too many reports were waiting to commit.",

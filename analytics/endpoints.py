@@ -21,7 +21,9 @@ async def post_evaluation(
     request: EvaluationRequest, store: StoreDep, metrics: ApiMetricsDep
 ) -> Evaluation:
     """Without ``as_of``, evaluates as of yesterday (UTC), the last complete day."""
-    as_of = request.as_of or datetime.now(UTC).date() - timedelta(days=1)
+    today = datetime.now(UTC).date()
+    as_of = request.as_of or today - timedelta(days=1)
+    service.check_as_of(as_of, today=today)
     result = await service.evaluate(store, as_of=as_of)
     metrics.last_evaluation.set(result.evaluated_at.timestamp())
     return result

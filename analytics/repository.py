@@ -53,6 +53,11 @@ def customers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return _frame(con, "SELECT customer_id, account_manager, air_gapped FROM customers")
 
 
+def customer_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every customer's name, by id."""
+    return dict(con.execute("SELECT customer_id, name FROM customers").fetchall())
+
+
 def last_report_days(con: duckdb.DuckDBPyConnection, *, until: date) -> pl.DataFrame:
     """Each customer's latest report day on or before ``until``."""
     return _frame(

@@ -11,6 +11,13 @@ from pydantic import BaseModel, Field
 Series = list[tuple[date, int | None, int | None]]
 
 
+def time_left(days_left: int) -> str:
+    """The time to the deadline as a person reads it: ``23 days``, or ``14 days overdue``."""
+    if days_left < 0:
+        return f"{-days_left} day{'s' if days_left != -1 else ''} overdue"
+    return f"{days_left} day{'s' if days_left != 1 else ''}"
+
+
 def overage_share(overage_pct: float | None) -> str:
     """How far over, as a person reads it: ``+16.0%``, or ``entitled 0`` (not licensed)."""
     return "entitled 0" if overage_pct is None else f"+{overage_pct}%"

@@ -261,3 +261,28 @@ async def accounts_per_manager(store: Store) -> dict[str, int]:
     for manager in customers["account_manager"].to_list():
         counts[manager] = counts.get(manager, 0) + 1
     return counts
+
+
+async def customer_names(store: Store) -> dict[str, str]:
+    """Every customer's name, by id: how emails and pages name a customer."""
+    return await store.read(repository.customer_names)
+
+
+#: The first day an evaluation may be asked about; no report is older.
+EARLIEST_AS_OF = date(2000, 1, 1)
+
+
+def check_as_of(as_of: date, *, today: date) -> None:
+    """Refuse an ``as_of`` after today (it would judge days not yet reported, and pin the
+    episode history to them) or before 2000."""
+    if as_of > today:
+        raise InvalidPayload(
+            f"as_of {as_of} is after today ({today}, UTC): a day can only be judged once it has "
+            "begun. Leave as_of out for the latest finished day.",
+            errors=[{"loc": ["body", "as_of"], "msg": "must not be after today (UTC)"}],
+        )
+    if as_of < EARLIEST_AS_OF:
+        raise InvalidPayload(
+            f"as_of {as_of} is before {EARLIEST_AS_OF}; give a day in the period reports cover.",
+            errors=[{"loc": ["body", "as_of"], "msg": f"must be on or after {EARLIEST_AS_OF}"}],
+        )

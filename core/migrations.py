@@ -153,6 +153,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE attestations ADD COLUMN key_id VARCHAR;
         """,
     ),
+    (
+        5,
+        "weekly deliveries keep what they were built from and the message as sent",
+        """
+        ALTER TABLE weekly_deliveries ADD COLUMN built_from VARCHAR;
+        ALTER TABLE weekly_deliveries ADD COLUMN message_sha256 VARCHAR;
+        ALTER TABLE weekly_deliveries ADD COLUMN message BLOB;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

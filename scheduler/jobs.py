@@ -11,7 +11,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from analytics import service as analytics_service
-from scheduler import repository
 from scheduler.service import WeeklyReporter, iso_week_of
 
 log = logging.getLogger("statreport.scheduler")
@@ -61,14 +60,14 @@ async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
     local_now = now.astimezone(reporter.timezone)
     if fired.isocalendar()[:2] != local_now.isocalendar()[:2]:
         return  # that run belonged to an earlier week
-    iso_week = iso_week_of(fired.date())
-    complete = await reporter.store.read(
-        lambda con: repository.week_complete(con, iso_week=iso_week)
-    )
-    if complete:
+    iso_week = iso_week_of(local_now.date())
+    born_at = await reporter.born_at()
+    if born_at is not None and born_at > fired:
+        return  # no catch-up before birth: this week's first run is a manual or the next one
+    if await reporter.week_complete(iso_week=iso_week):
         return
     log.info("event=weekly_report.catch_up week=%s scheduled=%s", iso_week, fired.isoformat())
-    await reporter.run(as_of=fired.date() - timedelta(days=1))
+    await reporter.run()
 
 
 def start_scheduler(reporter: WeeklyReporter) -> AsyncIOScheduler:

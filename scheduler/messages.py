@@ -18,6 +18,7 @@ from analytics.schemas import (
     OveruseFinding,
     TelemetryMissingFinding,
     overage_share,
+    time_left,
 )
 
 _templates = Environment(
@@ -48,7 +49,7 @@ def _overuse_cells(finding: Mapping[str, Any]) -> list[str]:
         overage_share(finding["overage_pct"]) + (" material" if finding["material"] else ""),
         str(finding["started_on"]),
         str(finding["deadline"]),
-        str(finding["days_left"]),
+        time_left(finding["days_left"]),
     ]
 
 
@@ -75,7 +76,7 @@ class SectionSpec:
     cells: Callable[[Mapping[str, Any]], list[str]]
 
 
-_OVERUSE_COLUMNS = ("Metric", "Peak / entitled", "Over by", "Since", "Deadline", "Days left")
+_OVERUSE_COLUMNS = ("Metric", "Peak / entitled", "Over by", "Since", "Deadline", "Time left")
 
 SECTIONS = (
     SectionSpec(
@@ -162,6 +163,7 @@ def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
 class _Row:
     finding: Mapping[str, Any]
     cells: list[str]
+    customer: str
     chart_cid: str | None = None
 
 
@@ -184,9 +186,11 @@ def build_weekly_email(
     findings: Sequence[Mapping[str, Any]],
     accounts: int,
     charts: Mapping[tuple[str, str], bytes],
+    names: Mapping[str, str],
     digest: bool = False,
 ) -> EmailMessage:
-    """The whole message: text, HTML with inline charts, and the CSV."""
+    """The whole message: text, HTML with inline charts, and the CSV. Customers are named by
+    ``names`` (their documents' names), with the id beside."""
     sections: list[_Section] = []
     images: list[tuple[str, bytes]] = []
     for spec in SECTIONS:
@@ -195,7 +199,9 @@ def build_weekly_email(
             continue
         section = _Section(spec.title, spec.hint, spec.colour, spec.columns, chosen)
         for finding in chosen:
-            row = _Row(finding, spec.cells(finding))
+            customer_id = finding["customer_id"]
+            label = f"{names.get(customer_id, customer_id)} ({customer_id})"
+            row = _Row(finding, spec.cells(finding), label)
             chart = charts.get((finding["customer_id"], finding.get("metric") or ""))
             if finding["kind"] == "overuse" and chart is not None:
                 cid = make_msgid(domain="statreport.invalid")

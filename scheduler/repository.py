@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
 
-
-def sent_recipients(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> set[str]:
-    """Recipients whose weekly email for ``iso_week`` was delivered."""
-    rows = con.execute(
-        "SELECT recipient FROM weekly_deliveries WHERE iso_week = ? AND status = 'sent'",
-        [iso_week],
-    ).fetchall()
-    return {row[0] for row in rows}
+#: A claim not completed within this long was left by a crash mid-send, and is released.
+CLAIM_EXPIRES = timedelta(hours=1)
 
 
-def record_delivery(
+def claim_delivery(
     con: duckdb.DuckDBPyConnection,
     *,
     iso_week: str,
@@ -25,14 +20,47 @@ def record_delivery(
     kind: str,
     subject: str,
     findings: int,
+    built_from: str,
+    claimed_at: datetime,
+    force: bool,
+) -> str | None:
+    """Claim one recipient's email of ``iso_week`` before sending it, in the caller's
+    transaction. Returns None when claimed, or why not: another run is sending it right now,
+    or it was sent already (``force`` sends again, but never beside a live claim)."""
+    row = con.execute(
+        "SELECT status, attempted_at FROM weekly_deliveries WHERE iso_week = ? AND recipient = ?",
+        [iso_week, recipient],
+    ).fetchone()
+    if row is not None:
+        status, attempted_at = row
+        if status == "sending" and attempted_at > claimed_at - CLAIM_EXPIRES:
+            return f"another run is sending it since {attempted_at:%H:%M:%S} UTC"
+        if status == "sent" and not force:
+            return f"already sent for {iso_week}; use force to send again"
+    con.execute(
+        "INSERT OR REPLACE INTO weekly_deliveries (iso_week, recipient, kind, subject, findings, "
+        "status, detail, attempted_at, built_from) VALUES (?, ?, ?, ?, ?, 'sending', NULL, ?, ?)",
+        [iso_week, recipient, kind, subject, findings, claimed_at, built_from],
+    )
+    return None
+
+
+def record_delivery(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    iso_week: str,
+    recipient: str,
     status: str,
     detail: str | None,
     attempted_at: datetime,
+    message_sha256: str,
+    message: bytes,
 ) -> None:
-    """Keep the latest attempt for one recipient of one week."""
+    """Complete a claim: sent, or failed (which releases it, so the send is retried)."""
     con.execute(
-        "INSERT OR REPLACE INTO weekly_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [iso_week, recipient, kind, subject, findings, status, detail, attempted_at],
+        "UPDATE weekly_deliveries SET status = ?, detail = ?, attempted_at = ?, "
+        "message_sha256 = ?, message = ? WHERE iso_week = ? AND recipient = ?",
+        [status, detail, attempted_at, message_sha256, message, iso_week, recipient],
     )
 
 
@@ -43,22 +71,43 @@ def record_run(
     con.execute("INSERT OR REPLACE INTO weekly_runs VALUES (?, ?, ?)", [iso_week, as_of, ran_at])
 
 
-def week_complete(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> bool:
-    """True once the week's run happened and none of its deliveries failed."""
-    ran = con.execute("SELECT count(*) FROM weekly_runs WHERE iso_week = ?", [iso_week]).fetchone()
-    failed = con.execute(
-        "SELECT count(*) FROM weekly_deliveries WHERE iso_week = ? AND status = 'failed'",
-        [iso_week],
-    ).fetchone()
-    return bool(ran and ran[0]) and not (failed and failed[0])
+def unsent_recipients(
+    con: duckdb.DuckDBPyConnection, *, iso_week: str, recipients: Iterable[str]
+) -> set[str]:
+    """The recipients who have not been sent ``iso_week``'s email yet."""
+    sent = {
+        row[0]
+        for row in con.execute(
+            "SELECT recipient FROM weekly_deliveries WHERE iso_week = ? AND status = 'sent'",
+            [iso_week],
+        ).fetchall()
+    }
+    return set(recipients) - sent
 
 
 def deliveries(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> list[dict[str, Any]]:
     """Every recipient's latest attempt for one week."""
     cursor = con.execute(
-        "SELECT recipient, kind, subject, findings, status, detail, attempted_at "
-        "FROM weekly_deliveries WHERE iso_week = ? ORDER BY recipient",
+        "SELECT recipient, kind, subject, findings, status, detail, attempted_at, built_from, "
+        "message_sha256 FROM weekly_deliveries WHERE iso_week = ? ORDER BY recipient",
         [iso_week],
     )
     names = [c[0] for c in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def delivered_message(
+    con: duckdb.DuckDBPyConnection, *, iso_week: str, recipient: str
+) -> bytes | None:
+    """The message of one recipient's latest attempt of one week, byte for byte."""
+    row = con.execute(
+        "SELECT message FROM weekly_deliveries WHERE iso_week = ? AND recipient = ?",
+        [iso_week, recipient],
+    ).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+def database_born_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the data directory's database was created (its first migration)."""
+    row = con.execute("SELECT min(applied_at) FROM schema_migrations").fetchone()
+    return None if row is None else row[0]

@@ -27,10 +27,19 @@ class Delivery(BaseModel):
     detail: str | None = None
 
 
-class DeliveryRecord(Delivery):
-    """One recipient's latest attempt of one week, as recorded."""
+class DeliveryRecord(BaseModel):
+    """One recipient's latest attempt of one week, as recorded: ``sending`` while a run holds
+    its claim."""
 
+    recipient: str
+    kind: Literal["manager", "digest"]
+    subject: str
+    findings: int
+    status: Literal["sending", "sent", "failed"]
+    detail: str | None = None
     attempted_at: datetime
+    built_from: str | None = None
+    message_sha256: str | None = None
 
 
 class WeeklyRun(BaseModel):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from analytics import service as analytics_service
+from core.errors import NotFound
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import ApiMetrics
@@ -47,55 +50,48 @@ class WeeklyReporter:
         """The report's time zone."""
         return ZoneInfo(self.settings.report_timezone)
 
+    def today(self) -> date:
+        """Today in the report's time zone: its ISO week is the week of an email sent now."""
+        return self.clock().astimezone(self.timezone).date()
+
     def default_as_of(self) -> date:
-        """The day before today, in the report's time zone."""
-        return self.clock().astimezone(self.timezone).date() - timedelta(days=1)
+        """The latest UTC day that has fully ended: no day is judged half-reported, even in
+        a time zone ahead of UTC."""
+        return self.clock().astimezone(UTC).date() - timedelta(days=1)
 
     async def run(
         self, *, as_of: date | None = None, dry_run: bool = False, force: bool = False
     ) -> WeeklyRun:
-        """Evaluate, render and send; each manager at most once per ISO week unless forced."""
+        """Evaluate, render and send; each recipient at most once per ISO week unless forced,
+        also when runs overlap: each delivery is claimed in the database before it is sent."""
         as_of = as_of or self.default_as_of()
-        iso_week = iso_week_of(as_of + timedelta(days=1))
+        analytics_service.check_as_of(as_of, today=self.clock().astimezone(UTC).date())
+        iso_week = iso_week_of(self.today())
         evaluation = await analytics_service.evaluate(self.store, as_of=as_of)
         if self.metrics is not None:
             self.metrics.last_evaluation.set(evaluation.evaluated_at.timestamp())
+        built_from = f"evaluation as of {as_of} made {evaluation.evaluated_at:%Y-%m-%dT%H:%M:%SZ}"
         findings = [f.model_dump(mode="json") for f in evaluation.findings]
         accounts = await analytics_service.accounts_per_manager(self.store)
+        names = await analytics_service.customer_names(self.store)
         charts = await self._charts(findings, as_of=as_of)
-        already = await self.store.read(
-            lambda con: repository.sent_recipients(con, iso_week=iso_week)
-        )
-        deliveries = []
+        letters: list[tuple[EmailMessage, int, Literal["manager", "digest"]]] = []
         for manager in sorted(accounts):
             mine = [f for f in findings if f["account_manager"] == manager]
-            message = self._email(manager, iso_week, as_of, mine, accounts[manager], charts)
-            deliveries.append(
-                await self._deliver(
-                    message, iso_week, len(mine), "manager", already, dry_run=dry_run, force=force
-                )
-            )
+            message = self._email(manager, iso_week, as_of, mine, accounts[manager], charts, names)
+            letters.append((message, len(mine), "manager"))
         if self.settings.report_cc:
+            total = sum(accounts.values())
             message = self._email(
-                self.settings.report_cc,
-                iso_week,
-                as_of,
-                findings,
-                sum(accounts.values()),
-                charts,
-                True,
+                self.settings.report_cc, iso_week, as_of, findings, total, charts, names, True
             )
-            deliveries.append(
-                await self._deliver(
-                    message,
-                    iso_week,
-                    len(findings),
-                    "digest",
-                    already,
-                    dry_run=dry_run,
-                    force=force,
-                )
+            letters.append((message, len(findings), "digest"))
+        deliveries = [
+            await self._deliver(
+                message, iso_week, count, kind, built_from, dry_run=dry_run, force=force
             )
+            for message, count, kind in letters
+        ]
         if not dry_run:
             now = self.clock()
             await self.store.write(
@@ -113,6 +109,24 @@ class WeeklyReporter:
             dry_run,
         )
         return WeeklyRun(iso_week=iso_week, as_of=as_of, deliveries=deliveries)
+
+    async def recipients(self) -> set[str]:
+        """Who gets this week's email: every account manager, and the digest's address."""
+        managers = set(await analytics_service.accounts_per_manager(self.store))
+        return managers | ({self.settings.report_cc} if self.settings.report_cc else set())
+
+    async def week_complete(self, *, iso_week: str) -> bool:
+        """True once every current recipient has been sent ``iso_week``'s email: customers
+        loaded after the week's run still get theirs."""
+        recipients = await self.recipients()
+        unsent = await self.store.read(
+            lambda con: repository.unsent_recipients(con, iso_week=iso_week, recipients=recipients)
+        )
+        return not unsent
+
+    async def born_at(self) -> datetime | None:
+        """When this data directory's database was created."""
+        return await self.store.read(repository.database_born_at)
 
     async def _charts(
         self, findings: list[dict[str, Any]], *, as_of: date
@@ -148,9 +162,10 @@ class WeeklyReporter:
         findings: list[dict[str, Any]],
         accounts: int,
         charts: dict[tuple[str, str], bytes],
+        names: dict[str, str],
         digest: bool = False,
     ) -> EmailMessage:
-        return build_weekly_email(
+        message = build_weekly_email(
             sender=self.settings.smtp_from,
             recipient=recipient,
             iso_week=iso_week,
@@ -158,8 +173,12 @@ class WeeklyReporter:
             findings=findings,
             accounts=accounts,
             charts=charts,
+            names=names,
             digest=digest,
         )
+        message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
+        message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))
+        return message
 
     async def _deliver(
         self,
@@ -167,42 +186,72 @@ class WeeklyReporter:
         iso_week: str,
         findings: int,
         kind: Literal["manager", "digest"],
-        already: set[str],
+        built_from: str,
         *,
         dry_run: bool,
         force: bool,
     ) -> Delivery:
         recipient, subject = str(message["To"]), str(message["Subject"])
-        status: Literal["sent", "failed", "skipped", "dry_run"]
-        detail: str | None = None
-        if dry_run:
-            status = "dry_run"
-        elif recipient in already and not force:
-            status, detail = "skipped", f"already sent for {iso_week}; use force to send again"
-        else:
-            try:
-                status, detail = "sent", await asyncio.to_thread(self.mailer.send, message)
-            except DeliveryFailed as exc:
-                status, detail = "failed", f"{exc}; it will be retried within the hour"
-                log.warning("event=weekly_report.send_failed week=%s error=%r", iso_week, str(exc))
         delivery = Delivery(
-            recipient=recipient,
-            kind=kind,
-            subject=subject,
-            findings=findings,
-            status=status,
-            detail=detail,
+            recipient=recipient, kind=kind, subject=subject, findings=findings, status="dry_run"
         )
-        if status in ("sent", "failed"):
-            attempted_at = self.clock()
-            await self.store.write(
-                lambda con: repository.record_delivery(
-                    con, iso_week=iso_week, attempted_at=attempted_at, **delivery.model_dump()
-                )
+        if dry_run:
+            return delivery
+        claimed_at = self.clock()
+        refusal = await self.store.write(
+            lambda con: repository.claim_delivery(
+                con,
+                iso_week=iso_week,
+                recipient=recipient,
+                kind=kind,
+                subject=subject,
+                findings=findings,
+                built_from=built_from,
+                claimed_at=claimed_at,
+                force=force,
             )
+        )
+        if refusal is not None:
+            return delivery.model_copy(update={"status": "skipped", "detail": refusal})
+        raw = message.as_bytes()
+        try:
+            delivery.status, delivery.detail = "sent", await self.mailer.send(message)
+        except DeliveryFailed as exc:
+            delivery.status = "failed"
+            delivery.detail = f"{exc}; it will be retried within the hour"
+            log.warning("event=weekly_report.send_failed week=%s error=%r", iso_week, str(exc))
+        attempted_at = self.clock()
+        await self.store.write(
+            lambda con: repository.record_delivery(
+                con,
+                iso_week=iso_week,
+                recipient=recipient,
+                status=delivery.status,
+                detail=delivery.detail,
+                attempted_at=attempted_at,
+                message_sha256=hashlib.sha256(raw).hexdigest(),
+                message=raw,
+            )
+        )
         return delivery
 
     async def deliveries(self, *, iso_week: str) -> list[DeliveryRecord]:
         """Each recipient's latest attempt for ``iso_week``; empty if none yet."""
         rows = await self.store.read(lambda con: repository.deliveries(con, iso_week=iso_week))
         return [DeliveryRecord.model_validate(row) for row in rows]
+
+    async def delivered_message(self, *, iso_week: str, recipient: str) -> bytes:
+        """One recipient's email of ``iso_week``, exactly as it was sent (or last attempted)."""
+        message = await self.store.read(
+            lambda con: repository.delivered_message(con, iso_week=iso_week, recipient=recipient)
+        )
+        if message is None:
+            raise NotFound(
+                f"No email to {recipient} was sent or attempted for {iso_week}; list the "
+                f"week's deliveries with GET /v1/weekly-reports/{iso_week}."
+            )
+        return message
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from analytics.schemas import overage_share
+from analytics.schemas import overage_share, time_left
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
 _STATUS_LABEL = {"overdue": "OVERDUE", "in_window": "in window", "regularized": "regularized"}
@@ -49,6 +49,8 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
         kind = finding["kind"]
         if kind == "overuse":
             share = overage_share(finding["overage_pct"])
+            days = finding["days_left"]
+            left = time_left(days) + ("" if days < 0 else " left")
             detail = (
                 f"{finding['peak_usage']} used / {finding['entitled']} entitled ({share}"
                 f"{', material' if finding['material'] else ''}); since {finding['started_on']}, "
@@ -56,7 +58,7 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
             if finding["status"] == "regularized":
                 detail += f"ended {finding['ended_on']} ({finding['resolution']})"
             else:
-                detail += f"deadline {finding['deadline']} ({finding['days_left']} days left)"
+                detail += f"deadline {finding['deadline']} ({left})"
             label = "over-use " + _STATUS_LABEL[finding["status"]]
             metric = finding["metric"]
         elif kind == "telemetry_missing":

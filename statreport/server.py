@@ -161,6 +161,7 @@ def _lifespan(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            mailer.shutdown()
             await store.close()
             log.info("event=store.closed path=%s", settings.database_path)
 

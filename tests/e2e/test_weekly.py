@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from scheduler.jobs import last_fire_time, weekly_trigger
@@ -50,6 +54,21 @@ def populate(server: RunningServer) -> None:
         dict.fromkeys(days("2026-11-15", "2026-11-22"), 5),
         instance="33333333-3333-4333-8333-333333333333",
     )
+
+
+#: Unless a test says otherwise, its server lives on the Monday of the week the tests are about.
+MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def server_factory(server_factory: ServerFactory) -> ServerFactory:
+    """The conftest's factory, with the clock on ``MONDAY`` by default."""
+
+    def start(**overrides: Any) -> RunningServer:
+        overrides.setdefault("clock", lambda: MONDAY)
+        return server_factory(**overrides)
+
+    return start
 
 
 def run_weekly(server: RunningServer, **body: Any) -> dict[str, Any]:
@@ -105,8 +124,12 @@ def test_one_email_per_manager_with_sections_charts_and_csv(
     assert bob["Subject"] == "Licence compliance 2026-W48: 2 accounts need action"
     text = text_of(bob)
     assert text.index("== Overdue (1) ==") < text.index("== Telemetry missing (1) ==")
-    assert "hooli: Metric users; Peak / entitled 60 / 50; Over by +20.0% material" in text
-    assert "globex: Last report 2026-11-01" in text
+    # Customers by name, with the id beside; an overdue deadline in words, not "-N days left".
+    assert "Bob (hooli): Metric users; Peak / entitled 60 / 50; Over by +20.0% material" in text
+    assert re.search(r"Time left \d+ days overdue\r?\n", text)
+    assert "Bob (globex): Last report 2026-11-01" in text
+    assert bob["Date"].datetime == MONDAY
+    assert re.fullmatch(r"<[^@<>]+@localhost>", str(bob["Message-ID"]))
     assert [(r["kind"], r["customer_id"], r["status"]) for r in csv_rows(bob)] == [
         ("overuse", "hooli", "overdue"),
         ("telemetry_missing", "globex", ""),
@@ -139,7 +162,7 @@ def test_one_email_per_manager_with_sections_charts_and_csv(
     digest = mails[CC]
     assert digest["Subject"] == "[digest] Licence compliance 2026-W48: 3 accounts need action"
     assert {r["customer_id"] for r in csv_rows(digest)} == {"acme", "hooli", "globex"}
-    assert "hooli (bob@vendor.example)" in text_of(digest)
+    assert "Bob (hooli), bob@vendor.example:" in text_of(digest)
 
 
 def test_starttls_and_authentication(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -230,6 +253,13 @@ def test_at_most_one_email_per_manager_per_week_across_restarts(
     assert len(recorder.wait_for(3, timeout=2)) == 2
 
 
+def _born(data_dir: Path, at: datetime) -> None:
+    """Pretend the data directory's database was created ``at`` (the server is stopped)."""
+    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
+    con.execute("UPDATE schema_migrations SET applied_at = ?", [at])
+    con.close()
+
+
 def test_a_missed_monday_is_sent_when_the_server_comes_back(
     server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
 ) -> None:
@@ -239,13 +269,54 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
     offline = server_factory(data_dir=data_dir, **settings)
     offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
     offline.stop()
+    _born(data_dir, datetime(2026, 11, 16, 9, 0, tzinfo=UTC))  # the week before
     # Down through Monday 07:00; back on Wednesday.
     wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     server_factory(data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings)
     (received,) = recorder.wait_for(1)
     assert received.rcpt_tos == ["carol@vendor.example"]
     assert "2026-W48" in str(received.message["Subject"])
-    assert "evaluated as of 2026-11-22" in text_of(received.message)
+    # As of the latest UTC day that has fully ended when it runs (SPEC §7 v2).
+    assert "evaluated as of 2026-11-24" in text_of(received.message)
+
+
+def test_no_catch_up_before_birth(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+) -> None:
+    port, recorder = smtp
+    data_dir = tmp_path / "data"
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    offline = server_factory(data_dir=data_dir, **settings)
+    offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    offline.stop()
+    _born(data_dir, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))  # after Monday 07:00
+    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    server = server_factory(
+        data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings
+    )
+    assert recorder.wait_for(1, timeout=3) == []
+    with server.admin() as http:
+        assert http.get("/v1/weekly-reports/2026-W48").json() == []
+
+
+def test_a_customer_loaded_after_the_weeks_run_still_gets_its_email(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+) -> None:
+    port, recorder = smtp
+    data_dir = tmp_path / "data"
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    empty = server_factory(data_dir=data_dir, **settings)
+    empty.stop()
+    _born(data_dir, datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
+    # The week's run on an empty database sends nothing, and completes nobody.
+    first = server_factory(data_dir=data_dir, clock=lambda: wednesday, **settings)
+    assert run_weekly(first, as_of="2026-11-24")["deliveries"] == []
+    first.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    first.stop()
+    server_factory(data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings)
+    (received,) = recorder.wait_for(1)
+    assert received.rcpt_tos == ["carol@vendor.example"]
 
 
 def test_before_seven_on_monday_the_last_fire_time_is_last_weeks() -> None:
@@ -286,3 +357,59 @@ def test_without_smtp_the_emails_go_to_the_outbox(server_factory: ServerFactory)
     assert len(files) == 1
     assert delivery["detail"] == str(files[0])
     assert b"To: carol@vendor.example" in files[0].read_bytes()
+
+
+def test_overlapping_runs_send_each_recipient_one_email(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder]
+) -> None:
+    port, recorder = smtp
+    server = server_factory(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", report_cc=CC
+    )
+    populate(server)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda _: run_weekly(server), range(4)))
+    statuses = sorted(d["status"] for run in runs for d in run["deliveries"])
+    assert statuses.count("sent") == 4  # alice, bob, carol and the digest, once each
+    assert set(statuses) == {"sent", "skipped"}
+    time.sleep(0.5)  # let any second email arrive, if one was (wrongly) sent
+    received = recorder.wait_for(4)
+    assert sorted(r.rcpt_tos[0] for r in received) == sorted(
+        ["alice@vendor.example", "bob@vendor.example", "carol@vendor.example", CC]
+    )
+    with server.admin() as http:
+        kept = http.get("/v1/weekly-reports/2026-W48").json()
+    assert [(k["recipient"], k["status"]) for k in kept] == sorted(
+        (r.rcpt_tos[0], "sent") for r in received
+    )
+
+
+def test_each_email_is_kept_as_sent_with_its_digest_and_what_it_was_built_from(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder]
+) -> None:
+    port, recorder = smtp
+    server = server_factory(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    run_weekly(server)
+    (received,) = recorder.wait_for(1)
+    with server.admin() as http:
+        (kept,) = http.get("/v1/weekly-reports/2026-W48").json()
+        message = http.get("/v1/weekly-reports/2026-W48/carol@vendor.example")
+        missing = http.get("/v1/weekly-reports/2026-W47/carol@vendor.example")
+    assert message.status_code == 200
+    assert message.headers["content-type"] == "message/rfc822"
+    assert hashlib.sha256(message.content).hexdigest() == kept["message_sha256"]
+    assert kept["built_from"].startswith("evaluation as of 2026-11-22 made ")
+    assert str(received.message["Message-ID"]) in message.text
+    assert missing.status_code == 404
+    assert "GET /v1/weekly-reports/2026-W47" in missing.json()["detail"]
+
+
+def test_an_as_of_after_today_is_refused(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    with server.admin() as http:
+        response = http.post("/v1/weekly-reports", json={"as_of": "2026-11-24"})
+        ancient = http.post("/v1/weekly-reports", json={"as_of": "0001-01-01"})
+    assert response.status_code == 422
+    assert "after today (2026-11-23" in response.json()["detail"]
+    assert ancient.status_code == 422

@@ -89,13 +89,14 @@ class Mailer:
         smtp._host = settings.smtp_host or ""  # type: ignore[attr-defined]
         # A server that trickles a byte at a time never trips the per-read timeout: close the
         # socket when the whole conversation's time is up, which fails the blocked read.
-        watchdog = threading.Timer(timeout, _abort, args=(smtp,))
+        expired = threading.Event()
+        watchdog = threading.Timer(timeout, _abort, args=(smtp, expired))
         watchdog.daemon = True
         watchdog.start()
         try:
             self._converse(smtp, message)
         except (OSError, smtplib.SMTPException) as exc:
-            if not watchdog.is_alive():
+            if expired.is_set():
                 raise DeliveryFailed(
                     f"the SMTP conversation took longer than {timeout} s "
                     "(STATREPORT_SMTP_TIMEOUT_SECONDS) and was abandoned"
@@ -141,7 +142,8 @@ class Mailer:
         return str(path)
 
 
-def _abort(smtp: smtplib.SMTP) -> None:
+def _abort(smtp: smtplib.SMTP, expired: threading.Event) -> None:
+    expired.set()
     sock = smtp.sock
     if sock is not None:
         with contextlib.suppress(OSError):

@@ -66,6 +66,14 @@ class InstanceOwnedElsewhere(StatreportError):
     slug = "instance-owned-elsewhere"
 
 
+class ReportOwnedElsewhere(StatreportError):
+    """A report_id already stored under another customer's licence key."""
+
+    status = 409
+    title = "Report id belongs to another customer"
+    slug = "report-owned-elsewhere"
+
+
 class Conflict(StatreportError):
     """A logical conflict with stored state."""
 

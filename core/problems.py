@@ -41,9 +41,13 @@ def problem_response(
 
 
 _UUID_HELP = "must be a UUID such as 5f0c6a3e-2b1d-4c1e-9a57-0d6b2f1c9e11"
+_RANDOM_UUID_HELP = (
+    "must be a UUID of version 4 (random) or 7 (time-ordered), such as "
+    "5f0c6a3e-2b1d-4c1e-9a57-0d6b2f1c9e11; version 1 would carry the host's MAC address"
+)
 _TIMESTAMP_HELP = "must be an RFC 3339 timestamp with an offset, such as 2026-11-20T03:17:00Z"
 _FRIENDLY: dict[tuple[str, str], str] = {
-    ("report_id", "string_pattern_mismatch"): _UUID_HELP,
+    ("report_id", "string_pattern_mismatch"): _RANDOM_UUID_HELP,
     ("report_id", "string_type"): _UUID_HELP,
     ("instance_id", "string_pattern_mismatch"): _UUID_HELP,
     ("instance_id", "string_type"): _UUID_HELP,

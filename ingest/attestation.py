@@ -9,6 +9,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.errors import InvalidPayload, MalformedBody
@@ -39,7 +40,7 @@ class AttestationBundle(BaseModel):
 
     schema_version: Literal[1]
     kind: Literal["statreport.attestation"]
-    quarter: Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
+    quarter: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}Q[1-4]$")]
     reports: Annotated[list[StatisticsReport], Field(min_length=1, max_length=200_000)]
     certification: Certification
     signature: Annotated[str, StringConstraints(pattern=_SIGNATURE.pattern)]
@@ -89,7 +90,9 @@ def verify_bundle(
     every report against SPEC §2; each report's ``generated_at`` inside the quarter.
     """
     try:
-        raw = json.loads(body)
+        # pydantic's parser, as for /v1/reports: the same nesting limit, and a ValueError
+        # (400) past it, where json.loads would raise RecursionError.
+        raw = pydantic_core.from_json(body)
     except ValueError as exc:
         raise MalformedBody(f"The bundle is not valid JSON ({exc}).") from exc
     if not isinstance(raw, dict):

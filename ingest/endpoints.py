@@ -30,8 +30,8 @@ async def post_reports(request: Request) -> Response:
             retry_after=wait,
         )
     within = state.settings.body_timeout_seconds
-    reports = parse_reports(await read_json_body(request, within_seconds=within))
-    result = await ingest_reports(store, holder=holder, reports=reports)
+    reports, batch = parse_reports(await read_json_body(request, within_seconds=within))
+    result = await ingest_reports(store, holder=holder, reports=reports, batch=batch)
     return Response(result.to_json(), status_code=202, media_type="application/json")
 
 

@@ -58,6 +58,7 @@ class StagedReports:
     key_id: str
     source: str
     received_at: datetime
+    batch: bool = True
     arrow: pa.Table | None = None
 
 
@@ -68,13 +69,21 @@ def stage_reports(
     key_id: str,
     source: str,
     received_at: datetime,
+    batch: bool = True,
 ) -> StagedReports:
-    """Wrap one request's reports for the writer, as Arrow when there are many."""
-    staged = StagedReports(reports, customer_id, key_id, source, received_at)
+    """Wrap one request's reports for the writer, as Arrow when there are many. ``batch``
+    says how errors locate a report: ``reports[i]`` in a batch, nothing for a single one."""
+    staged = StagedReports(reports, customer_id, key_id, source, received_at, batch)
     if len(reports) < ARROW_MIN_ROWS // 4:
         return staged
     return StagedReports(
-        reports, customer_id, key_id, source, received_at, _report_table([(staged, reports)])
+        reports,
+        customer_id,
+        key_id,
+        source,
+        received_at,
+        batch,
+        _report_table([(staged, reports)]),
     )
 
 
@@ -213,6 +222,18 @@ def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         row[0]: row[1]
         for row in con.execute("SELECT instance_id::VARCHAR, customer_id FROM instances").fetchall()
     }
+
+
+def report_owners(con: duckdb.DuckDBPyConnection, *, report_ids: list[str]) -> dict[str, str]:
+    """The customer under which each of ``report_ids`` is already stored (the others are
+    new)."""
+    con.register("asked_report_ids", pa.table({"report_id": report_ids}))
+    rows = con.execute(
+        "SELECT r.report_id::VARCHAR, r.customer_id FROM reports r "
+        "JOIN asked_report_ids a ON r.report_id = a.report_id::UUID"
+    ).fetchall()
+    con.unregister("asked_report_ids")
+    return {row[0]: row[1] for row in rows}
 
 
 def record_attestation(

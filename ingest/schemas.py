@@ -24,8 +24,11 @@ MAX_BATCH = 1000
 
 
 MetricValue = Annotated[int, Field(strict=True, ge=0, le=METRIC_MAX)]
+# Patterns are checked by pydantic's Rust core, where \d also matches other scripts' digits:
+# every class here is spelled in ASCII.
 #: A UUID in its canonical 36-character form, kept as lower-case text: checked in pydantic's
-#: Rust core, with no Python object per id on the hot path.
+#: Rust core, with no Python object per id on the hot path. Any version: instances first seen
+#: before version 2 of the contract keep their ids (the writer checks new instances' versions).
 UuidText = Annotated[
     str,
     StringConstraints(
@@ -34,15 +37,25 @@ UuidText = Annotated[
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     ),
 ]
-#: RFC 3339 with an offset, checked by pattern in pydantic's Rust core and kept as text: the
-#: request side parses it once (``generated_moment``), DuckDB parses it again off the GIL.
-Timestamp = Annotated[
+#: A random (version 4) or time-ordered (version 7) UUID: version 1 would carry the host's
+#: MAC address (SPEC §2 v2).
+RandomUuidText = Annotated[
     str,
     StringConstraints(
         strict=True,
-        pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+        to_lower=True,
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[47][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-"
+        r"[0-9a-fA-F]{12}$",
     ),
 ]
+#: RFC 3339 with an offset.
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+#: Checked by pattern in pydantic's Rust core and kept as text; the request side parses it
+#: once (``generated_moment``) and stores the UTC instant.
+Timestamp = Annotated[str, StringConstraints(strict=True, pattern=TIMESTAMP_PATTERN)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -50,11 +63,11 @@ class ReportMetrics(TypedDict):
     """Usage counts of one instance; no free text can enter here."""
 
     users: MetricValue
-    tenants: NotRequired[MetricValue | None]
-    namespaces: NotRequired[MetricValue | None]
-    worker_groups: NotRequired[MetricValue | None]
-    roles: NotRequired[MetricValue | None]
-    service_accounts: NotRequired[MetricValue | None]
+    tenants: NotRequired[MetricValue]
+    namespaces: NotRequired[MetricValue]
+    worker_groups: NotRequired[MetricValue]
+    roles: NotRequired[MetricValue]
+    service_accounts: NotRequired[MetricValue]
 
 
 # Reports are TypedDicts, not models: pydantic's core validates them to plain dicts in less
@@ -65,16 +78,20 @@ class StatisticsReport(TypedDict):
     """One Statistics Report, wire format v1. Validate it from JSON bytes (``validate_json``):
     its timestamp is strict, so a Python ``str`` is refused in python mode."""
 
-    schema_version: Literal[1]
-    report_id: UuidText
+    # An int bound to 1 rather than Literal[1]: pydantic matches literals by equality, so
+    # Literal[1] takes true and 1.0 too (SPEC §2 v2 refuses both).
+    schema_version: Annotated[int, Field(strict=True, ge=1, le=1, json_schema_extra={"const": 1})]
+    report_id: RandomUuidText
     instance_id: UuidText
     environment: Literal["production", "non_production"]
     generated_at: Timestamp
     product_version: Annotated[
         str,
-        StringConstraints(max_length=32, pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?$"),
+        StringConstraints(
+            max_length=32, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z][0-9A-Za-z.-]*)?$"
+        ),
     ]
-    sequence: NotRequired[Annotated[int, Field(strict=True, ge=0, le=2**62)] | None]
+    sequence: NotRequired[Annotated[int, Field(strict=True, ge=0, le=2**62)]]
     metrics: ReportMetrics
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pydantic_core
 from pydantic import ValidationError
@@ -21,6 +22,7 @@ from ingest.attestation import verify_bundle
 from ingest.schemas import (
     REPORT_BATCH,
     SINGLE_REPORT,
+    TIMESTAMP_PATTERN,
     IngestResult,
     StatisticsReport,
     time_window_errors,
@@ -29,8 +31,9 @@ from ingest.schemas import (
 log = logging.getLogger("statreport.attestation")
 
 
-def parse_reports(body: bytes) -> list[StatisticsReport]:
-    """One report or ``{"reports": [...]}``; every bad report is named by index."""
+def parse_reports(body: bytes) -> tuple[list[StatisticsReport], bool]:
+    """One report or ``{"reports": [...]}``, and whether it was a batch; every bad report is
+    named by index."""
     if body.lstrip()[:1] != b"{":
         try:
             pydantic_core.from_json(body)
@@ -52,11 +55,40 @@ def parse_reports(body: bytes) -> list[StatisticsReport]:
         raw = exc.errors()
         if any(error["type"] == "json_invalid" for error in raw):
             raise _malformed(raw[0]["msg"]) from exc
-        raise _invalid(describe_validation_errors(raw), body=body, batch=batch) from exc
+        errors = describe_validation_errors(raw)
+        if batch:
+            errors = _with_window_errors(errors, body=body)
+        raise _invalid(errors, body=body, batch=batch) from exc
     errors = time_window_errors(reports, now=datetime.now(UTC), batch=batch)
     if errors:
         raise _invalid(errors, body=body, batch=batch)
-    return reports
+    return reports, batch
+
+
+def _with_window_errors(errors: list[dict[str, Any]], *, body: bytes) -> list[dict[str, Any]]:
+    """A batch's schema errors plus the time-window errors of its other reports: every bad
+    report is named, whatever its fault (SPEC §2 v2). Runs on the error path only."""
+    items = pydantic_core.from_json(body).get("reports")
+    if not isinstance(items, list):
+        return errors
+    named = {e["loc"][1] for e in errors if len(e["loc"]) > 2 and e["loc"][2] == "generated_at"}
+    candidates = [
+        (index, item)
+        for index, item in enumerate(items)
+        if index not in named
+        and isinstance(item, dict)
+        and isinstance(item.get("generated_at"), str)
+        and _TIMESTAMP.fullmatch(item["generated_at"])
+    ]
+    window = time_window_errors(
+        [cast(StatisticsReport, item) for _, item in candidates], now=datetime.now(UTC), batch=True
+    )
+    for error in window:
+        error["loc"][1] = candidates[error["loc"][1]][0]
+    return sorted(errors + window, key=lambda e: e["loc"][1] if len(e["loc"]) > 1 else -1)
+
+
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
 
 def _malformed(reason: object) -> MalformedBody:
@@ -87,6 +119,7 @@ async def ingest_reports(
     holder: LicenseHolder,
     reports: Sequence[StatisticsReport],
     source: str = "phone_home",
+    batch: bool = True,
 ) -> IngestResult:
     """Store reports for the key's customer; answer only after they are committed."""
     staged = repository.stage_reports(
@@ -95,6 +128,7 @@ async def ingest_reports(
         key_id=holder.key_id,
         source=source,
         received_at=datetime.now(UTC),
+        batch=batch,
     )
     stored_flags: list[bool] = await store.submit(staged, size=len(reports))
     return IngestResult(report_ids=[r["report_id"] for r in reports], stored_flags=stored_flags)

@@ -12,11 +12,15 @@ from typing import Any
 
 import duckdb
 
-from core.errors import InstanceOwnedElsewhere
+from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
 from ingest import repository
 from ingest.repository import StagedReports
+
+#: Versions of a new instance's id (SPEC §2 v2): random or time-ordered, never the MAC-bearing
+#: version 1 or the nil UUID. Instances first seen before version 2 keep the id they had.
+_NEW_INSTANCE_VERSIONS = ("4", "7")
 
 
 class ReportCommit:
@@ -33,96 +37,166 @@ class ReportCommit:
         self._report_appender = None
 
     def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
-        """Ownership checks, dedupe within the group, and one atomic append.
+        """Refusals, dedupe within the group, and one atomic append.
 
-        Answers each request with its stored flags, or the ``InstanceOwnedElsewhere`` that
-        refuses it alone.
+        Answers each request with its stored flags, or the error that refuses it alone: an
+        instance or a report_id of another customer (409), a new instance's id of a version
+        that may carry host data (422).
         """
         outcomes: list[Any] = [None] * len(payloads)
+        report_owners: dict[str, str] = {}
         claims: dict[str, str] = {}
-        accepted: list[StagedReports] = []
         for index, staged in enumerate(payloads):
-            conflict = self._ownership_conflict(staged, claims)
-            if conflict is not None:
-                outcomes[index] = conflict
+            refusal = self._refusal(staged, report_owners, claims)
+            if refusal is not None:
+                outcomes[index] = refusal
                 continue
             for report in staged.reports:
+                report_owners.setdefault(report["report_id"], staged.customer_id)
                 if report["instance_id"] not in self._owners:
                     claims.setdefault(report["instance_id"], staged.customer_id)
-            accepted.append(staged)
-
-        firsts = _first_occurrences(accepted)
-        inserted = self._store(transact, accepted=accepted, firsts=firsts, claims=claims)
-        self._owners.update(claims)
+        accepted = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        firsts = _first_occurrences([payloads[i] for i in accepted])
+        try:
+            if not all(all(flags) for flags in firsts):
+                raise repository.AlreadyStored
+            self._append(transact, [payloads[i] for i in accepted])
+            inserted = set(report_owners)
+        except repository.AlreadyStored:
+            # Duplicates are rare (client retries); only then pay for looking up who stored
+            # them, and for ON CONFLICT ... RETURNING.
+            stored_by = transact(
+                lambda con: repository.report_owners(con, report_ids=list(report_owners)),
+                single_statement=True,
+            )
+            for index in accepted:
+                refusal = _stored_elsewhere(payloads[index], stored_by)
+                if refusal is not None:
+                    outcomes[index] = refusal
+            accepted = [i for i in accepted if outcomes[i] is None]
+            firsts = _first_occurrences([payloads[i] for i in accepted])
+            inserted = self._insert(transact, [payloads[i] for i in accepted], firsts)
         stored = 0
-        answers = iter(zip(accepted, firsts, strict=True))
-        for index, outcome in enumerate(outcomes):
-            if outcome is not None:
-                continue
-            staged, flags = next(answers)
+        for index, flags in zip(accepted, firsts, strict=True):
             outcomes[index] = flags_stored = [
                 first and report["report_id"] in inserted
-                for report, first in zip(staged.reports, flags, strict=True)
+                for report, first in zip(payloads[index].reports, flags, strict=True)
             ]
             stored += sum(flags_stored)
         self._metrics.reports_stored.inc(stored)
         self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
         return outcomes
 
-    def _store(
-        self,
-        transact: Transact,
-        *,
-        accepted: list[StagedReports],
-        firsts: list[list[bool]],
-        claims: dict[str, str],
-    ) -> set[str]:
-        """Append the group in one statement; the report_ids actually inserted."""
+    def _append(self, transact: Transact, accepted: list[StagedReports]) -> None:
+        """The fast path: every report is new; one statement appends them all."""
+        claims = self._claims(accepted)
         now = datetime.now(UTC)
-        try:
-            if not all(all(flags) for flags in firsts):
-                raise repository.AlreadyStored
-            transact(
-                lambda con: repository.append_reports(
-                    con,
-                    appender=self._appender(con),
-                    staged=accepted,
-                    new_instances=claims,
-                    received_at=now,
-                ),
-                single_statement=not claims,
+        transact(
+            lambda con: repository.append_reports(
+                con,
+                appender=self._appender(con),
+                staged=accepted,
+                new_instances=claims,
+                received_at=now,
+            ),
+            single_statement=not claims,
+        )
+        self._owners.update(claims)
+
+    def _insert(
+        self, transact: Transact, accepted: list[StagedReports], firsts: list[list[bool]]
+    ) -> set[str]:
+        """The path with duplicates: the report_ids actually inserted."""
+        claims = self._claims(accepted)
+        now = datetime.now(UTC)
+        parts = [
+            (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
+            for staged, flags in zip(accepted, firsts, strict=True)
+        ]
+        inserted = transact(
+            lambda con: repository.insert_reports(
+                con, parts=parts, new_instances=claims, received_at=now
             )
-            return {r["report_id"] for staged in accepted for r in staged.reports}
-        except repository.AlreadyStored:
-            # Duplicates are rare (client retries); only then pay for ON CONFLICT ... RETURNING.
-            parts = [
-                (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
-                for staged, flags in zip(accepted, firsts, strict=True)
-            ]
-            return transact(
-                lambda con: repository.insert_reports(
-                    con, parts=parts, new_instances=claims, received_at=now
-                )
-            )
+        )
+        self._owners.update(claims)
+        return inserted
+
+    def _claims(self, accepted: Sequence[StagedReports]) -> dict[str, str]:
+        """The instances this group reports for the first time, and their customers."""
+        claims: dict[str, str] = {}
+        for staged in accepted:
+            for report in staged.reports:
+                if report["instance_id"] not in self._owners:
+                    claims.setdefault(report["instance_id"], staged.customer_id)
+        return claims
 
     def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
         if self._report_appender is None:
             self._report_appender = repository.report_appender(con)
         return self._report_appender
 
-    def _ownership_conflict(
-        self, staged: StagedReports, claims: dict[str, str]
-    ) -> InstanceOwnedElsewhere | None:
-        for report in staged.reports:
-            owner = self._owners.get(report["instance_id"]) or claims.get(report["instance_id"])
+    def _refusal(
+        self, staged: StagedReports, report_owners: dict[str, str], claims: dict[str, str]
+    ) -> InstanceOwnedElsewhere | ReportOwnedElsewhere | InvalidPayload | None:
+        """Why this request cannot be stored beside the requests before it in the group."""
+        errors: list[dict[str, Any]] = []
+        for index, report in enumerate(staged.reports):
+            instance_id = report["instance_id"]
+            owner = self._owners.get(instance_id) or claims.get(instance_id)
             if owner is not None and owner != staged.customer_id:
                 return InstanceOwnedElsewhere(
-                    f"instance_id {report['instance_id']} already reports under another customer's "
+                    f"instance_id {instance_id} already reports under another customer's "
                     "licence key, so nothing in this request was stored. An instance belongs to "
                     "one customer: send its reports with that customer's key, or give this "
                     "installation a new instance_id."
                 )
+            other = report_owners.get(report["report_id"])
+            if other is not None and other != staged.customer_id:
+                return _report_conflict(report["report_id"])
+            if owner is None and not _random_uuid(instance_id):
+                loc: list[Any] = ["reports", index, "instance_id"]
+                errors.append({"loc": loc if staged.batch else loc[2:], "msg": _VERSION_HELP})
+        if errors:
+            what = (
+                f"{len(errors)} of {len(staged.reports)} reports are invalid, so none was stored"
+                if staged.batch
+                else "The report is invalid and was not stored"
+            )
+            return InvalidPayload(
+                f"{what}: each names a new installation whose instance_id is not a version 4 "
+                "or 7 UUID. Give the installation a random instance_id (such as Python's "
+                "uuid.uuid4()).",
+                errors=errors,
+            )
         return None
+
+
+_VERSION_HELP = (
+    "a new instance's id must be a random (version 4) or time-ordered (version 7) UUID; "
+    "version 1 would carry the host's MAC address"
+)
+
+
+def _random_uuid(text: str) -> bool:
+    """Version 4 or 7 with the RFC 9562 variant; the text is validated lower-case UUID."""
+    return text[14] in _NEW_INSTANCE_VERSIONS and text[19] in "89ab"
+
+
+def _report_conflict(report_id: str) -> ReportOwnedElsewhere:
+    return ReportOwnedElsewhere(
+        f"report_id {report_id} is already used by another customer's installation, so nothing "
+        "in this request was stored. Give each report a new random report_id."
+    )
+
+
+def _stored_elsewhere(
+    staged: StagedReports, stored_by: dict[str, str]
+) -> ReportOwnedElsewhere | None:
+    for report in staged.reports:
+        owner = stored_by.get(report["report_id"])
+        if owner is not None and owner != staged.customer_id:
+            return _report_conflict(report["report_id"])
+    return None
 
 
 def _first_occurrences(accepted: Sequence[StagedReports]) -> list[list[bool]]:

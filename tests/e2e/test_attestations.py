@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from statreport.cli import main
@@ -235,3 +236,13 @@ def test_export_builds_a_bundle_that_the_spec_signature_accepts(
     assert bundle["signature"] == spec_sign(bundle, key)
     assert upload(server, key, bundle).json()["stored"] == 3
     assert bundle["certification"]["certified_on"] == "2026-10-05"
+
+
+@pytest.mark.parametrize("path", ["/v1/attestations", "/v1/reports"])
+def test_deeply_nested_json_is_a_400_on_both_routes(server: RunningServer, path: str) -> None:
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    body = b'{"reports": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    with server.client(key) as http:
+        response = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 400, "not valid JSON")
+    assert "recursion" in problem["detail"]

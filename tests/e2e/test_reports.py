@@ -7,8 +7,10 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from tests.conftest import ServerFactory
@@ -238,6 +240,21 @@ def _ts(delta: timedelta) -> str:
         ({"product_version": "1.1"}, ["product_version"], "MAJOR.MINOR.PATCH"),
         ({"product_version": "1.1.3-" + "x" * 30}, ["product_version"], "32"),
         ({"sequence": -1}, ["sequence"], "greater than or equal to 0"),
+        # Version 2: strict scalars, ASCII patterns, UUID versions, no nulls.
+        ({"schema_version": True}, ["schema_version"], "integer"),
+        ({"schema_version": 1.0}, ["schema_version"], "integer"),
+        ({"sequence": None}, ["sequence"], "integer"),
+        ({"metrics": {"users": 1, "tenants": None}}, ["metrics", "tenants"], "integer"),
+        ({"product_version": "\u0661.1.3"}, ["product_version"], "MAJOR.MINOR.PATCH"),
+        (
+            {"generated_at": "\u0662026-11-20T03:17:00Z"},
+            ["generated_at"],
+            "RFC 3339",
+        ),
+        ({"report_id": "5f0c6a3e-2b1d-11e1-9a57-0d6b2f1c9e11"}, ["report_id"], "version 4"),
+        ({"report_id": "00000000-0000-0000-0000-000000000000"}, ["report_id"], "version 4"),
+        ({"instance_id": "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"}, ["instance_id"], "MAC"),
+        ({"instance_id": "00000000-0000-0000-0000-000000000000"}, ["instance_id"], "version 4"),
     ],
 )
 def test_schema_violations_are_422_with_the_location(
@@ -400,3 +417,58 @@ def test_a_lowercase_t_and_z_are_stored_as_utc_and_resent_as_duplicates(
         [reports[0]["report_id"]],
     )
     assert stored[0] == expected
+
+
+def test_a_version_7_report_id_and_instance_id_are_accepted(
+    server: RunningServer, acme_key: str
+) -> None:
+    report = make_report(
+        report_id="01936f2e-8c4a-7b3d-9e21-4f5a6b7c8d9e",
+        instance_id="01936f2e-8c4a-7c3d-ae21-4f5a6b7c8d9f",
+    )
+    assert post(server, acme_key, report).json()["stored"] == 1
+
+
+def test_an_instance_stored_before_version_2_keeps_its_version_1_id(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = server_factory(data_dir=data_dir)
+    key = first.add_customer("acme")
+    first.stop()
+    old_instance = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
+    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
+    con.execute("INSERT INTO instances VALUES (?::UUID, 'acme', now())", [old_instance])
+    con.close()
+    second = server_factory(data_dir=data_dir)
+    response = post(second, key, make_report(instance_id=old_instance))
+    assert response.status_code == 202, response.text
+
+
+def test_a_batch_names_every_bad_report_whatever_the_kind_of_error(
+    server: RunningServer, acme_key: str
+) -> None:
+    reports = [
+        make_report(),
+        make_report(metrics={"users": "many"}),
+        make_report(generated_at=_ts(timedelta(days=2))),
+    ]
+    problem = assert_problem(post(server, acme_key, {"reports": reports}), 422, "2 of 3")
+    assert sorted(e["loc"][1] for e in problem["errors"]) == [1, 2]
+
+
+def test_a_report_id_stored_under_another_customer_is_a_conflict(
+    server: RunningServer, acme_key: str
+) -> None:
+    other = server.add_customer("globex")
+    report = make_report()
+    assert post(server, acme_key, report).json()["stored"] == 1
+    theirs = make_report(report_id=report["report_id"])
+    problem = assert_problem(post(server, other, theirs), 409, report["report_id"])
+    assert "another customer" in problem["detail"]
+    # In one batch with new reports: nothing of it is stored.
+    fresh = make_report()
+    assert_problem(post(server, other, {"reports": [fresh, theirs]}), 409)
+    assert post(server, other, fresh).json()["stored"] == 1
+    # The owner's own resend is still a plain duplicate.
+    assert post(server, acme_key, report).json()["duplicates"] == 1

@@ -17,24 +17,42 @@ from core.store import Store
 log = logging.getLogger("statreport.admin")
 
 
-async def backup(store: Store, *, destination: str, actor: str) -> BackupMade:
-    """Write a consistent copy of the database to a new file while the server runs."""
-    target = Path(destination)
-    if not target.is_absolute():
+#: Longest file name most file systems take, in bytes.
+_NAME_MAX_BYTES = 255
+
+
+def _checked_name(name: str) -> str:
+    """A plain file name, or ``InvalidPayload`` saying why not: never a path."""
+    problem = None
+    if "\x00" in name:
+        problem = "contains a NUL character"
+    elif "/" in name or "\\" in name:
+        problem = "is a path; give a plain file name, it is written in the backup directory"
+    elif name in (".", ".."):
+        problem = "is not a file name"
+    elif len(name.encode("utf-8")) > _NAME_MAX_BYTES:
+        problem = f"is longer than {_NAME_MAX_BYTES} bytes"
+    if problem is not None:
         raise InvalidPayload(
-            f"destination {destination!r} must be an absolute path on the server's machine.",
-            errors=[{"loc": ["body", "destination"], "msg": "must be an absolute path"}],
+            f"The backup name {problem}. Nothing was written.",
+            errors=[{"loc": ["body", "destination"], "msg": problem}],
         )
+    return name
+
+
+async def backup(store: Store, *, folder: Path, name: str, actor: str) -> BackupMade:
+    """Write a consistent copy of the database, as the new file ``name`` in ``folder``, while
+    the server runs."""
+    target = folder / _checked_name(name)
 
     def copy(con: duckdb.DuckDBPyConnection) -> int:
         # On the writer thread: no write can land between the first table copied and the last.
         if target.exists():
-            raise Conflict(f"{target} already exists; choose a new file name. Nothing was written.")
-        if not target.parent.is_dir():
-            raise InvalidPayload(
-                f"The folder {target.parent} does not exist on the server's machine; create it.",
-                errors=[{"loc": ["body", "destination"], "msg": "its folder does not exist"}],
+            raise Conflict(
+                f"{name} already exists in the backup directory {folder}; choose a new name. "
+                "Nothing was written."
             )
+        folder.mkdir(parents=True, exist_ok=True)
         repository.copy_database(con, destination=str(target))
         return target.stat().st_size
 
@@ -47,7 +65,7 @@ async def backup(store: Store, *, destination: str, actor: str) -> BackupMade:
             at=datetime.now(UTC),
             actor=actor,
             action="database.backup",
-            target=f"backup:{target}",
+            target=f"backup:{name}",
             before=None,
             after={"destination": str(target), "bytes": size},
         )

@@ -61,6 +61,11 @@ async def get_audit_log(
 @admin_router.post(
     "/v1/backups", status_code=201, summary="Write a consistent copy of the database"
 )
-async def post_backup(body: BackupRequest, store: StoreDep, actor: ActorDep) -> BackupMade:
-    """While the server runs; the copy opens as a data directory's ``statreport.duckdb``."""
-    return await backup.backup(store, destination=body.destination, actor=actor)
+async def post_backup(
+    body: BackupRequest, store: StoreDep, settings: SettingsDep, actor: ActorDep
+) -> BackupMade:
+    """``destination`` is a file name in the backup directory (``STATREPORT_BACKUP_DIR``);
+    the copy opens as a data directory's ``statreport.duckdb``."""
+    return await backup.backup(
+        store, folder=settings.backups_path, name=body.destination, actor=actor
+    )

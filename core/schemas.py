@@ -21,11 +21,11 @@ class AuditEntry(BaseModel):
 
 
 class BackupRequest(BaseModel):
-    """``POST /v1/backups``: where to write the copy, on the server's machine."""
+    """``POST /v1/backups``: the file name of the copy in the backup directory."""
 
     model_config = ConfigDict(extra="forbid")
 
-    destination: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    destination: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class BackupMade(BaseModel):

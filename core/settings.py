@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     evaluation_cron: str = Field(
         "0 1 * * *", description="when the daily evaluation (as of yesterday) runs"
     )
+    backup_dir: Path | None = Field(
+        None,
+        description="where backups are written, each under the file name its request gives; "
+        "none: `<data dir>/backups/`",
+    )
     scheduler_enabled: bool = Field(
         True, description="`false` runs no job; the API can still run both"
     )
@@ -97,6 +102,11 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """Where the DuckDB file lives."""
         return self.data_dir / "statreport.duckdb"
+
+    @property
+    def backups_path(self) -> Path:
+        """The one folder backups are written to."""
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def cert_path(self) -> Path:

@@ -121,15 +121,16 @@ def weekly_report(
 
 
 @click.command("backup")
-@click.argument("destination", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("name")
 @admin_options
 @exit_on_http_errors
-def backup(destination: Path, server: str, ca_cert: Path | None, admin_token: str) -> None:
-    """Write a consistent copy of the running server's database to DESTINATION.
+def backup(name: str, server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """Write a consistent copy of the running server's database as NAME.
 
-    DESTINATION is a new file on the server's machine. To restore, stop the server and put
-    the file in place of <data dir>/statreport.duckdb (removing any statreport.duckdb.wal).
+    NAME is a new file name in the server's backup directory (STATREPORT_BACKUP_DIR, by
+    default <data dir>/backups/). To restore, stop the server and put the file in place of
+    <data dir>/statreport.duckdb (removing any statreport.duckdb.wal).
     """
     with admin_http(server, ca_cert, admin_token) as http:
-        made = check(http.post("/v1/backups", json={"destination": str(destination.resolve())}))
+        made = check(http.post("/v1/backups", json={"destination": name}))
     click.echo(f"wrote {made['destination']}: {made['bytes']:,} bytes in {made['seconds']} s")

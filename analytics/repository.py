@@ -141,3 +141,9 @@ def episode_history(
     cursor = con.execute(sql, params)
     names = [column[0] for column in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the latest evaluation was made, of any ``as_of``."""
+    row = con.execute("SELECT max(evaluated_at) FROM evaluations").fetchone()
+    return None if row is None else row[0]

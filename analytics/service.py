@@ -286,3 +286,8 @@ def check_as_of(as_of: date, *, today: date) -> None:
             f"as_of {as_of} is before {EARLIEST_AS_OF}; give a day in the period reports cover.",
             errors=[{"loc": ["body", "as_of"], "msg": f"must be on or after {EARLIEST_AS_OF}"}],
         )
+
+
+async def last_evaluated_at(store: Store) -> datetime | None:
+    """When the latest evaluation succeeded (it is kept only then); None if never."""
+    return await store.read(repository.last_evaluated_at)

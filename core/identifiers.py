@@ -7,8 +7,13 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import StringConstraints
 
-#: Letters, digits, ``.``, ``_`` and ``-``, 1 to 64 of them (SPEC §3).
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+#: Letters, digits, ``.``, ``_`` and ``-``, 1 to 64 of them, but never ``.`` or ``..`` (SPEC
+#: §3 v2): spelled without a look-ahead, which pydantic's Rust regex engine does not have.
+ID_PATTERN = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}"
+    r"|\.\.[A-Za-z0-9._-]{1,62})$"
+)
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CustomerIdPath = Annotated[str, Path(pattern=ID_PATTERN)]

@@ -43,12 +43,16 @@ def append_audit(
 def audit_entries(
     con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    """The newest audit entries first, optionally for one target."""
+    """The newest audit entries first, optionally for one target: ``customer:acme``, or a bare
+    id (``acme``) for every kind of target with that id."""
     sql = "SELECT audit_id, changed_at, actor, action, target, before, after FROM audit_log"
     params: list[Any] = []
-    if target is not None:
+    if target is not None and ":" in target:
         sql += " WHERE target = ?"
         params.append(target)
+    elif target is not None:
+        sql += " WHERE target = ? OR substr(target, strpos(target, ':') + 1) = ?"
+        params += [target, target]
     sql += " ORDER BY audit_id DESC LIMIT ?"
     params.append(limit)
     return [

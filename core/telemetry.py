@@ -59,12 +59,12 @@ class ApiMetrics:
         )
         self.last_evaluation = Gauge(
             "statreport_last_evaluation_timestamp_seconds",
-            "When the last compliance evaluation succeeded (0: never since start).",
+            "When the last compliance evaluation succeeded (0: never).",
             registry=registry,
         )
         self.last_weekly_report = Gauge(
             "statreport_last_weekly_report_timestamp_seconds",
-            "When the last weekly report run succeeded (0: never since start).",
+            "When the last weekly report run with no failed delivery ran (0: never).",
             registry=registry,
         )
 

@@ -111,3 +111,12 @@ def database_born_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the data directory's database was created (its first migration)."""
     row = con.execute("SELECT min(applied_at) FROM schema_migrations").fetchone()
     return None if row is None else row[0]
+
+
+def last_successful_run_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the latest weekly run none of whose deliveries failed was made."""
+    row = con.execute(
+        "SELECT max(r.ran_at) FROM weekly_runs r WHERE NOT EXISTS (SELECT 1 FROM "
+        "weekly_deliveries d WHERE d.iso_week = r.iso_week AND d.status = 'failed')"
+    ).fetchone()
+    return None if row is None else row[0]

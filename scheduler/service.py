@@ -124,6 +124,18 @@ class WeeklyReporter:
         )
         return not unsent
 
+    async def restore_gauges(self) -> None:
+        """Set the last-evaluation and last-weekly-run gauges from the database, so that they
+        survive a restart (SPEC §9 v2)."""
+        if self.metrics is None:
+            return
+        evaluated = await analytics_service.last_evaluated_at(self.store)
+        ran = await self.store.read(repository.last_successful_run_at)
+        if evaluated is not None:
+            self.metrics.last_evaluation.set(evaluated.timestamp())
+        if ran is not None:
+            self.metrics.last_weekly_report.set(ran.timestamp())
+
     async def born_at(self) -> datetime | None:
         """When this data directory's database was created."""
         return await self.store.read(repository.database_born_at)

@@ -142,6 +142,7 @@ def _lifespan(
             store=store, settings=settings, mailer=mailer, clock=clock, metrics=metrics
         )
         app.state.weekly_reporter = reporter
+        await reporter.restore_gauges()
         scheduler = start_scheduler(reporter) if settings.scheduler_enabled else None
         if scheduler is not None:
             log.info(

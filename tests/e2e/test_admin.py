@@ -219,3 +219,26 @@ def test_plain_http_only_when_asked(server_factory: ServerFactory) -> None:
     assert httpx.get(plain.url + "/healthz").status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(tls.url.replace("https://", "http://") + "/healthz")
+
+
+@pytest.mark.parametrize("raw", ["%2e%2e", "%2e", "..."])
+def test_dot_ids_are_refused_but_other_dotted_ids_are_fine(server: RunningServer, raw: str) -> None:
+    with server.admin() as http:
+        response = http.put(f"/v1/customers/{raw}", json=ACME)
+        listed = [c["customer_id"] for c in http.get("/v1/customers").json()]
+    if raw == "...":
+        assert response.status_code == 200, response.text
+        assert listed == ["..."]
+    else:
+        assert_problem(response, 422)
+        assert listed == []
+
+
+def test_the_audit_log_takes_a_bare_id_for_its_target(server: RunningServer) -> None:
+    server.add_customer("acme")
+    server.add_customer("acme2")
+    with server.admin() as http:
+        bare = http.get("/v1/audit-log", params={"target": "acme"}).json()
+        full = http.get("/v1/audit-log", params={"target": "customer:acme"}).json()
+    assert [e["target"] for e in bare] == ["customer:acme"]
+    assert bare == full

@@ -413,3 +413,27 @@ def test_an_as_of_after_today_is_refused(server_factory: ServerFactory) -> None:
     assert response.status_code == 422
     assert "after today (2026-11-23" in response.json()["detail"]
     assert ancient.status_code == 422
+
+
+def _gauge(server: RunningServer, name: str) -> float:
+    with server.admin() as http:
+        text = http.get("/metrics").text
+    (value,) = re.findall(rf"^{name} (\S+)$", text, re.M)
+    return float(value)
+
+
+def test_the_last_run_gauges_survive_a_restart(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = server_factory(data_dir=data_dir)
+    first.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    run_weekly(first)
+    evaluated = _gauge(first, "statreport_last_evaluation_timestamp_seconds")
+    weekly = _gauge(first, "statreport_last_weekly_report_timestamp_seconds")
+    assert weekly == MONDAY.timestamp()
+    assert evaluated > 0
+    first.stop()
+    second = server_factory(data_dir=data_dir)
+    assert _gauge(second, "statreport_last_evaluation_timestamp_seconds") == evaluated
+    assert _gauge(second, "statreport_last_weekly_report_timestamp_seconds") == weekly

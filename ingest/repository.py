@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -60,6 +60,8 @@ class StagedReports:
     received_at: datetime
     batch: bool = True
     arrow: pa.Table | None = None
+    #: A write that must commit with these reports or not at all (an attestation's record).
+    record: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
 def stage_reports(
@@ -70,21 +72,15 @@ def stage_reports(
     source: str,
     received_at: datetime,
     batch: bool = True,
+    record: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> StagedReports:
     """Wrap one request's reports for the writer, as Arrow when there are many. ``batch``
     says how errors locate a report: ``reports[i]`` in a batch, nothing for a single one."""
-    staged = StagedReports(reports, customer_id, key_id, source, received_at, batch)
+    staged = StagedReports(reports, customer_id, key_id, source, received_at, batch, None, record)
     if len(reports) < ARROW_MIN_ROWS // 4:
         return staged
-    return StagedReports(
-        reports,
-        customer_id,
-        key_id,
-        source,
-        received_at,
-        batch,
-        _report_table([(staged, reports)]),
-    )
+    arrow = _report_table([(staged, reports)])
+    return StagedReports(reports, customer_id, key_id, source, received_at, batch, arrow, record)
 
 
 def _report_table(

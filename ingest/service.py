@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import duckdb
 import pydantic_core
 from pydantic import ValidationError
 
@@ -120,8 +121,10 @@ async def ingest_reports(
     reports: Sequence[StatisticsReport],
     source: str = "phone_home",
     batch: bool = True,
+    record: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> IngestResult:
-    """Store reports for the key's customer; answer only after they are committed."""
+    """Store reports for the key's customer, with ``record`` in the same transaction when
+    given; answer only after they are committed."""
     staged = repository.stage_reports(
         reports,
         customer_id=holder.customer_id,
@@ -129,6 +132,7 @@ async def ingest_reports(
         source=source,
         received_at=datetime.now(UTC),
         batch=batch,
+        record=record,
     )
     stored_flags: list[bool] = await store.submit(staged, size=len(reports))
     return IngestResult(report_ids=[r["report_id"] for r in reports], stored_flags=stored_flags)
@@ -137,16 +141,18 @@ async def ingest_reports(
 async def ingest_attestation(
     store: Store, *, holder: LicenseHolder, body: bytes, license_key: str
 ) -> IngestResult:
-    """Verify a signed quarterly bundle, store its reports as attested, and keep the record."""
+    """Verify a signed quarterly bundle, then store its reports as attested and its record in
+    one transaction: after any failure, neither is there (SPEC §4 v2)."""
     bundle = await asyncio.to_thread(verify_bundle, body, license_key=license_key)
-    result = await ingest_reports(
-        store, holder=holder, reports=bundle.reports, source="attestation"
-    )
     received_at = datetime.now(UTC)
     digest = hashlib.sha256(body).hexdigest()
     certification = bundle.certification
-    await store.write(
-        lambda con: repository.record_attestation(
+    result = await ingest_reports(
+        store,
+        holder=holder,
+        reports=bundle.reports,
+        source="attestation",
+        record=lambda con: repository.record_attestation(
             con,
             customer_id=holder.customer_id,
             quarter=bundle.quarter,
@@ -157,7 +163,7 @@ async def ingest_attestation(
             certified_on=certification.certified_on,
             bundle_sha256=digest,
             key_id=holder.key_id,
-        )
+        ),
     )
     log.info(
         "event=attestation.received customer=%s quarter=%s reports=%d stored=%d",

@@ -91,16 +91,20 @@ class ReportCommit:
         """The fast path: every report is new; one statement appends them all."""
         claims = self._claims(accepted)
         now = datetime.now(UTC)
-        transact(
-            lambda con: repository.append_reports(
+        records = [s.record for s in accepted if s.record is not None]
+
+        def append(con: duckdb.DuckDBPyConnection) -> None:
+            repository.append_reports(
                 con,
                 appender=self._appender(con),
                 staged=accepted,
                 new_instances=claims,
                 received_at=now,
-            ),
-            single_statement=not claims,
-        )
+            )
+            for record in records:
+                record(con)
+
+        transact(append, single_statement=not claims and not records)
         self._owners.update(claims)
 
     def _insert(
@@ -113,11 +117,17 @@ class ReportCommit:
             (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
             for staged, flags in zip(accepted, firsts, strict=True)
         ]
-        inserted = transact(
-            lambda con: repository.insert_reports(
+        records = [s.record for s in accepted if s.record is not None]
+
+        def insert(con: duckdb.DuckDBPyConnection) -> set[str]:
+            inserted = repository.insert_reports(
                 con, parts=parts, new_instances=claims, received_at=now
             )
-        )
+            for record in records:
+                record(con)
+            return inserted
+
+        inserted = transact(insert)
         self._owners.update(claims)
         return inserted
 

@@ -198,14 +198,23 @@ def sample_customers(today: date) -> list[DemoCustomer]:
     ]
 
 
+#: Left in a directory the demo made, so that it starts over only there (SPEC §8 v2).
+DEMO_MARKER = ".statreport-demo"
+
+
 def _prepare(data_dir: Path) -> None:
     if data_dir.exists() and any(data_dir.iterdir()):
-        if not (data_dir / "statreport.duckdb").exists():
+        if not (data_dir / DEMO_MARKER).is_file():
             raise click.UsageError(
-                f"{data_dir} exists and is not a statreport data directory; pass another --data-dir"
+                f"{data_dir} exists and was not made by 'statreport demo' (it holds no "
+                f"{DEMO_MARKER} file), so nothing in it was touched. Pass another --data-dir; "
+                "a real data directory is never wiped by the demo."
             )
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARKER).write_text(
+        "Made by 'statreport demo', which deletes and remakes this directory when run again.\n"
+    )
 
 
 def demo_reports(

@@ -108,5 +108,15 @@ def test_the_demo_refuses_a_folder_that_is_not_a_statreport_one(tmp_path: Path) 
     (precious / "thesis.tex").write_text("do not delete")
     result = _run_demo(precious)
     assert result.returncode == 2
-    assert "not a statreport data directory" in result.stderr
+    assert "was not made by 'statreport demo'" in result.stderr
     assert (precious / "thesis.tex").exists()
+
+
+def test_the_demo_never_wipes_a_real_data_directory(tmp_path: Path) -> None:
+    real = tmp_path / "statreport-data"
+    real.mkdir()
+    (real / "statreport.duckdb").write_bytes(b"a licensor's history")
+    result = _run_demo(real)
+    assert result.returncode == 2
+    assert "nothing in it was touched" in result.stderr
+    assert (real / "statreport.duckdb").read_bytes() == b"a licensor's history"

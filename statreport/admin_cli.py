@@ -80,9 +80,24 @@ def keys_create(customer_id: str, server: str, ca_cert: Path | None, admin_token
 @admin_options
 @exit_on_http_errors
 def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str) -> None:
-    """Revoke licence key KEY_ID; its reports are refused from now on."""
+    """Revoke licence key KEY_ID; its reports are refused from now on.
+
+    Exit 0 revoked now; 1 an error, or the key was revoked already (nothing changed).
+    """
     with admin_http(server, ca_cert, admin_token) as http:
+        history = check(
+            http.get("/v1/audit-log", params={"target": f"license_key:{key_id}", "limit": 1000})
+        )
+        earlier = [e for e in history if e["action"] == "license_key.revoke"]
         check(http.delete(f"/v1/license-keys/{key_id}"))
+    if earlier:
+        first = earlier[-1]
+        click.echo(
+            f"error: {key_id} was already revoked at {first['at']} by {first['actor']}; "
+            "nothing changed",
+            err=True,
+        )
+        sys.exit(1)
     click.echo(f"revoked {key_id}")
 
 

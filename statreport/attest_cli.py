@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from core.errors import StatreportError
 from core.quarters import quarter_bounds
@@ -16,6 +17,7 @@ from ingest.attestation import build_bundle, verify_bundle
 from ingest.schemas import usage_day
 from phonehome.attestation import reports_of_quarter
 from phonehome.client import Spool
+from statreport.http_cli import check, exit_on_http_errors, server_options, verify_for
 
 DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
 
@@ -137,4 +139,39 @@ def attest_verify(file: Path, license_key: str) -> None:
     click.echo(f"  days:       {days[0]} to {days[-1]}")
     click.echo(
         f"  certified:  {officer.officer_name}, {officer.officer_title}, on {officer.certified_on}"
+    )
+
+
+@attest_group.command("upload")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--license-key",
+    envvar="STATREPORT_LICENSE_KEY",
+    required=True,
+    show_envvar=True,
+    help="This installation's licence key, which signed the bundle.",
+)
+@server_options
+@exit_on_http_errors
+def attest_upload(file: Path, license_key: str, server: str, ca_cert: Path | None) -> None:
+    """Upload a signed bundle (POST /v1/attestations); sending it again is harmless.
+
+    Exit 0 stored (or already there); 1 refused, with the server's reason.
+    """
+    with httpx.Client(
+        base_url=server.rstrip("/"), verify=verify_for(server, ca_cert), timeout=300.0
+    ) as http:
+        answer = check(
+            http.post(
+                "/v1/attestations",
+                content=file.read_bytes(),
+                headers={
+                    "Authorization": f"Bearer {license_key}",
+                    "Content-Type": "application/json",
+                },
+            )
+        )
+    click.echo(
+        f"uploaded {file}: {answer['stored']} report(s) stored, "
+        f"{answer['duplicates']} already there"
     )

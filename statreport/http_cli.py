@@ -25,8 +25,9 @@ def server_options(function: F) -> F:
     function = click.option(
         "--ca-cert",
         type=click.Path(path_type=Path, dir_okay=False),
+        envvar="STATREPORT_CA_CERT",
         help="Certificate to trust (default: ./statreport-data/tls/cert.pem when present, "
-        "else the system CAs).",
+        "else the system CAs) [env STATREPORT_CA_CERT].",
     )(function)
     return click.option(
         "--server",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from ingest.attestation import build_bundle
 from statreport.cli import main
 from tests.support import (
     RunningServer,
@@ -246,3 +247,35 @@ def test_deeply_nested_json_is_a_400_on_both_routes(server: RunningServer, path:
         response = http.post(path, content=body, headers={"Content-Type": "application/json"})
     problem = assert_problem(response, 400, "not valid JSON")
     assert "recursion" in problem["detail"]
+
+
+def test_attest_upload_sends_a_bundle_and_a_resend_is_harmless(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    bundle = build_bundle(
+        quarter="2026Q3",
+        reports=quarter_reports("2026-07-01", "2026-09-30"),
+        certification={
+            "officer_name": "Jane Roe",
+            "officer_title": "CFO",
+            "certified_on": "2026-10-05",
+            "statement": "I certify that these figures are complete and accurate.",
+        },
+        license_key=key,
+    )
+    path = tmp_path / "attestation-2026Q3.json"
+    path.write_text(json.dumps(bundle))
+    env = {"STATREPORT_LICENSE_KEY": key, "STATREPORT_CA_CERT": str(server.ca_cert)}
+    args = ["attest", "upload", str(path), "--server", server.url]
+    first = CliRunner().invoke(main, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert f"{len(bundle['reports'])} report(s) stored, 0 already there" in first.output
+    again = CliRunner().invoke(main, args, env=env)
+    assert again.exit_code == 0, again.output
+    assert f"0 report(s) stored, {len(bundle['reports'])} already there" in again.output
+    bundle["certification"]["officer_name"] = "Someone Else"  # tampered after signing
+    path.write_text(json.dumps(bundle))
+    refused = CliRunner().invoke(main, args, env=env)
+    assert refused.exit_code == 1
+    assert "signature does not match" in refused.output

@@ -54,6 +54,10 @@ def test_admin_cli_applies_customers_and_manages_keys(
     key_id = err.split("created key ")[1].split(" ")[0]
     code, out, _ = run(server, "keys", "revoke", key_id)
     assert (code, out.strip()) == (0, f"revoked {key_id}")
+    code, out, err = run(server, "keys", "revoke", key_id)
+    assert (code, out) == (1, "")
+    assert f"{key_id} was already revoked at " in err
+    assert "nothing changed" in err
     code, _, err = run(server, "keys", "revoke", "key_missing")
     assert code == 1
     assert "No licence key 'key_missing'" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,18 +18,38 @@ admin_router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 
 
 @router.get("/healthz", summary="Liveness")
-async def healthz() -> dict[str, str]:
-    """200 while the process is alive."""
-    return {"status": "ok"}
+async def healthz(store: StoreDep, settings: SettingsDep) -> Response:
+    """200 while the process can serve; 503 while its database is invalidated by a fatal
+    storage error and not reopened yet (it retries every second)."""
+    if store.invalidated:
+        return JSONResponse(
+            {
+                "status": "unhealthy",
+                "detail": "The database was invalidated by a fatal storage error (a full disk "
+                "during a checkpoint?) and is being reopened; free disk space, or restart.",
+            },
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz", summary="Readiness: storage accepts writes")
 async def readyz(store: StoreDep, settings: SettingsDep) -> Response:
-    """200 only while a write to storage commits; 503 otherwise."""
-    if await store.probe():
+    """200 only while a write to storage commits and its disk has room; 503 otherwise."""
+    free_mb = shutil.disk_usage(settings.data_dir).free // (1 << 20)
+    detail = None
+    if free_mb < settings.min_free_disk_mb:
+        detail = (
+            f"The data directory's disk has {free_mb} MiB free, under "
+            f"STATREPORT_MIN_FREE_DISK_MB ({settings.min_free_disk_mb}); free space."
+        )
+    elif not await store.probe():
+        detail = "Storage does not accept writes."
+    if detail is None:
         return JSONResponse({"status": "ready"})
     return JSONResponse(
-        {"status": "unavailable", "detail": "Storage does not accept writes."},
+        {"status": "unavailable", "detail": detail},
         status_code=503,
         headers={"Retry-After": str(settings.retry_after_seconds)},
     )

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     evaluation_cron: str = Field(
         "0 1 * * *", description="when the daily evaluation (as of yesterday) runs"
     )
+    min_free_disk_mb: int = Field(
+        64,
+        ge=0,
+        description="`/readyz` answers 503 while the data directory's disk has less free "
+        "space than this (MiB)",
+    )
     backup_dir: Path | None = Field(
         None,
         description="where backups are written, each under the file name its request gives; "

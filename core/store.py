@@ -83,6 +83,8 @@ class _PendingWrite:
 _STOP = object()
 #: How long a commit (or a probe's answer) vouches for storage accepting writes.
 _PROBE_FRESH_SECONDS = 1.0
+#: How often the writer tries to reopen a database DuckDB invalidated.
+_REOPEN_EVERY_SECONDS = 1.0
 #: Most requests in one group, whatever their size: the group's time stays bounded.
 _GROUP_MAX_REQUESTS = 2000
 
@@ -130,30 +132,72 @@ class Store:
         self._failing = False
         self._probe: asyncio.Future[bool] | None = None
         self._probe_started_at = float("-inf")
+        self._invalidated = False
+        self._reopen_tried_at = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open (or create) the database file, migrate its schema, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connect()
+        self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
         try:
-            self._con = duckdb.connect(str(self.path))
+            con = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             raise StoreUnavailable(
                 f"Cannot open {self.path}: {exc}. Is another statreport running on this data "
                 "directory? Stop it, or pass another --data-dir."
             ) from exc
-        migrate(self._con, path=str(self.path))
+        migrate(con, path=str(self.path))
         # Days are UTC days (SPEC §2), whatever the machine's zone.
-        self._con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'")
         # DuckDB's own worker threads compete with the event loop and the writer for two
         # cores; small commits gain nothing from them (measured in benchmarks/ingest.py).
-        self._con.execute(f"SET threads TO {int(self._duckdb_threads)}")
-        self._writer_con = self._con.cursor()
+        con.execute(f"SET threads TO {int(self._duckdb_threads)}")
+        with self._cursor_lock:
+            self._con = con
+        self._writer_con = con.cursor()
         if self._group_commit is not None:
-            self._group_commit.load(self._con)
-        self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
-        self._thread.start()
+            self._group_commit.load(con)
+
+    @property
+    def invalidated(self) -> bool:
+        """True while DuckDB has invalidated the database (a fatal error, such as a checkpoint
+        on a full disk) and reopening it has not succeeded yet."""
+        return self._invalidated
+
+    def _reopen(self) -> None:
+        """On the writer thread: close every connection and open the file again, which
+        replays its write-ahead log. DuckDB requires this after a fatal error; nothing
+        committed is lost."""
+        if time.monotonic() - self._reopen_tried_at < _REOPEN_EVERY_SECONDS:
+            raise StoreUnavailable(
+                "Storage failed fatally and is being reopened; retry shortly.",
+                retry_after=self._retry_after,
+            )
+        self._reopen_tried_at = time.monotonic()
+        for con in (self._writer_con, self._con):
+            if con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+        with self._cursor_lock:
+            self._con = None
+        self._writer_con = None
+        try:
+            self._connect()
+        except (duckdb.Error, StoreUnavailable) as exc:
+            log.error("event=store.reopen_failed error=%r", str(exc))
+            raise StoreUnavailable(
+                "Storage failed fatally and could not be reopened yet (is the disk full?); "
+                "retry later.",
+                retry_after=self._retry_after,
+            ) from exc
+        self._invalidated = False
+        log.warning("event=store.reopened path=%s", self.path)
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint, and close the file."""
@@ -274,6 +318,8 @@ class Store:
         statement, which DuckDB commits atomically by itself: each extra call has to take the
         GIL back from the busy event loop, and those waits dominated the commit time.
         """
+        if self._invalidated:
+            self._reopen()
         con = self._writer_con
         if con is None:
             raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
@@ -291,6 +337,9 @@ class Store:
                     raise
         except _STORAGE_FAILURES as exc:
             self._failing = True
+            if isinstance(exc, duckdb.FatalException):
+                # DuckDB refuses every later statement on this database instance.
+                self._invalidated = True
             log.error("event=store.write_failed error=%r", str(exc))
             raise StoreUnavailable(
                 "Storage is failing and nothing was written. Retry later; operators should "

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         description="`/readyz` answers 503 while the data directory's disk has less free "
         "space than this (MiB)",
     )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections beyond this are closed as they arrive; keep it under "
+        "the process's file descriptor limit",
+    )
     backup_dir: Path | None = Field(
         None,
         description="where backups are written, each under the file name its request gives; "

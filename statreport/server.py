@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics.endpoints import router as analytics_router
 from core.auth import Keyring
+from core.connections import bounded_protocol
 from core.endpoints import admin_router as operations_admin_router
 from core.endpoints import router as operations_router
 from core.errors import SchemaTooNew, StoreUnavailable
@@ -198,7 +199,10 @@ def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=30,
-        loop="uvloop",
-        http="httptools",
+        # Bounded TLS handshakes, request heads and connections (core/connections.py).
+        loop="core.connections:new_event_loop",
+        http=bounded_protocol(max_connections=settings.max_connections),
+        # SIGTERM: requests in flight get this long, then connections are closed.
+        timeout_graceful_shutdown=5,
         **tls,  # type: ignore[arg-type]
     )

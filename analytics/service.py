@@ -27,6 +27,12 @@ from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
 
+#: The first day an evaluation or a usage range may be asked about; no report is older.
+EARLIEST_AS_OF = date(2000, 1, 1)
+#: The last day a usage range may reach: far enough for any order's term, and far from the
+#: end of the calendar that date arithmetic would overflow.
+LATEST_DAY = date(2999, 12, 31)
+
 log = logging.getLogger("statreport.analytics")
 
 #: How far back reports count; ingest refuses reports older than 400 days.
@@ -187,6 +193,17 @@ async def customer_usage(
             f"The range spans {(end - start).days + 1} days; ask for at most {HISTORY_DAYS}.",
             errors=[{"loc": ["query", "to"], "msg": f"at most {HISTORY_DAYS} days after 'from'"}],
         )
+    if start < EARLIEST_AS_OF or end > LATEST_DAY:
+        raise InvalidPayload(
+            f"Ask for days between {EARLIEST_AS_OF} and {LATEST_DAY}; no report or order form "
+            "lies outside them.",
+            errors=[
+                {
+                    "loc": ["query", "from"],
+                    "msg": f"must be within {EARLIEST_AS_OF} to {LATEST_DAY}",
+                }
+            ],
+        )
     inputs = await store.read(lambda con: load_inputs(con, as_of=end))
     if inputs.customers.filter(pl.col("customer_id") == customer_id).height == 0:
         raise NotFound(f"No customer {customer_id!r}.")
@@ -266,10 +283,6 @@ async def accounts_per_manager(store: Store) -> dict[str, int]:
 async def customer_names(store: Store) -> dict[str, str]:
     """Every customer's name, by id: how emails and pages name a customer."""
     return await store.read(repository.customer_names)
-
-
-#: The first day an evaluation may be asked about; no report is older.
-EARLIEST_AS_OF = date(2000, 1, 1)
 
 
 def check_as_of(as_of: date, *, today: date) -> None:

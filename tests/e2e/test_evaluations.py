@@ -222,3 +222,20 @@ def test_evaluate_cli_prints_a_table_and_json(server: RunningServer) -> None:
     with server.admin() as http:
         metrics = http.get("/metrics").text
     assert "statreport_last_evaluation_timestamp_seconds 0.0" not in metrics
+
+
+def test_days_out_of_range_are_refused_not_a_crash(server: RunningServer) -> None:
+    server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
+    with server.admin() as http:
+        ancient = http.get(
+            "/v1/customers/acme/usage", params={"from": "0001-01-01", "to": "0001-01-05"}
+        )
+        far = http.get(
+            "/v1/customers/acme/usage", params={"from": "9999-12-01", "to": "9999-12-31"}
+        )
+        future = http.post("/v1/evaluations", json={"as_of": "2099-01-01"})
+        before_2000 = http.post("/v1/evaluations", json={"as_of": "0001-01-01"})
+    assert_problem(ancient, 422, "between 2000-01-01 and 2999-12-31")
+    assert_problem(far, 422, "between 2000-01-01 and 2999-12-31")
+    assert_problem(future, 422, "after today")
+    assert_problem(before_2000, 422, "before 2000-01-01")

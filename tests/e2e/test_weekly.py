@@ -437,3 +437,15 @@ def test_the_last_run_gauges_survive_a_restart(
     second = server_factory(data_dir=data_dir)
     assert _gauge(second, "statreport_last_evaluation_timestamp_seconds") == evaluated
     assert _gauge(second, "statreport_last_weekly_report_timestamp_seconds") == weekly
+
+
+def test_an_outbox_that_cannot_be_written_is_a_failed_delivery_not_a_crash(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    server.add_customer("quiet", customer("carol@vendor.example", YEAR))
+    (server.data_dir / "outbox").write_text("a file where the outbox folder should be")
+    (delivery,) = run_weekly(server)["deliveries"]
+    assert delivery["status"] == "failed"
+    assert "could not be written" in delivery["detail"]
+    assert "retried" in delivery["detail"]

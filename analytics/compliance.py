@@ -47,6 +47,14 @@ def overuse_episodes(
         .sort(*KEYS, "day")
         .with_columns(compliant_seen=(~pl.col("over")).cast(pl.Int64).cum_sum().over(KEYS))
     )
+    episodes = _group_episodes(days, relapse_days=relapse_days)
+    compliant = days.filter(~pl.col("over")).select(*KEYS, pl.col("day").alias("ended_on"))
+    return _judge_episodes(episodes, compliant, entitlements, as_of=as_of)
+
+
+def _group_episodes(days: pl.LazyFrame, *, relapse_days: int) -> pl.LazyFrame:
+    """Over-days into episodes: a new one starts after a compliant day and a gap of more than
+    ``relapse_days``; each with its start, last over-day, peak and materiality."""
     over_days = (
         days.filter(pl.col("over"))
         .with_columns(
@@ -62,7 +70,7 @@ def overuse_episodes(
         )
         .with_columns(episode=pl.col("new_episode").cast(pl.Int64).cum_sum().over(KEYS))
     )
-    episodes = over_days.group_by(*KEYS, "episode").agg(
+    return over_days.group_by(*KEYS, "episode").agg(
         started_on=pl.col("day").min(),
         last_over_on=pl.col("day").max(),
         peak_usage=pl.col("usage").max(),
@@ -73,7 +81,13 @@ def overuse_episodes(
             (pl.col("usage") * 100 > pl.col("entitled") * 110) | (pl.col("entitled") == 0)
         ).any(),
     )
-    compliant = days.filter(~pl.col("over")).select(*KEYS, pl.col("day").alias("ended_on"))
+
+
+def _judge_episodes(
+    episodes: pl.LazyFrame, compliant: pl.LazyFrame, entitlements: pl.LazyFrame, *, as_of: date
+) -> pl.DataFrame:
+    """Each episode's end (the first compliant day after its last over-day), status, deadline,
+    overage and how it was regularized, at ``as_of``."""
     ended_entitlement = entitlements.select(
         *KEYS, pl.col("day").alias("ended_on"), pl.col("entitled").alias("entitled_on_end")
     )

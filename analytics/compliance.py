@@ -27,6 +27,7 @@ def overuse_episodes(
     *,
     as_of: date,
     relapse_days: int = 7,
+    subscribed: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """Every over-use episode up to ``as_of``, with its status at ``as_of``.
 
@@ -34,7 +35,12 @@ def overuse_episodes(
     metric, day, entitled`` (no row: unlimited). An over-day has usage > entitlement. Over-days
     are one episode until a compliant day intervenes and the next over-day comes more than
     ``relapse_days`` after the last one; days without usage never end an episode.
+    ``subscribed`` (``customer_id, day``), when given, lists the days with an active order:
+    the other days have no entitlement at all and are skipped exactly like days without usage
+    (SPEC §1, §6 v2), so a lapse neither ends nor continues an episode.
     """
+    if subscribed is not None:
+        usage = usage.join(subscribed, on=["customer_id", "day"], how="semi")
     judged = (
         usage.filter(pl.col("day") <= as_of)
         .join(entitlements, on=[*KEYS, "day"], how="left")

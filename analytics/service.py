@@ -86,8 +86,13 @@ def compute_findings(
     entitlements = daily_entitlements(
         inputs.orders.lazy(), inputs.items.lazy(), start=start, end=as_of
     )
+    subscribed = active_order_days(inputs.orders.lazy(), start=start, end=as_of)
     episodes = overuse_episodes(
-        usage.lazy(), entitlements.lazy(), as_of=as_of, relapse_days=relapse_days
+        usage.lazy(),
+        entitlements.lazy(),
+        as_of=as_of,
+        relapse_days=relapse_days,
+        subscribed=subscribed.lazy(),
     )
     managers = inputs.customers.select("customer_id", "account_manager")
     order_days = active_order_days(inputs.orders.lazy(), start=as_of - timedelta(days=7), end=as_of)

@@ -48,9 +48,12 @@ def episodes(
     *,
     as_of: date,
     relapse_days: int = 7,
+    subscribed: set[date] | None = None,
 ) -> list[dict[str, Any]]:
-    """SPEC §6 for one customer and metric; ``entitled`` lacks unlimited days."""
-    days = sorted(d for d in usage if d <= as_of)
+    """SPEC §6 for one customer and metric; ``entitled`` lacks unlimited days, and
+    ``subscribed`` (when given) holds the days with an active order: the others are skipped
+    like days without usage."""
+    days = sorted(d for d in usage if d <= as_of and (subscribed is None or d in subscribed))
     over = {d: d in entitled and usage[d] > entitled[d] for d in days}
     found: list[list[date]] = []
     last_over: date | None = None

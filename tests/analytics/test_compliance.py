@@ -52,11 +52,26 @@ def entitlement_frame(values: dict[date, int], metric: str = "users") -> pl.Lazy
     ).lazy()
 
 
+def subscribed_frame(days: set[date]) -> pl.LazyFrame:
+    return pl.DataFrame(
+        {"customer_id": ["acme"] * len(days), "day": sorted(days)},
+        schema={"customer_id": pl.String, "day": pl.Date},
+    ).lazy()
+
+
 def episodes_of(
-    usage: dict[date, int], entitled: dict[date, int], as_of: str, **kwargs: Any
+    usage: dict[date, int],
+    entitled: dict[date, int],
+    as_of: str,
+    subscribed: set[date] | None = None,
+    **kwargs: Any,
 ) -> list[dict[str, Any]]:
     frame = overuse_episodes(
-        usage_frame(usage), entitlement_frame(entitled), as_of=D(as_of), **kwargs
+        usage_frame(usage),
+        entitlement_frame(entitled),
+        as_of=D(as_of),
+        subscribed=None if subscribed is None else subscribed_frame(subscribed),
+        **kwargs,
     )
     return frame.drop("customer_id", "metric").to_dicts()
 
@@ -311,30 +326,87 @@ def test_the_result_has_the_documented_columns_and_types() -> None:
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[dict[date, int], dict[date, int], date]:
+def histories(
+    draw: st.DrawFn,
+) -> tuple[dict[date, int], dict[date, int], date, set[date] | None]:
     start = D("2026-01-01")
     length = draw(st.integers(1, 60))
     usage: dict[date, int] = {}
     entitled: dict[date, int] = {}
+    subscribed: set[date] = set()
     level = draw(st.integers(0, 20))
+    active = True
     for n in range(length):
         day = start + timedelta(days=n)
         if draw(st.integers(0, 9)) < 8:  # some days are silent
             usage[day] = draw(st.integers(0, 30))
         if draw(st.integers(0, 19)) == 0:  # capacity changes now and then
             level = draw(st.integers(0, 30))
-        if level != 20:  # 20 stands for "unlimited"
-            entitled[day] = level
+        if draw(st.integers(0, 14)) == 0:  # an order lapses, or a renewal starts
+            active = not active
+        if active:
+            subscribed.add(day)
+            if level != 20:  # 20 stands for "unlimited"
+                entitled[day] = level
     as_of = start + timedelta(days=draw(st.integers(0, length + 40)))
-    return usage, entitled, as_of
+    # Some histories are judged without the subscription rule, as before version 2.
+    return usage, entitled, as_of, draw(st.sampled_from([subscribed, None]))
 
 
 @settings(max_examples=300, deadline=None)
 @given(histories(), st.integers(1, 10))
 def test_polars_agrees_with_the_plain_reference(
-    history: tuple[dict[date, int], dict[date, int], date], relapse_days: int
+    history: tuple[dict[date, int], dict[date, int], date, set[date] | None], relapse_days: int
 ) -> None:
-    usage, entitled, as_of = history
-    got = episodes_of(usage, entitled, as_of.isoformat(), relapse_days=relapse_days)
-    expected = reference_episodes(usage, entitled, as_of=as_of, relapse_days=relapse_days)
+    usage, entitled, as_of, subscribed = history
+    got = episodes_of(
+        usage, entitled, as_of.isoformat(), subscribed=subscribed, relapse_days=relapse_days
+    )
+    expected = reference_episodes(
+        usage, entitled, as_of=as_of, relapse_days=relapse_days, subscribed=subscribed
+    )
     assert got == expected
+
+
+def _lapse_then_renewal(renewal_packs: int) -> tuple[dict[date, int], dict[date, int], set[date]]:
+    """SPEC §6 v2: order A, 4 packs of 10, Jan to March; 44 users every day from 03-20; no
+    order from 04-01 to 04-09; order B from 04-10."""
+    subscribed = set(span("2026-01-01", "2026-03-31")) | set(span("2026-04-10", "2026-12-31"))
+    entitled = dict.fromkeys(span("2026-01-01", "2026-03-31"), 40)
+    entitled.update(dict.fromkeys(span("2026-04-10", "2026-12-31"), 10 * renewal_packs))
+    usage = dict.fromkeys(span("2026-03-20", "2026-05-31"), 44)
+    return usage, entitled, subscribed
+
+
+def test_a_lapse_neither_ends_nor_regularizes_an_episode() -> None:
+    usage, entitled, subscribed = _lapse_then_renewal(5)
+    (during,) = episodes_of(usage, entitled, "2026-04-05", subscribed)
+    assert (during["status"], during["started_on"], during["deadline"]) == (
+        "in_window",
+        D("2026-03-20"),
+        D("2026-04-19"),
+    )
+    (after,) = episodes_of(usage, entitled, "2026-04-12", subscribed)
+    assert (after["status"], after["ended_on"], after["resolution"], after["late"]) == (
+        "regularized",
+        D("2026-04-10"),
+        "capacity_purchased",  # 50 on 04-10 > 40 on 03-31
+        False,
+    )
+    # Before version 2 the lapse read as "unlimited" and ended the episode on 04-01.
+    (v1,) = episodes_of(usage, entitled, "2026-04-05")
+    assert (v1["ended_on"], v1["resolution"]) == (D("2026-04-01"), "capacity_purchased")
+
+
+def test_a_renewal_that_does_not_cover_the_usage_continues_the_episode() -> None:
+    usage, entitled, subscribed = _lapse_then_renewal(4)
+    (at_19,) = episodes_of(usage, entitled, "2026-04-19", subscribed)
+    (at_20,) = episodes_of(usage, entitled, "2026-04-20", subscribed)
+    assert (at_19["status"], at_19["started_on"]) == ("in_window", D("2026-03-20"))
+    assert (at_20["status"], at_20["days_left"], at_20["ended_on"]) == ("overdue", -1, None)
+
+
+def test_a_metric_not_licensed_is_over_at_any_use_and_always_material() -> None:
+    days = span("2026-02-01", "2026-02-03")
+    (episode,) = episodes_of(dict.fromkeys(days, 1), dict.fromkeys(days, 0), "2026-02-03")
+    assert (episode["entitled"], episode["overage_pct"], episode["material"]) == (0, None, True)

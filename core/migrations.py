@@ -162,6 +162,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE weekly_deliveries ADD COLUMN message BLOB;
         """,
     ),
+    (
+        6,
+        "order forms keep their counting rules; customers the day they became air-gapped",
+        """
+        ALTER TABLE order_forms ADD COLUMN counting JSON;
+        ALTER TABLE customers ADD COLUMN air_gapped_since DATE;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -103,7 +103,8 @@ def replace_customer(
     con.execute("DELETE FROM order_forms WHERE customer_id = ?", [customer_id])
     con.execute("DELETE FROM customers WHERE customer_id = ?", [customer_id])
     con.execute(
-        "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO customers (customer_id, name, account_manager, air_gapped, document, "
+        "created_at, updated_at, air_gapped_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             customer_id,
             document.name,
@@ -112,18 +113,21 @@ def replace_customer(
             document.model_dump_json(exclude_none=True),
             created_at,
             updated_at,
+            document.effective_air_gapped_since(),
         ],
     )
     entitlement_rows: list[tuple[str, str, str, Any, str, int]] = []
     for order in document.orders:
         con.execute(
-            "INSERT INTO order_forms VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack, "
+            "counting) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 customer_id,
                 order.order_id,
                 order.start,
                 order.end,
                 order.entitlements.users_per_pack,
+                json.dumps(order.counting or {}),
             ],
         )
         for item, quantity in order.entitlements.model_dump(exclude_none=True).items():

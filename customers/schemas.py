@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -44,6 +44,13 @@ class Addon(BaseModel):
     entitlements: AddonEntitlements
 
 
+#: How a reported metric adds up across a customer's active instances (SPEC §3, §5 v2).
+CountingRule = Literal["sum", "production", "max_instance"]
+CountedMetric = Literal[
+    "users", "tenants", "namespaces", "worker_groups", "roles", "service_accounts"
+]
+
+
 class OrderForm(BaseModel):
     """An order form: entitlements valid from ``start`` to ``end`` inclusive."""
 
@@ -54,6 +61,15 @@ class OrderForm(BaseModel):
     end: date
     entitlements: OrderEntitlements
     addons: list[Addon] = Field(default_factory=list, max_length=500)
+    counting: dict[CountedMetric, CountingRule] | None = Field(
+        None,
+        description="How each reported metric adds up across active instances; `sum` for a "
+        "metric not named.",
+    )
+
+    def rule(self, metric: str) -> str:
+        """The counting rule of ``metric`` on this order (``sum`` unless named)."""
+        return (self.counting or {}).get(metric, "sum")  # type: ignore[call-overload, no-any-return]
 
     @model_validator(mode="after")
     def _consistent(self) -> OrderForm:
@@ -88,14 +104,53 @@ class CustomerDocument(BaseModel):
         str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     ]
     air_gapped: bool = False
+    air_gapped_since: date | None = Field(
+        None,
+        description="The day from which the customer is air-gapped; with air_gapped and no "
+        "day, the start of its earliest order.",
+    )
     orders: list[OrderForm] = Field(default_factory=list, max_length=1000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _without_read_only_fields(cls, data: Any) -> Any:
+        """Take back what GET answered: its read-only fields are set aside, not refused."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+        return data
+
     @model_validator(mode="after")
-    def _unique_orders(self) -> CustomerDocument:
+    def _consistent_orders(self) -> CustomerDocument:
         ids = [order.order_id for order in self.orders]
         if len(ids) != len(set(ids)):
             raise ValueError("the same order_id appears twice")
+        by_start = sorted(self.orders, key=lambda order: order.start)
+        for index, first in enumerate(by_start):
+            for second in by_start[index + 1 :]:
+                if second.start > first.end:
+                    break
+                for metric in get_args(CountedMetric):
+                    if first.rule(metric) != second.rule(metric):
+                        raise ValueError(
+                            f"orders {first.order_id} and {second.order_id} overlap "
+                            f"({second.start} to {min(first.end, second.end)}) but count "
+                            f"{metric} differently ({first.rule(metric)} and "
+                            f"{second.rule(metric)}); give them the same counting rule"
+                        )
         return self
+
+    def effective_air_gapped_since(self) -> date | None:
+        """The day from which attestations are owed: ``air_gapped_since``, else the start of
+        the earliest order; None when not air-gapped."""
+        if not self.air_gapped:
+            return None
+        if self.air_gapped_since is not None:
+            return self.air_gapped_since
+        return min((order.start for order in self.orders), default=None)
+
+
+#: What GET /v1/customers/{id} adds to the document; a PUT of that answer sets them aside.
+READ_ONLY_FIELDS = frozenset({"customer_id", "created_at", "updated_at", "license_keys"})
 
 
 class Customer(CustomerDocument):
@@ -104,6 +159,11 @@ class Customer(CustomerDocument):
     customer_id: str
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def _without_read_only_fields(cls, data: Any) -> Any:  # type: ignore[override]
+        """A stored customer keeps them (this replaces the document's validator)."""
+        return data
 
 
 class LicenseKeyCreated(BaseModel):

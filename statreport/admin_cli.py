@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from customers.schemas import READ_ONLY_FIELDS
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
 
@@ -54,6 +55,23 @@ def customers_list(server: str, ca_cert: Path | None, admin_token: str) -> None:
             f"{customer['customer_id']:<24} {customer['name']:<30} "
             f"{customer['account_manager']:<30} orders={len(customer['orders'])}"
         )
+
+
+@customers_group.command("show")
+@click.argument("customer_id")
+@admin_options
+@exit_on_http_errors
+def customers_show(customer_id: str, server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """Print CUSTOMER_ID's document as JSON, ready to edit and apply again.
+
+    The read-only fields (timestamps, licence keys) are left out:
+    statreport customers show acme > acme.json, edit it, then
+    statreport customers apply with {"acme": <the edited document>}.
+    """
+    with admin_http(server, ca_cert, admin_token) as http:
+        customer = check(http.get(f"/v1/customers/{customer_id}"))
+    document = {k: v for k, v in customer.items() if k not in READ_ONLY_FIELDS}
+    click.echo(json.dumps(document, indent=2))
 
 
 @click.group("keys")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from statreport.cli import main
 from tests.conftest import ServerFactory
 from tests.support import ACME, ADMIN_TOKEN, RunningServer, assert_problem, make_report, post, query
 
@@ -242,3 +245,72 @@ def test_the_audit_log_takes_a_bare_id_for_its_target(server: RunningServer) -> 
         full = http.get("/v1/audit-log", params={"target": "customer:acme"}).json()
     assert [e["target"] for e in bare] == ["customer:acme"]
     assert bare == full
+
+
+def _order(order_id: str, start: str, end: str, counting: dict[str, str]) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "start": start,
+        "end": end,
+        "entitlements": {"user_packs": 5, "users_per_pack": 10},
+        "counting": counting,
+    }
+
+
+def test_what_get_answers_can_be_put_back(server: RunningServer) -> None:
+    server.add_customer("acme")
+    with server.admin() as http:
+        answered = http.get("/v1/customers/acme").json()
+        assert answered["license_keys"]  # read-only fields are in the answer...
+        edited = {**answered, "name": "ACME Corporation"}
+        again = http.put("/v1/customers/acme", json=edited)  # ...and set aside on the way back
+        assert again.status_code == 200, again.text
+        assert http.get("/v1/customers/acme").json()["name"] == "ACME Corporation"
+        (entry, *_) = http.get("/v1/audit-log", params={"target": "acme"}).json()
+    assert "license_keys" not in entry["after"]
+
+
+def test_overlapping_orders_must_count_alike(server: RunningServer) -> None:
+    disagreeing = {
+        **ACME,
+        "orders": [
+            _order("OF-1", "2026-01-01", "2026-06-30", {"users": "production"}),
+            _order("OF-2", "2026-06-01", "2026-12-31", {}),
+        ],
+    }
+    back_to_back = {
+        **ACME,
+        "orders": [
+            _order("OF-1", "2026-01-01", "2026-06-30", {"users": "production"}),
+            _order("OF-2", "2026-07-01", "2026-12-31", {"users": "max_instance"}),
+        ],
+    }
+    with server.admin() as http:
+        refused = http.put("/v1/customers/acme", json=disagreeing)
+        accepted = http.put("/v1/customers/acme", json=back_to_back)
+        unknown = http.put(
+            "/v1/customers/acme",
+            json={**ACME, "orders": [_order("OF-1", "2026-01-01", "2026-06-30", {"users": "avg"})]},
+        )
+    assert_problem(refused, 422, "orders OF-1 and OF-2 overlap", "count users differently")
+    assert accepted.status_code == 200, accepted.text
+    assert [o["counting"] for o in accepted.json()["orders"]] == [
+        {"users": "production"},
+        {"users": "max_instance"},
+    ]
+    assert_problem(unknown, 422)
+
+
+def test_customers_show_prints_the_editable_document(server: RunningServer) -> None:
+    server.add_customer("acme", {**ACME, "air_gapped": True, "air_gapped_since": "2026-04-01"})
+    result = CliRunner().invoke(
+        main,
+        ["customers", "show", "acme", "--server", server.url, "--ca-cert", str(server.ca_cert)],
+        env={"STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["air_gapped_since"] == "2026-04-01"
+    assert not {"customer_id", "created_at", "updated_at", "license_keys"} & set(document)
+    with server.admin() as http:
+        assert http.put("/v1/customers/acme", json=document).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import polars as pl
@@ -53,4 +54,47 @@ def active_order_days(orders: pl.LazyFrame, *, start: date, end: date) -> pl.Dat
         .unique()
         .sort("customer_id", "day")
         .collect()
+    )
+
+
+def counting_rules(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFrame:
+    """``customer_id, metric, day, rule`` for every day from ``start`` to ``end`` on which an
+    active order counts a metric by a rule other than ``sum`` (SPEC §3, §5 v2).
+
+    ``orders`` carries each order's ``counting`` as JSON text (``{"users": "production"}``);
+    orders whose terms overlap agree on their rules, which the admin API enforces.
+    """
+    named = (
+        orders.filter(pl.col("counting").is_not_null() & (pl.col("counting") != "{}"))
+        .select("customer_id", "start_on", "end_on", "counting")
+        .collect()
+    )
+    rows = [
+        (order["customer_id"], order["start_on"], order["end_on"], metric, rule)
+        for order in named.iter_rows(named=True)
+        for metric, rule in json.loads(order["counting"]).items()
+        if rule != "sum"
+    ]
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "customer_id": pl.String,
+            "start_on": pl.Date,
+            "end_on": pl.Date,
+            "metric": pl.String,
+            "rule": pl.String,
+        },
+        orient="row",
+    )
+    return (
+        frame.with_columns(
+            first=pl.max_horizontal("start_on", pl.lit(start)),
+            last=pl.min_horizontal("end_on", pl.lit(end)),
+        )
+        .filter(pl.col("first") <= pl.col("last"))
+        .with_columns(day=pl.date_ranges("first", "last"))
+        .explode("day")
+        .select("customer_id", "metric", "day", "rule")
+        .unique(subset=["customer_id", "metric", "day"], keep="first")
+        .sort("customer_id", "metric", "day")
     )

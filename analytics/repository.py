@@ -34,9 +34,20 @@ def instance_days(con: duckdb.DuckDBPyConnection, *, since: date, until: date) -
 
 
 def order_forms(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every order form's term and pack size."""
+    """Every order form's term, pack size and counting rules (JSON text)."""
     return _frame(
-        con, "SELECT customer_id, order_id, start_on, end_on, users_per_pack FROM order_forms"
+        con,
+        "SELECT customer_id, order_id, start_on, end_on, users_per_pack, counting::VARCHAR "
+        "AS counting FROM order_forms",
+    )
+
+
+def retirements(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """``instance_id, retired_on`` of every retired instance."""
+    return _frame(
+        con,
+        "SELECT instance_id::VARCHAR AS instance_id, retired_on FROM instances "
+        "WHERE retired_on IS NOT NULL",
     )
 
 

@@ -21,7 +21,7 @@ from analytics.compliance import (
     overuse_findings,
     telemetry_missing,
 )
-from analytics.entitlements import active_order_days, daily_entitlements
+from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, Series, UsageDay
 from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
@@ -58,7 +58,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInp
         return EvaluationInputs(
             instance_days=repository.instance_days(
                 con, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
-            ),
+            ).join(repository.retirements(con), on="instance_id", how="left"),
             orders=repository.order_forms(con),
             items=repository.entitlement_items(con),
             customers=repository.customers(con),
@@ -80,7 +80,7 @@ def compute_findings(
     relapse_days: int = 7,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
-    usage = daily_usage(inputs.instance_days.lazy(), as_of=as_of, activity_days=activity_days)
+    usage = usage_of(inputs, as_of=as_of, activity_days=activity_days)
     first_day = usage["day"].min() if usage.height else None
     start = min(first_day, as_of - timedelta(days=7)) if isinstance(first_day, date) else as_of
     entitlements = daily_entitlements(
@@ -113,6 +113,19 @@ def compute_findings(
     findings = [row for frame in frames for row in frame.iter_rows(named=True)]
     findings.sort(key=_sort_key)
     return findings, episodes
+
+
+def usage_of(inputs: EvaluationInputs, *, as_of: date, activity_days: int) -> pl.DataFrame:
+    """Daily usage up to ``as_of`` under each day's counting rules. Pure."""
+    counting = counting_rules(
+        inputs.orders.lazy(), start=as_of - timedelta(days=HISTORY_DAYS), end=as_of
+    )
+    return daily_usage(
+        inputs.instance_days.lazy(),
+        as_of=as_of,
+        activity_days=activity_days,
+        counting=counting.lazy(),
+    )
 
 
 def _last_report_days(inputs: EvaluationInputs) -> pl.DataFrame:
@@ -241,10 +254,19 @@ def series_from(
 ) -> dict[tuple[str, str], Series]:
     """Daily ``(day, usage, entitled)`` from ``start`` to ``end`` per (customer, metric). Pure."""
     wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
-    usage = daily_usage(
-        inputs.instance_days.filter(wanted).lazy(), as_of=end, activity_days=activity_days
-    ).filter(pl.col("day") >= start)
     orders, items = inputs.orders.filter(wanted), inputs.items.filter(wanted)
+    usage = usage_of(
+        EvaluationInputs(
+            instance_days=inputs.instance_days.filter(wanted),
+            orders=orders,
+            items=items,
+            customers=inputs.customers,
+            last_report_days=inputs.last_report_days,
+            attestations=inputs.attestations,
+        ),
+        as_of=end,
+        activity_days=activity_days,
+    ).filter(pl.col("day") >= start)
     entitled = daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end)
     used = {(r["customer_id"], r["metric"], r["day"]): r["usage"] for r in usage.to_dicts()}
     allowed = {

@@ -10,17 +10,19 @@ from core.usage_metrics import REPORT_METRICS
 
 INSTANCE_METRICS = ("production_instances", "non_production_instances")
 USAGE_METRICS = (*INSTANCE_METRICS, *REPORT_METRICS)
+#: The ways a reported metric can add up across active instances (SPEC §3, §5 v2).
+COUNTING_RULES = ("sum", "production", "max_instance")
 
 
-def daily_usage(
+def active_instance_days(
     instance_days: pl.LazyFrame, *, as_of: date, activity_days: int = 3
-) -> pl.DataFrame:
-    """``customer_id, metric, day, usage`` for each day up to ``as_of`` that has usage.
+) -> pl.LazyFrame:
+    """Each instance on each day it is active up to ``as_of``, with the values it carries.
 
-    ``instance_days`` holds each instance's peak of every metric per day it reported. An
-    instance is active on D if it reported on D or on one of the ``activity_days - 1`` days
-    before; it then contributes its values from its latest report day <= D. Usage is the sum
-    over active instances; a day without an active instance has no row (no usage, not zero).
+    An instance is active on D if it reported on D or on one of the ``activity_days - 1``
+    days before; it then contributes its values from its latest report day <= D
+    (``from_day``). An instance retired on R (a ``retired_on`` column, when present) is not
+    carried past R; a report after R makes it active again (SPEC §5 v2).
     """
     reported = (
         instance_days.filter(pl.col("day") <= as_of)
@@ -38,28 +40,78 @@ def daily_usage(
         (pl.col("active_day") <= as_of)
         & (pl.col("next_day").is_null() | (pl.col("active_day") < pl.col("next_day")))
     )
-    per_day = expanded.group_by("customer_id", "active_day").agg(
-        (pl.col("environment") == "production").sum().cast(pl.Int64).alias("production_instances"),
-        (pl.col("environment") == "non_production")
-        .sum()
-        .cast(pl.Int64)
-        .alias("non_production_instances"),
+    if "retired_on" in instance_days.collect_schema().names():
+        expanded = expanded.filter(
+            pl.col("retired_on").is_null()
+            | (pl.col("day") > pl.col("retired_on"))
+            | (pl.col("active_day") <= pl.col("retired_on"))
+        )
+    return expanded.rename({"day": "from_day"}).rename({"active_day": "day"})
+
+
+def daily_usage(
+    instance_days: pl.LazyFrame,
+    *,
+    as_of: date,
+    activity_days: int = 3,
+    counting: pl.LazyFrame | None = None,
+) -> pl.DataFrame:
+    """``customer_id, metric, day, usage`` for each day up to ``as_of`` that has usage.
+
+    ``instance_days`` holds each instance's peak of every metric per day it reported. Usage
+    adds up the active instances (``active_instance_days``) by the day's counting rule:
+    ``counting`` (``customer_id, metric, day, rule``) names the days whose rule is not
+    ``sum``: ``production`` counts production instances only (0 when only non-production ones
+    are active), ``max_instance`` the largest single instance. Instance counts are always
+    counts. A day without an active instance has no row (no usage, not zero).
+    """
+    active = active_instance_days(instance_days, as_of=as_of, activity_days=activity_days)
+    production = pl.col("environment") == "production"
+    per_day = active.group_by("customer_id", "day").agg(
+        production.sum().cast(pl.Int64).alias("production_instances"),
+        (~production).sum().cast(pl.Int64).alias("non_production_instances"),
         # A metric no active instance reported is unknown that day, not zero.
         *[
             pl.when(pl.col(m).count() > 0).then(pl.col(m).cast(pl.Int64).sum()).alias(m)
             for m in REPORT_METRICS
         ],
+        *[
+            pl.when(pl.col(m).filter(production).count() > 0)
+            .then(pl.col(m).filter(production).cast(pl.Int64).sum())
+            .when(production.sum() == 0)
+            .then(pl.lit(0, dtype=pl.Int64))
+            .alias(f"{m}:production")
+            for m in REPORT_METRICS
+        ],
+        *[pl.col(m).max().cast(pl.Int64).alias(f"{m}:max_instance") for m in REPORT_METRICS],
     )
-    return (
-        per_day.rename({"active_day": "day"})
-        .unpivot(
-            index=["customer_id", "day"],
-            on=list(USAGE_METRICS),
-            variable_name="metric",
-            value_name="usage",
+    by_rule = pl.concat(
+        [
+            per_day.select(
+                "customer_id",
+                "day",
+                pl.lit(m).alias("metric"),
+                pl.col(m).alias("sum"),
+                pl.col(f"{m}:production" if m in REPORT_METRICS else m).alias("production"),
+                pl.col(f"{m}:max_instance" if m in REPORT_METRICS else m).alias("max_instance"),
+            )
+            for m in USAGE_METRICS
+        ]
+    )
+    if counting is None:
+        usage = pl.col("sum")
+    else:
+        by_rule = by_rule.join(counting, on=["customer_id", "metric", "day"], how="left")
+        usage = (
+            pl.when(pl.col("rule") == "production")
+            .then(pl.col("production"))
+            .when(pl.col("rule") == "max_instance")
+            .then(pl.col("max_instance"))
+            .otherwise(pl.col("sum"))
         )
+    return (
+        by_rule.select("customer_id", "metric", "day", usage.alias("usage"))
         .filter(pl.col("usage").is_not_null())
-        .select("customer_id", "metric", "day", "usage")
         .sort("customer_id", "metric", "day")
         .collect()
     )

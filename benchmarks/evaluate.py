@@ -43,12 +43,14 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     start = end - timedelta(days=days - 1)
     con.execute("SET threads TO 2")
     con.execute(
-        "INSERT INTO customers SELECT 'c' || lpad(i::VARCHAR, 5, '0'), 'Customer ' || i, "
+        "INSERT INTO customers (customer_id, name, account_manager, air_gapped, document, "
+        "created_at, updated_at) SELECT 'c' || lpad(i::VARCHAR, 5, '0'), 'Customer ' || i, "
         "'am' || (i % 25) || '@vendor.example', false, '{}', now(), now() FROM range(?) t(i)",
         [customers],
     )
     con.execute(
-        "INSERT INTO order_forms SELECT customer_id, 'OF-1', ?::DATE - 200, ?::DATE + 200, 10 "
+        "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack) "
+        "SELECT customer_id, 'OF-1', ?::DATE - 200, ?::DATE + 200, 10 "
         "FROM customers",
         [start, end],
     )
@@ -70,7 +72,10 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
         "FROM customers c, range(?) t(i)",
         [instances],
     )
-    con.execute("INSERT INTO instances SELECT instance_id, customer_id, now() FROM fleet")
+    con.execute(
+        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+        "SELECT instance_id, customer_id, now() FROM fleet"
+    )
     # Hourly reports; every 7th customer's first instance doubles its users on some days.
     con.execute(
         """

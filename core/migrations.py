@@ -164,10 +164,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
     (
         6,
-        "order forms keep their counting rules; customers the day they became air-gapped",
+        "counting rules of order forms, air-gapped since a day, retired instances",
         """
         ALTER TABLE order_forms ADD COLUMN counting JSON;
         ALTER TABLE customers ADD COLUMN air_gapped_since DATE;
+        ALTER TABLE instances ADD COLUMN retired_on DATE;
         """,
     ),
 )

@@ -206,7 +206,8 @@ def _insert_instances(
     )
     con.register("new_instances", instances)
     con.execute(
-        "INSERT INTO instances SELECT instance_id::UUID, customer_id, ? FROM new_instances",
+        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+        "SELECT instance_id::UUID, customer_id, ? FROM new_instances",
         [received_at],
     )
     con.unregister("new_instances")

@@ -18,26 +18,43 @@ class InstanceDay:
 
 
 def usage_by_day(
-    instance_days: list[InstanceDay], *, as_of: date, activity_days: int = 3
+    instance_days: list[InstanceDay],
+    *,
+    as_of: date,
+    activity_days: int = 3,
+    rule: str = "sum",
+    retired: dict[str, date] | None = None,
 ) -> dict[date, int]:
-    """SPEC §5, day by day: sum over active instances of their latest value."""
+    """SPEC §5, day by day: the active instances' latest values, added up by ``rule``; an
+    instance retired on R is not carried past R, until it reports again."""
     if not instance_days:
         return {}
+    retired = retired or {}
     first = min(d.day for d in instance_days)
     usage: dict[date, int] = {}
     day = first
     while day <= as_of:
-        total: int | None = None
-        for instance in {d.instance_id for d in instance_days}:
+        active: list[InstanceDay] = []
+        for instance in sorted({d.instance_id for d in instance_days}):
             reported = [d for d in instance_days if d.instance_id == instance and d.day <= day]
             if not reported:
                 continue
             latest = max(reported, key=lambda d: d.day)
-            if (day - latest.day).days >= activity_days or latest.value is None:
+            if (day - latest.day).days >= activity_days:
                 continue
-            total = (total or 0) + latest.value
-        if total is not None:
-            usage[day] = total
+            retired_on = retired.get(instance)
+            if retired_on is not None and latest.day <= retired_on < day:
+                continue
+            active.append(latest)
+        values = [d.value for d in active if d.value is not None]
+        production = [d.value for d in active if d.environment == "production"]
+        if rule == "production":
+            if any(v is not None for v in production):
+                usage[day] = sum(v for v in production if v is not None)
+            elif active and not production:
+                usage[day] = 0
+        elif values:
+            usage[day] = max(values) if rule == "max_instance" else sum(values)
         day += timedelta(days=1)
     return usage
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from datetime import date
 
 from click.testing import CliRunner
@@ -239,3 +240,45 @@ def test_days_out_of_range_are_refused_not_a_crash(server: RunningServer) -> Non
     assert_problem(far, 422, "between 2000-01-01 and 2999-12-31")
     assert_problem(future, 422, "after today")
     assert_problem(before_2000, 422, "before 2000-01-01")
+
+
+def test_a_production_counting_rule_frees_non_production_use(server: RunningServer) -> None:
+    production_only = {
+        **order("2026-01-01", "2026-12-31", 5),
+        "counting": {"users": "production"},
+    }
+    for customer_id, terms in (("summed", order("2026-01-01", "2026-12-31", 5)),
+                               ("split", production_only)):  # fmt: skip
+        key = server.add_customer(customer_id, customer("alice@vendor.example", terms))
+        days_of_use = days("2026-11-01", "2026-11-10")
+        send_daily(server, key, dict.fromkeys(days_of_use, 35), instance=str(uuid.uuid4()))
+        non_production = [
+            make_report(
+                instance_id=NON_PRODUCTION[customer_id],
+                environment="non_production",
+                generated_at=f"{day.isoformat()}T12:00:00Z",
+                metrics={"users": 25},
+            )
+            for day in days_of_use
+        ]
+        with server.client(key) as http:
+            assert http.post("/v1/reports", json={"reports": non_production}).status_code == 202
+    findings = evaluate(server, "2026-11-10")["findings"]
+    over = {
+        (f["customer_id"], f["peak_usage"], f["entitled"])
+        for f in findings
+        if f["kind"] == "overuse"
+    }
+    assert over == {("summed", 60, 50)}  # 35 + 25 summed; 35 alone under `production`
+    with server.admin() as http:
+        usage = http.get(
+            "/v1/customers/split/usage", params={"from": "2026-11-10", "to": "2026-11-10"}
+        ).json()
+    (day,) = usage["days"]
+    assert (day["usage"]["users"], day["usage"]["non_production_instances"]) == (35, 1)
+
+
+NON_PRODUCTION = {
+    "summed": "8c1f0d4e-3b7a-4c2e-9d61-5a0b7e2f1c01",
+    "split": "8c1f0d4e-3b7a-4c2e-9d61-5a0b7e2f1c02",
+}

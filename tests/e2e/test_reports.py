@@ -438,7 +438,11 @@ def test_an_instance_stored_before_version_2_keeps_its_version_1_id(
     first.stop()
     old_instance = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
     con = duckdb.connect(str(data_dir / "statreport.duckdb"))
-    con.execute("INSERT INTO instances VALUES (?::UUID, 'acme', now())", [old_instance])
+    con.execute(
+        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+        "VALUES (?::UUID, 'acme', now())",
+        [old_instance],
+    )
     con.close()
     second = server_factory(data_dir=data_dir)
     response = post(second, key, make_report(instance_id=old_instance))

@@ -26,6 +26,7 @@ from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, Series,
 from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
+from core.usage_metrics import ACTIVITY_DAYS
 
 #: The first day an evaluation or a usage range may be asked about; no report is older.
 EARLIEST_AS_OF = date(2000, 1, 1)
@@ -76,7 +77,7 @@ def compute_findings(
     inputs: EvaluationInputs,
     *,
     as_of: date,
-    activity_days: int = 3,
+    activity_days: int = ACTIVITY_DAYS,
     relapse_days: int = 7,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
@@ -149,7 +150,7 @@ def _sort_key(finding: dict[str, Any]) -> tuple[int, float, str, str]:
 
 
 async def evaluate(
-    store: Store, *, as_of: date, activity_days: int = 3, relapse_days: int = 7
+    store: Store, *, as_of: date, activity_days: int = ACTIVITY_DAYS, relapse_days: int = 7
 ) -> Evaluation:
     """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them."""
     inputs = await store.read(lambda con: load_inputs(con, as_of=as_of))
@@ -198,7 +199,7 @@ async def episode_history(store: Store, *, customer_id: str | None) -> list[Epis
 
 
 async def customer_usage(
-    store: Store, *, customer_id: str, start: date, end: date, activity_days: int = 3
+    store: Store, *, customer_id: str, start: date, end: date, activity_days: int = ACTIVITY_DAYS
 ) -> CustomerUsage:
     """A customer's daily usage and entitlement of every metric from ``start`` to ``end``."""
     if end < start:
@@ -250,7 +251,7 @@ def series_from(
     keys: set[tuple[str, str]],
     start: date,
     end: date,
-    activity_days: int = 3,
+    activity_days: int = ACTIVITY_DAYS,
 ) -> dict[tuple[str, str], Series]:
     """Daily ``(day, usage, entitled)`` from ``start`` to ``end`` per (customer, metric). Pure."""
     wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
@@ -287,7 +288,7 @@ async def metric_series(
     keys: set[tuple[str, str]],
     start: date,
     end: date,
-    activity_days: int = 3,
+    activity_days: int = ACTIVITY_DAYS,
 ) -> dict[tuple[str, str], Series]:
     """``series_from`` over a fresh read of the store."""
     if not keys:

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from core.usage_metrics import REPORT_METRICS
+from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
 
 INSTANCE_METRICS = ("production_instances", "non_production_instances")
 USAGE_METRICS = (*INSTANCE_METRICS, *REPORT_METRICS)
@@ -15,7 +15,7 @@ COUNTING_RULES = ("sum", "production", "max_instance")
 
 
 def active_instance_days(
-    instance_days: pl.LazyFrame, *, as_of: date, activity_days: int = 3
+    instance_days: pl.LazyFrame, *, as_of: date, activity_days: int = ACTIVITY_DAYS
 ) -> pl.LazyFrame:
     """Each instance on each day it is active up to ``as_of``, with the values it carries.
 
@@ -53,7 +53,7 @@ def daily_usage(
     instance_days: pl.LazyFrame,
     *,
     as_of: date,
-    activity_days: int = 3,
+    activity_days: int = ACTIVITY_DAYS,
     counting: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """``customer_id, metric, day, usage`` for each day up to ``as_of`` that has usage.

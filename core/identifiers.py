@@ -19,3 +19,7 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CustomerIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 KeyIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 CustomerIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+#: A UUID in its canonical 36-character form, any version.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+#: An instance's id as the wire format writes it.
+InstanceIdPath = Annotated[str, Path(pattern=UUID_PATTERN)]

@@ -1,1 +1,1 @@
-"""Customers, their order forms and add-ons, and their licence keys (the admin side)."""
+"""Customers, their order forms and add-ons, licence keys and instances (the admin side)."""

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from core.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
-from core.identifiers import CustomerIdPath, KeyIdPath
+from core.identifiers import CustomerIdPath, InstanceIdPath, KeyIdPath
 from customers import service as customers
-from customers.schemas import Customer, CustomerDocument, LicenseKeyCreated
+from customers.schemas import Customer, CustomerDocument, Instance, LicenseKeyCreated, Retirement
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 
@@ -60,3 +60,33 @@ async def delete_license_key(
     """From now on, reports sent with this key get 401."""
     await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor)
     return Response(status_code=204)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/instances", summary="Every instance that reported for a customer"
+)
+async def get_instances(customer_id: CustomerIdPath, store: StoreDep) -> list[Instance]:
+    """With their latest environment and version, first and last report, report count, last
+    sequence, whether active on the latest finished day, and retirement."""
+    return await customers.list_instances(store, customer_id=customer_id)
+
+
+@router.post("/v1/instances/{instance_id}/retire", summary="Record that an instance was retired")
+async def post_retirement(
+    instance_id: InstanceIdPath, body: Retirement, store: StoreDep, actor: ActorDep
+) -> Instance:
+    """From the day after ``retired_on`` the activity window no longer carries the instance;
+    a later report from it still counts. Audited."""
+    return await customers.set_retirement(
+        store, instance_id=instance_id, retired_on=body.retired_on, actor=actor
+    )
+
+
+@router.delete("/v1/instances/{instance_id}/retire", summary="Undo an instance's retirement")
+async def delete_retirement(
+    instance_id: InstanceIdPath, store: StoreDep, actor: ActorDep
+) -> Instance:
+    """The instance counts as before its retirement was recorded. Audited."""
+    return await customers.set_retirement(
+        store, instance_id=instance_id, retired_on=None, actor=actor
+    )

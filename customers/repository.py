@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -142,3 +142,47 @@ def replace_customer(
                 )
     if entitlement_rows:
         con.executemany("INSERT INTO entitlements VALUES (?, ?, ?, ?, ?, ?)", entitlement_rows)
+
+
+_INSTANCE_COLUMNS = (
+    "i.instance_id::VARCHAR AS instance_id, "
+    "arg_max(r.environment, r.generated_at) AS environment, "
+    "arg_max(r.product_version, r.generated_at) AS product_version, "
+    "min(r.usage_day) AS first_report_on, max(r.usage_day) AS last_report_on, "
+    "count(*) AS reports, arg_max(r.sequence, r.generated_at) AS last_sequence, "
+    "max(r.usage_day) FILTER (WHERE r.usage_day <= ?) AS last_report_by_as_of, "
+    "any_value(i.retired_on) AS retired_on, any_value(i.customer_id) AS customer_id"
+)
+
+
+def instances(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str | None = None,
+    instance_id: str | None = None,
+    as_of: date,
+) -> list[dict[str, Any]]:
+    """Every instance of a customer (or one instance) with what its reports say, newest
+    report last; ``last_report_by_as_of`` is its latest report day up to ``as_of``."""
+    where, params = (
+        ("i.customer_id = ?", [customer_id])
+        if instance_id is None
+        else ("i.instance_id = ?::UUID", [instance_id])
+    )
+    cursor = con.execute(
+        f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN reports r "  # noqa: S608
+        f"ON r.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "
+        "ORDER BY first_report_on, instance_id",
+        [as_of, *params],
+    )
+    names = [c[0] for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def set_retirement(
+    con: duckdb.DuckDBPyConnection, *, instance_id: str, retired_on: date | None
+) -> None:
+    """Record (or, with None, undo) an instance's retirement, in the caller's transaction."""
+    con.execute(
+        "UPDATE instances SET retired_on = ? WHERE instance_id = ?::UUID", [retired_on, instance_id]
+    )

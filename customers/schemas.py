@@ -172,3 +172,28 @@ class LicenseKeyCreated(BaseModel):
     key_id: str
     customer_id: str
     license_key: str
+
+
+class Instance(BaseModel):
+    """An installation that reported for a customer, as the admin API lists it (SPEC §3)."""
+
+    instance_id: str
+    environment: str
+    product_version: str
+    first_report_on: date
+    last_report_on: date
+    reports: int
+    last_sequence: int | None
+    active_on_as_of: bool = Field(
+        description="Active on the latest day that has ended (UTC): reported on it or on one "
+        "of the two days before, and not retired since."
+    )
+    retired_on: date | None
+
+
+class Retirement(BaseModel):
+    """``POST /v1/instances/{id}/retire``: the day the installation was decommissioned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retired_on: date

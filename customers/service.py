@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 
 from core import repository as audit_repository
 from core.auth import Keyring, LicenseKeyRecord, hash_secret, new_license_key
-from core.errors import NotFound
+from core.errors import InvalidPayload, NotFound
 from core.store import Store
+from core.usage_metrics import ACTIVITY_DAYS
 from customers import repository
-from customers.schemas import Customer, CustomerDocument, LicenseKeyCreated
+from customers.schemas import Customer, CustomerDocument, Instance, LicenseKeyCreated
 
 log = logging.getLogger("statreport.admin")
 
@@ -133,3 +134,81 @@ async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, act
         )
     keyring.revoke(key_id)
     log.info("event=license_key.revoked key_id=%s actor=%s", key_id, actor)
+
+
+def _instance(row: dict[str, Any], *, as_of: date) -> Instance:
+    """An instance's row, with whether it was active on ``as_of`` (SPEC §5: a report within
+    the activity window, and no retirement between that report and ``as_of``)."""
+    last = row["last_report_by_as_of"]
+    retired_on = row["retired_on"]
+    active = (
+        last is not None
+        and (as_of - last).days < ACTIVITY_DAYS
+        and not (retired_on is not None and last <= retired_on < as_of)
+    )
+    return Instance.model_validate({**row, "active_on_as_of": active})
+
+
+def _latest_finished_day() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
+    """Every instance that ever reported for a customer; 404 for an unknown customer."""
+    as_of = _latest_finished_day()
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+        if repository.customer_row(con, customer_id=customer_id) is None:
+            return None
+        return repository.instances(con, customer_id=customer_id, as_of=as_of)
+
+    rows = await store.read(read)
+    if rows is None:
+        raise NotFound(f"No customer {customer_id!r}. List customers with GET /v1/customers.")
+    return [_instance(row, as_of=as_of) for row in rows]
+
+
+async def set_retirement(
+    store: Store, *, instance_id: str, retired_on: date | None, actor: str
+) -> Instance:
+    """Record that an installation was decommissioned on ``retired_on`` (None: undo it), in one
+    audited transaction. 404 for an unknown instance; 422 for a day before its first report
+    or after today."""
+    today = datetime.now(UTC).date()
+    as_of = today - timedelta(days=1)
+
+    def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        rows = repository.instances(con, instance_id=instance_id, as_of=as_of)
+        if not rows:
+            raise NotFound(
+                f"No instance {instance_id} has reported. List a customer's instances with "
+                "GET /v1/customers/{id}/instances."
+            )
+        (before,) = rows
+        if retired_on is not None and not before["first_report_on"] <= retired_on <= today:
+            raise InvalidPayload(
+                f"retired_on {retired_on} is outside {before['first_report_on']} (the instance's "
+                f"first report) to {today} (today, UTC); give the day it was decommissioned.",
+                errors=[{"loc": ["body", "retired_on"], "msg": "outside first report to today"}],
+            )
+        repository.set_retirement(con, instance_id=instance_id, retired_on=retired_on)
+        (after,) = repository.instances(con, instance_id=instance_id, as_of=as_of)
+        audit_repository.append_audit(
+            con,
+            at=datetime.now(UTC),
+            actor=actor,
+            action="instance.retire" if retired_on is not None else "instance.unretire",
+            target=f"instance:{instance_id}",
+            before={"customer_id": before["customer_id"], "retired_on": before["retired_on"]},
+            after={"customer_id": after["customer_id"], "retired_on": after["retired_on"]},
+        )
+        return after
+
+    row = await store.write(write)
+    log.info(
+        "event=instance.retirement instance=%s retired_on=%s actor=%s",
+        instance_id,
+        retired_on,
+        actor,
+    )
+    return _instance(row, as_of=as_of)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from core.identifiers import UUID_PATTERN
 from core.usage_metrics import METRIC_MAX
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -34,7 +35,7 @@ UuidText = Annotated[
     StringConstraints(
         strict=True,
         to_lower=True,
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        pattern=UUID_PATTERN,
     ),
 ]
 #: A random (version 4) or time-ordered (version 7) UUID: version 1 would carry the host's

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from core.quarters import previous_quarter, quarter_bounds, quarter_of
+from core.quarters import next_quarter, quarter_bounds, quarter_of
 
 KEYS = ["customer_id", "metric"]
 REGULARIZATION_DAYS = 30
@@ -232,10 +232,13 @@ def attestation_overdue(
     as_of: date,
     grace_days: int = 30,
 ) -> pl.DataFrame:
-    """Air-gapped customers whose latest due quarterly attestation has not arrived.
+    """Every quarter an air-gapped customer owes an attestation for and has not sent, one row
+    each, oldest first (SPEC §6 v2).
 
-    A quarter is due when it is complete, an order was active on one of its days, and T is
-    more than ``grace_days`` after its last day. Only the latest due quarter is reported.
+    A quarter is owed when an order was active on one of its days and it ends on or after the
+    day the customer became air-gapped (``air_gapped_since``; if unset, the start of its
+    earliest order); the row appears once T is more than ``grace_days`` after its last day.
+    A later attestation does not excuse an earlier missing one.
     """
     received = {(row["customer_id"], row["quarter"]) for row in attestations.iter_rows(named=True)}
     terms: dict[str, list[tuple[date, date]]] = {}
@@ -243,22 +246,18 @@ def attestation_overdue(
         terms.setdefault(row["customer_id"], []).append((row["start_on"], row["end_on"]))
     rows = []
     for customer in customers.filter(pl.col("air_gapped")).iter_rows(named=True):
-        quarter = quarter_of(as_of)
-        for _ in range(8):  # the latest due quarter lies within the last two years
-            quarter = previous_quarter(quarter)
+        customer_terms = terms.get(customer["customer_id"], [])
+        since = customer["air_gapped_since"] or min((s for s, _ in customer_terms), default=None)
+        if since is None:
+            continue
+        quarter = quarter_of(since)
+        while True:
             first, last = quarter_bounds(quarter)
             due_on = last + timedelta(days=grace_days)
             if as_of <= due_on:
-                continue
-            covered = any(
-                start <= last and end >= first
-                for start, end in terms.get(customer["customer_id"], [])
-            )
-            if not covered:
-                continue
-            # Only the latest due quarter counts, so that quarters from before the customer went
-            # air-gapped (when it phoned home instead) never raise a finding.
-            if (customer["customer_id"], quarter) not in received:
+                break
+            covered = any(start <= last and end >= first for start, end in customer_terms)
+            if covered and (customer["customer_id"], quarter) not in received:
                 rows.append(
                     {
                         "customer_id": customer["customer_id"],
@@ -267,7 +266,7 @@ def attestation_overdue(
                         "due_on": due_on,
                     }
                 )
-            break
+            quarter = next_quarter(quarter)
     return pl.DataFrame(
         rows,
         schema={

@@ -60,8 +60,10 @@ def entitlement_items(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def customers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every customer's account manager and whether it is air-gapped."""
-    return _frame(con, "SELECT customer_id, account_manager, air_gapped FROM customers")
+    """Every customer's account manager, whether it is air-gapped, and since when."""
+    return _frame(
+        con, "SELECT customer_id, account_manager, air_gapped, air_gapped_since FROM customers"
+    )
 
 
 def customer_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -22,3 +22,9 @@ def previous_quarter(quarter: str) -> str:
     """The quarter before ``2026Q1`` is ``2025Q4``."""
     year, number = int(quarter[:4]), int(quarter[5])
     return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
+
+
+def next_quarter(quarter: str) -> str:
+    """The quarter after ``2026Q4`` is ``2027Q1``."""
+    year, number = int(quarter[:4]), int(quarter[5])
+    return f"{year + 1}Q1" if number == 4 else f"{year}Q{number + 1}"

@@ -52,6 +52,7 @@ class DemoCustomer:
     situation: Situation | None
     metric: str | None = None  # the over-used metric, for an over-use situation
     air_gapped: bool = False
+    air_gapped_since: date | None = None
 
 
 PRODUCTION, NON_PRODUCTION = "production", "non_production"
@@ -167,6 +168,8 @@ def sample_customers(today: date) -> list[DemoCustomer]:
             lambda n, ago: None,
             ("attestation_overdue", None),
             air_gapped=True,
+            # Air-gapped from the quarter it attested; it phoned home before.
+            air_gapped_since=quarter_bounds(_attested_quarter(today))[0],
         ),
         DemoCustomer(
             "umbrella",
@@ -242,6 +245,12 @@ def demo_reports(
     return by_customer
 
 
+def _attested_quarter(today: date) -> str:
+    """The latest due quarter is the one before the quarter of 30 days ago; the sample attests
+    the one before that."""
+    return previous_quarter(previous_quarter(quarter_of(today - timedelta(days=31))))
+
+
 def _attest_earlier_quarter(
     admin: httpx.Client, customer: DemoCustomer, license_key: str, today: date
 ) -> tuple[str, int]:
@@ -249,8 +258,7 @@ def _attest_earlier_quarter(
 
     Answers the quarter and how many of its reports were stored.
     """
-    # The latest due quarter is the one before the quarter of 30 days ago; attest the one before.
-    quarter = previous_quarter(previous_quarter(quarter_of(today - timedelta(days=31))))
+    quarter = _attested_quarter(today)
     first, last = quarter_bounds(quarter)
     instance = SimulatedInstance(customer.customer_id, str(uuid.uuid4()), PRODUCTION, 30)
     days = (last - first).days + 1
@@ -292,6 +300,8 @@ def _create_customers(admin: httpx.Client, customers: list[DemoCustomer]) -> dic
             "air_gapped": sample.air_gapped,
             "orders": sample.orders,
         }
+        if sample.air_gapped_since is not None:
+            document["air_gapped_since"] = sample.air_gapped_since.isoformat()
         admin.put(f"/v1/customers/{sample.customer_id}", json=document).raise_for_status()
         created = admin.post(f"/v1/customers/{sample.customer_id}/license-keys")
         keys[sample.customer_id] = created.raise_for_status().json()["license_key"]

@@ -6,6 +6,7 @@ import copy
 import uuid
 from datetime import date
 
+import pytest
 from click.testing import CliRunner
 
 from statreport.cli import main
@@ -133,7 +134,7 @@ def test_every_kind_of_finding_in_the_specs_order(server: RunningServer) -> None
     send_daily(
         server, initech, {D("2026-11-20"): 10}, instance="33333333-3333-4333-8333-333333333333"
     )
-    # Air-gapped, 2026Q3 attestation due 2026-10-30 and not received.
+    # Air-gapped since its order began: 2026Q1 to Q3 owed (Q3 due 2026-10-30), none received.
     server.add_customer("airco", customer("carol@vendor.example", year, air_gapped=True))
 
     findings = evaluate(server, "2026-11-22")["findings"]
@@ -143,12 +144,18 @@ def test_every_kind_of_finding_in_the_specs_order(server: RunningServer) -> None
         ("overuse", "acme", "in_window", 28),
         ("telemetry_missing", "globex", None, None),
         ("attestation_overdue", "airco", None, None),
+        ("attestation_overdue", "airco", None, None),
+        ("attestation_overdue", "airco", None, None),
         ("no_active_subscription", "initech", None, None),
     ]
     by_kind = {f["kind"]: f for f in findings}
     assert by_kind["telemetry_missing"]["last_report_on"] == "2026-11-01"
-    assert by_kind["attestation_overdue"]["quarter"] == "2026Q3"
-    assert by_kind["attestation_overdue"]["due_on"] == "2026-10-30"
+    owed = [(f["quarter"], f["due_on"]) for f in findings if f["kind"] == "attestation_overdue"]
+    assert owed == [  # every missed quarter, oldest first (SPEC §6 v2)
+        ("2026Q1", "2026-04-30"),
+        ("2026Q2", "2026-07-30"),
+        ("2026Q3", "2026-10-30"),
+    ]
     assert by_kind["no_active_subscription"]["last_order_end"] == "2026-10-31"
     assert by_kind["no_active_subscription"]["instances"] == 1
 
@@ -282,3 +289,23 @@ NON_PRODUCTION = {
     "summed": "8c1f0d4e-3b7a-4c2e-9d61-5a0b7e2f1c01",
     "split": "8c1f0d4e-3b7a-4c2e-9d61-5a0b7e2f1c02",
 }
+
+
+@pytest.mark.parametrize(
+    ("since", "owed"),
+    [
+        ("2026-07-01", ["2026Q3"]),  # the first day of a quarter: that quarter is owed
+        ("2026-09-30", ["2026Q3"]),  # its last day too
+        ("2026-10-01", []),  # from the next quarter: 2026Q4 is not due yet
+    ],
+)
+def test_air_gapped_since_decides_the_first_quarter_owed(
+    server: RunningServer, since: str, owed: list[str]
+) -> None:
+    document = {
+        **customer("carol@vendor.example", order("2026-01-01", "2026-12-31", 5), air_gapped=True),
+        "air_gapped_since": since,
+    }
+    server.add_customer("airco", document)
+    findings = evaluate(server, "2026-11-22")["findings"]
+    assert [f["quarter"] for f in findings if f["kind"] == "attestation_overdue"] == owed

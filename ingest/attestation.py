@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, date, datetime
+from collections.abc import Collection
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import pydantic_core
@@ -82,12 +83,18 @@ def signature_matches(bundle: dict[str, Any], *, license_key: str) -> bool:
 
 
 def verify_bundle(
-    body: bytes, *, license_key: str, now: datetime | None = None
+    body: bytes,
+    *,
+    license_key: str,
+    now: datetime | None = None,
+    owed_months: Collection[tuple[int, int]] | None = None,
 ) -> AttestationBundle:
     """Parse, authenticate and check a bundle; ``InvalidPayload`` says precisely what is wrong.
 
     Checks, in order: JSON; the signature (HMAC-SHA256 under the licence key); the shape and
-    every report against SPEC §2; each report's ``generated_at`` inside the quarter.
+    every report against SPEC §2; the quarter is over and the certification dated after it
+    and not in the future; each report's UTC day inside the quarter; a report in each month
+    that owes one (``owed_months`` as ``(year, month)``; offline, every month of the quarter).
     """
     try:
         # pydantic's parser, as for /v1/reports: the same nesting limit, and a ValueError
@@ -114,8 +121,10 @@ def verify_bundle(
             "The bundle is signed but invalid, and nothing was stored: " + summarize(errors),
             errors=errors,
         ) from exc
+    now = now or datetime.now(UTC)
     first, last = quarter_bounds(bundle.quarter)
-    errors = time_window_errors(bundle.reports, now=now or datetime.now(UTC), batch=True)
+    _check_dates(bundle, last=last, today=now.astimezone(UTC).date())
+    errors = time_window_errors(bundle.reports, now=now, batch=True)
     for index, report in enumerate(bundle.reports):
         day = usage_day(report)
         if not first <= day <= last:
@@ -131,4 +140,61 @@ def verify_bundle(
             "nothing was stored: " + summarize(errors),
             errors=errors,
         )
+    _check_coverage(bundle, first=first, owed_months=owed_months)
     return bundle
+
+
+def _check_dates(bundle: AttestationBundle, *, last: date, today: date) -> None:
+    """The quarter is over, and its certification dated from its last day to today."""
+    if last >= today:
+        raise InvalidPayload(
+            f"{bundle.quarter} has not ended yet (its last day is {last}): an attestation "
+            f"certifies a whole quarter; export and send it from {last + timedelta(days=1)}.",
+            errors=[{"loc": ["quarter"], "msg": "the quarter has not ended yet"}],
+        )
+    certified_on = bundle.certification.certified_on
+    if not last <= certified_on <= today:
+        raise InvalidPayload(
+            f"certified_on {certified_on} must lie from {last} (the last day of "
+            f"{bundle.quarter}) to {today} (today): the officer certifies a quarter that is over.",
+            errors=[
+                {"loc": ["certification", "certified_on"], "msg": f"outside {last} to {today}"}
+            ],
+        )
+
+
+def _check_coverage(
+    bundle: AttestationBundle, *, first: date, owed_months: Collection[tuple[int, int]] | None
+) -> None:
+    """A report in every month of the quarter that owes one."""
+    months = [(first.year, first.month + n) for n in range(3)]
+    owed = [m for m in months if owed_months is None or m in owed_months]
+    reported = {(day.year, day.month) for day in map(usage_day, bundle.reports)}
+    missing = [
+        date(year, month, 1).strftime("%B %Y")
+        for year, month in owed
+        if (year, month) not in reported
+    ]
+    if missing:
+        raise InvalidPayload(
+            f"The bundle has no report from {' or '.join(missing)}, so nothing was stored: an "
+            f"attestation certifies the whole of {bundle.quarter}. Export it again from the "
+            "installation's complete spool of the quarter.",
+            errors=[{"loc": ["reports"], "msg": f"no report in {month}"} for month in missing],
+        )
+
+
+def owed_months(
+    terms: Collection[tuple[date, date]], *, since: date | None
+) -> set[tuple[int, int]]:
+    """The ``(year, month)``s that owe an attestation's reports (SPEC §4 v2): an order is
+    active on one of their days, and they end on or after ``since`` (air-gapped since)."""
+    owed: set[tuple[int, int]] = set()
+    for start, end in terms:
+        year, month = start.year, start.month
+        while (year, month) <= (end.year, end.month):
+            following = date(year + month // 12, month % 12 + 1, 1)
+            if since is None or following - timedelta(days=1) >= since:
+                owed.add((year, month))
+            year, month = following.year, following.month
+    return owed

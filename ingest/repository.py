@@ -233,6 +233,20 @@ def report_owners(con: duckdb.DuckDBPyConnection, *, report_ids: list[str]) -> d
     return {row[0]: row[1] for row in rows}
 
 
+def attestation_terms(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str
+) -> tuple[date | None, list[tuple[date, date]]]:
+    """A customer's air-gapped-since day and the terms of its order forms, which decide the
+    months an attestation must cover."""
+    row = con.execute(
+        "SELECT air_gapped_since FROM customers WHERE customer_id = ?", [customer_id]
+    ).fetchone()
+    terms = con.execute(
+        "SELECT start_on, end_on FROM order_forms WHERE customer_id = ?", [customer_id]
+    ).fetchall()
+    return (None if row is None else row[0]), [(start, end) for start, end in terms]
+
+
 def record_attestation(
     con: duckdb.DuckDBPyConnection,
     *,

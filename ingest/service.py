@@ -19,7 +19,7 @@ from core.errors import InvalidPayload, MalformedBody
 from core.problems import describe_validation_errors, summarize
 from core.store import Store
 from ingest import repository
-from ingest.attestation import verify_bundle
+from ingest.attestation import owed_months, verify_bundle
 from ingest.schemas import (
     REPORT_BATCH,
     SINGLE_REPORT,
@@ -143,7 +143,12 @@ async def ingest_attestation(
 ) -> IngestResult:
     """Verify a signed quarterly bundle, then store its reports as attested and its record in
     one transaction: after any failure, neither is there (SPEC §4 v2)."""
-    bundle = await asyncio.to_thread(verify_bundle, body, license_key=license_key)
+    since, terms = await store.read(
+        lambda con: repository.attestation_terms(con, customer_id=holder.customer_id)
+    )
+    bundle = await asyncio.to_thread(
+        verify_bundle, body, license_key=license_key, owed_months=owed_months(terms, since=since)
+    )
     received_at = datetime.now(UTC)
     digest = hashlib.sha256(body).hexdigest()
     certification = bundle.certification

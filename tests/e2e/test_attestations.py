@@ -22,6 +22,7 @@ from tests.support import (
     evaluate,
     make_report,
     order,
+    query,
     send_daily,
 )
 
@@ -207,7 +208,11 @@ def test_export_builds_a_bundle_that_the_spec_signature_accepts(
     server: RunningServer, tmp_path: Path
 ) -> None:
     key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
-    reports = quarter_reports("2026-06-29", "2026-07-03")  # two days fall in Q2
+    # Two days fall in Q2; August and September have one report each.
+    reports = quarter_reports("2026-06-29", "2026-07-03")
+    reports += quarter_reports("2026-08-15", "2026-08-15") + quarter_reports(
+        "2026-09-30", "2026-09-30"
+    )
     source = tmp_path / "reports.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in reports) + "\n")
     target = tmp_path / "bundle.json"
@@ -233,9 +238,9 @@ def test_export_builds_a_bundle_that_the_spec_signature_accepts(
     )
     assert result.exit_code == 0, result.output
     bundle = json.loads(target.read_text())
-    assert len(bundle["reports"]) == 3
+    assert len(bundle["reports"]) == 5
     assert bundle["signature"] == spec_sign(bundle, key)
-    assert upload(server, key, bundle).json()["stored"] == 3
+    assert upload(server, key, bundle).json()["stored"] == 5
     assert bundle["certification"]["certified_on"] == "2026-10-05"
 
 
@@ -279,3 +284,52 @@ def test_attest_upload_sends_a_bundle_and_a_resend_is_harmless(
     refused = CliRunner().invoke(main, args, env=env)
     assert refused.exit_code == 1
     assert "signature does not match" in refused.output
+
+
+def _certified(on: str) -> dict[str, str]:
+    return {
+        "officer_name": "Jane Roe",
+        "officer_title": "CFO",
+        "certified_on": on,
+        "statement": "I certify that these figures are complete and accurate.",
+    }
+
+
+def test_a_bundle_must_cover_every_month_its_orders_owe(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    july_and_september = quarter_reports("2026-07-01", "2026-07-31") + quarter_reports(
+        "2026-09-01", "2026-09-30"
+    )
+    bundle = bundle_of(july_and_september, key)
+    assert_problem(upload(server, key, bundle), 422, "no report from August 2026")
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    result = CliRunner().invoke(main, ["attest", "verify", str(path), "--license-key", key])
+    assert result.exit_code == 1
+    assert "no report from August 2026" in result.output
+    # A month no order covers owes nothing: an order from September on needs September only.
+    late = server.add_customer(
+        "late",
+        customer("carol@vendor.example", order("2026-09-01", "2027-08-31", 5), air_gapped=True),
+    )
+    september = bundle_of(quarter_reports("2026-09-01", "2026-09-30"), late)
+    assert upload(server, late, september).status_code == 202
+
+
+def test_a_quarter_is_attested_once_over_and_certified_after_its_end(
+    server: RunningServer,
+) -> None:
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    whole = quarter_reports("2026-07-01", "2026-09-30")
+    early = bundle_of(whole, key, certification=_certified("2026-09-29"))
+    future = bundle_of(whole, key, certification=_certified("2099-01-01"))
+    current = bundle_of(quarter_reports("2026-10-01", "2026-10-02"), key, quarter="2026Q4")
+    assert_problem(
+        upload(server, key, early), 422, "certified_on 2026-09-29 must lie from 2026-09-30"
+    )
+    assert_problem(upload(server, key, future), 422, "certified_on 2099-01-01")
+    assert_problem(upload(server, key, current), 422, "2026Q4 has not ended yet")
+    server.stop()
+    assert query(server.data_dir, "SELECT count(*) FROM reports") == [(0,)]

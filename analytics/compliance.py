@@ -16,9 +16,15 @@ GROUP_RANK = {
     ("overuse", "in_window"): 1,
     ("overuse", "regularized"): 2,
     ("telemetry_missing", None): 3,
-    ("attestation_overdue", None): 4,
-    ("no_active_subscription", None): 5,
+    ("instance_cloned", None): 4,
+    ("instance_silent", None): 5,
+    ("attestation_overdue", None): 6,
+    ("no_active_subscription", None): 7,
 }
+#: Silence of one instance is reported from ``silence_days`` to this many days.
+SILENT_INSTANCE_MAX_DAYS = 30
+#: Sequence regressions in 7 days that mean two installations share an instance_id.
+CLONE_REGRESSIONS = 2
 
 
 def overuse_episodes(
@@ -275,4 +281,71 @@ def attestation_overdue(
             "quarter": pl.String,
             "due_on": pl.Date,
         },
+    )
+
+
+def instance_silent(
+    customers: pl.DataFrame,
+    instance_days: pl.DataFrame,
+    order_days: pl.DataFrame,
+    *,
+    as_of: date,
+    silence_days: int = 7,
+) -> pl.DataFrame:
+    """Instances silent for ``silence_days`` to 30 days while another instance of the same
+    customer reported in the 2 days up to T (SPEC §6 v2).
+
+    Only customers with an order active on T that are not air-gapped; only instances that
+    reported on at least 2 days and are not retired (``retired_on`` <= T, no report after).
+    """
+    reported = instance_days.filter(pl.col("day") <= as_of)
+    instances = reported.group_by("customer_id", "instance_id").agg(
+        last_report_on=pl.col("day").max(),
+        days=pl.col("day").n_unique(),
+        environment=pl.col("environment").sort_by("day").last(),
+        retired_on=pl.col("retired_on").first(),
+    )
+    recent = (
+        instances.filter(pl.col("last_report_on") >= as_of - timedelta(days=1))
+        .group_by("customer_id")
+        .agg(recent=pl.col("instance_id"))
+    )
+    subscribed = order_days.filter(pl.col("day") == as_of).select("customer_id").unique()
+    silent_for = (pl.lit(as_of) - pl.col("last_report_on")).dt.total_days()
+    retired = (
+        pl.col("retired_on").is_not_null()
+        & (pl.col("retired_on") <= as_of)
+        & (pl.col("last_report_on") <= pl.col("retired_on"))
+    )
+    return (
+        instances.filter(
+            (pl.col("days") >= 2)
+            & silent_for.is_between(silence_days, SILENT_INSTANCE_MAX_DAYS)
+            & ~retired
+        )
+        .join(recent, on="customer_id", how="inner")
+        .join(subscribed, on="customer_id", how="semi")
+        .join(
+            customers.filter(~pl.col("air_gapped")).select("customer_id", "account_manager"),
+            on="customer_id",
+            how="inner",
+        )
+        .select("customer_id", "account_manager", "instance_id", "environment", "last_report_on")
+        .sort("customer_id", "last_report_on", "instance_id")
+    )
+
+
+def instance_cloned(
+    customers: pl.DataFrame, regressions: pl.DataFrame, *, threshold: int = CLONE_REGRESSIONS
+) -> pl.DataFrame:
+    """Instances whose sequence went backwards ``threshold`` times or more in the 7 days up to
+    T (``regressions`` per instance, from the raw reports): one regression is a restore from
+    backup, repeated ones two installations sharing one ``instance_id`` (SPEC §6 v2)."""
+    return (
+        regressions.filter(pl.col("regressions") >= threshold)
+        .join(customers.select("customer_id", "account_manager"), on="customer_id", how="inner")
+        .select(
+            "customer_id", "account_manager", "instance_id", "regressions", "first_regression_at"
+        )
+        .sort("customer_id", "instance_id")
     )

@@ -160,3 +160,36 @@ def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the latest evaluation was made, of any ``as_of``."""
     row = con.execute("SELECT max(evaluated_at) FROM evaluations").fetchone()
     return None if row is None else row[0]
+
+
+def sequence_regressions(
+    con: duckdb.DuckDBPyConnection, *, since: date, until: date
+) -> pl.DataFrame:
+    """Per instance, how often its ``sequence`` went backwards between reports generated on
+    ``since`` to ``until`` (UTC days), in order of ``generated_at``, and when it first did.
+
+    Reports without a sequence are left out; reports with the same ``generated_at`` are not
+    compared with each other: each moment is compared with the one before it.
+    """
+    return _frame(
+        con,
+        """
+        WITH moments AS (
+            SELECT customer_id, instance_id, generated_at,
+                   min(sequence) AS lowest, max(sequence) AS highest
+            FROM reports
+            WHERE usage_day BETWEEN ? AND ? AND sequence IS NOT NULL
+            GROUP BY ALL
+        ), compared AS (
+            SELECT *, lowest < lag(highest) OVER (
+                PARTITION BY customer_id, instance_id ORDER BY generated_at
+            ) AS regressed
+            FROM moments
+        )
+        SELECT customer_id, instance_id::VARCHAR AS instance_id,
+               count(*) FILTER (WHERE regressed)::BIGINT AS regressions,
+               min(generated_at) FILTER (WHERE regressed) AS first_regression_at
+        FROM compared GROUP BY ALL HAVING count(*) FILTER (WHERE regressed) > 0
+        """,
+        [since, until],
+    )

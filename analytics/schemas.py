@@ -53,6 +53,30 @@ class TelemetryMissingFinding(BaseModel):
     last_report_on: date | None
 
 
+class InstanceClonedFinding(BaseModel):
+    """An instance whose sequence went backwards at least twice in 7 days: two installations
+    share one ``instance_id`` (a cloned virtual machine), so one of them is not counted."""
+
+    kind: Literal["instance_cloned"] = "instance_cloned"
+    customer_id: str
+    account_manager: str
+    instance_id: str
+    regressions: int
+    first_regression_at: datetime
+
+
+class InstanceSilentFinding(BaseModel):
+    """An instance silent for 7 to 30 days while another of its customer's reports: a partial
+    outage, a blocked phone-home, or a decommission to record as a retirement."""
+
+    kind: Literal["instance_silent"] = "instance_silent"
+    customer_id: str
+    account_manager: str
+    instance_id: str
+    environment: str
+    last_report_on: date
+
+
 class AttestationOverdueFinding(BaseModel):
     """An air-gapped customer whose quarterly attestation is late."""
 
@@ -76,6 +100,8 @@ class NoActiveSubscriptionFinding(BaseModel):
 Finding = Annotated[
     OveruseFinding
     | TelemetryMissingFinding
+    | InstanceClonedFinding
+    | InstanceSilentFinding
     | AttestationOverdueFinding
     | NoActiveSubscriptionFinding,
     Field(discriminator="kind"),

@@ -16,6 +16,8 @@ from analytics import repository
 from analytics.compliance import (
     GROUP_RANK,
     attestation_overdue,
+    instance_cloned,
+    instance_silent,
     no_active_subscription,
     overuse_episodes,
     overuse_findings,
@@ -50,6 +52,8 @@ class EvaluationInputs:
     customers: pl.DataFrame
     last_report_days: pl.DataFrame
     attestations: pl.DataFrame
+    #: Sequence regressions of the 7 days up to ``as_of`` (the only raw-report read).
+    regressions: pl.DataFrame
 
 
 def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInputs:
@@ -68,6 +72,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInp
                 con, until=as_of - timedelta(days=HISTORY_DAYS + 1)
             ),
             attestations=repository.attestations(con),
+            regressions=repository.sequence_regressions(
+                con, since=as_of - timedelta(days=6), until=as_of
+            ),
         )
     finally:
         con.execute("COMMIT")
@@ -104,6 +111,12 @@ def compute_findings(
         telemetry_missing(
             inputs.customers, order_days, _last_report_days(inputs), as_of=as_of
         ).with_columns(kind=pl.lit("telemetry_missing")),
+        instance_cloned(inputs.customers, inputs.regressions).with_columns(
+            kind=pl.lit("instance_cloned")
+        ),
+        instance_silent(
+            inputs.customers, inputs.instance_days, order_days, as_of=as_of
+        ).with_columns(kind=pl.lit("instance_silent")),
         attestation_overdue(
             inputs.customers, inputs.orders, inputs.attestations, as_of=as_of
         ).with_columns(kind=pl.lit("attestation_overdue")),
@@ -264,6 +277,7 @@ def series_from(
             customers=inputs.customers,
             last_report_days=inputs.last_report_days,
             attestations=inputs.attestations,
+            regressions=inputs.regressions,
         ),
         as_of=end,
         activity_days=activity_days,

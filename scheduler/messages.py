@@ -14,6 +14,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analytics.schemas import (
     AttestationOverdueFinding,
+    InstanceClonedFinding,
+    InstanceSilentFinding,
     NoActiveSubscriptionFinding,
     OveruseFinding,
     TelemetryMissingFinding,
@@ -34,6 +36,8 @@ CSV_COLUMNS = tuple(
         for model in (
             OveruseFinding,
             TelemetryMissingFinding,
+            InstanceClonedFinding,
+            InstanceSilentFinding,
             AttestationOverdueFinding,
             NoActiveSubscriptionFinding,
         )
@@ -110,6 +114,22 @@ SECTIONS = (
         lambda f: f["kind"] == "telemetry_missing",
         ("Last report",),
         lambda f: [str(f["last_report_on"] or "never")],
+    ),
+    SectionSpec(
+        "Instances: cloned, then silent",
+        "Cloned: two installations share one instance_id, so one is not counted. Silent: one "
+        "instance stopped while others report; fix its phone-home, or retire it if it was "
+        "decommissioned.",
+        "#16a085",
+        lambda f: f["kind"] in ("instance_cloned", "instance_silent"),
+        ("Instance", "What", "Since"),
+        lambda f: [
+            str(f["instance_id"]),
+            f"cloned: {f['regressions']} sequence regressions"
+            if f["kind"] == "instance_cloned"
+            else f"silent ({f['environment']})",
+            str(f.get("first_regression_at") or f.get("last_report_on")),
+        ],
     ),
     SectionSpec(
         "Attestation overdue",

@@ -64,6 +64,18 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
         elif kind == "telemetry_missing":
             label, metric = "telemetry missing", "-"
             detail = f"last report {finding['last_report_on'] or 'never'}"
+        elif kind == "instance_cloned":
+            label, metric = "instance cloned", "-"
+            detail = (
+                f"{finding['instance_id']}: {finding['regressions']} sequence regressions "
+                f"since {finding['first_regression_at']}"
+            )
+        elif kind == "instance_silent":
+            label, metric = "instance silent", "-"
+            detail = (
+                f"{finding['instance_id']} ({finding['environment']}): last report "
+                f"{finding['last_report_on']}"
+            )
         elif kind == "attestation_overdue":
             label, metric = "attestation overdue", "-"
             detail = f"{finding['quarter']} was due {finding['due_on']}"

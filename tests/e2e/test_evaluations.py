@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 from datetime import date
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -309,3 +310,32 @@ def test_air_gapped_since_decides_the_first_quarter_owed(
     server.add_customer("airco", document)
     findings = evaluate(server, "2026-11-22")["findings"]
     assert [f["quarter"] for f in findings if f["kind"] == "attestation_overdue"] == owed
+
+
+def _sequenced(instance: str, sequences: list[int]) -> list[dict[str, Any]]:
+    return [
+        make_report(
+            instance_id=instance,
+            generated_at=f"2026-11-2{1 + hour // 10}T{hour % 10:02d}:00:00Z",
+            sequence=sequence,
+        )
+        for hour, sequence in enumerate(sequences)
+    ]
+
+
+def test_an_instance_whose_sequence_regresses_twice_is_cloned(server: RunningServer) -> None:
+    # SPEC §6 v2: 7, 300, 8, 301, 9 regresses twice (a clone); 7, 8, 9, 4, 5, 6 once (a restore).
+    key = server.add_customer(
+        "acme", customer("alice@vendor.example", order("2026-01-01", "2026-12-31", 5))
+    )
+    cloned, restored = (
+        "9a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+        "9a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3e",
+    )
+    reports = _sequenced(cloned, [7, 300, 8, 301, 9]) + _sequenced(restored, [7, 8, 9, 4, 5, 6])
+    with server.client(key) as http:
+        assert http.post("/v1/reports", json={"reports": reports}).status_code == 202
+    findings = evaluate(server, "2026-11-22")["findings"]
+    (clone,) = [f for f in findings if f["kind"] == "instance_cloned"]
+    assert (clone["instance_id"], clone["regressions"]) == (cloned, 2)
+    assert clone["first_regression_at"].startswith("2026-11-21T02:00:00")

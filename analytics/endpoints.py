@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from analytics import service
-from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest
+from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest, EvaluationRun
 from core.dependencies import AdminDep, ApiMetricsDep, StoreDep
 from core.identifiers import CustomerIdPath, CustomerIdQuery
 
@@ -33,6 +33,24 @@ async def post_evaluation(
 async def get_findings(as_of: date, store: StoreDep) -> Evaluation:
     """Answers from storage; 404 when no evaluation as of that day was run."""
     return await service.stored_findings(store, as_of=as_of)
+
+
+@router.get("/v1/evaluations", summary="Evaluation runs, newest first")
+async def get_evaluations(
+    store: StoreDep,
+    as_of: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EvaluationRun]:
+    """Every run is kept: evaluating a day again makes another run, never overwrites one."""
+    return await service.evaluation_runs(store, as_of=as_of, limit=limit)
+
+
+@router.get("/v1/evaluations/{evaluation_id}", summary="One evaluation run, as it was answered")
+async def get_evaluation(
+    evaluation_id: Annotated[str, Path(pattern=r"^ev_[0-9A-Za-z_]{1,60}$")], store: StoreDep
+) -> Evaluation:
+    """Its findings, ``rules_version`` and ``customers_version`` (the order forms it used)."""
+    return await service.evaluation_run(store, evaluation_id=evaluation_id)
 
 
 @router.get("/v1/episodes", summary="Every over-use episode reported so far")

@@ -89,19 +89,26 @@ def attestations(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def save_evaluation(
     con: duckdb.DuckDBPyConnection,
     *,
-    as_of: date,
-    evaluated_at: datetime,
     document: dict[str, Any],
     episodes: pl.DataFrame,
 ) -> None:
-    """Keep one evaluation's findings and update the history of the episodes it reported.
+    """Keep one evaluation run (never replacing another) and update the history of the
+    episodes it reported.
 
     An episode keeps the earliest evaluation that reported it, and the state seen by the
     latest ``as_of``; evaluating an earlier day later never rolls that state back.
     """
+    as_of, evaluated_at = document["as_of"], document["evaluated_at"]
     con.execute(
-        "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?)",
-        [as_of, evaluated_at, json.dumps(document, default=str)],
+        "INSERT INTO evaluation_runs VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            document["evaluation_id"],
+            as_of,
+            evaluated_at,
+            document["rules_version"],
+            document["customers_version"],
+            json.dumps(document, default=str),
+        ],
     )
     if episodes.height == 0:
         return
@@ -131,10 +138,51 @@ def save_evaluation(
     con.unregister("evaluated_episodes")
 
 
-def evaluation(con: duckdb.DuckDBPyConnection, *, as_of: date) -> dict[str, Any] | None:
-    """A stored evaluation's findings document, or None."""
-    row = con.execute("SELECT findings FROM evaluations WHERE as_of = ?", [as_of]).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+def evaluation(
+    con: duckdb.DuckDBPyConnection, *, as_of: date | None = None, evaluation_id: str | None = None
+) -> dict[str, Any] | None:
+    """One run's document as it was answered: by id, or the newest of a day; or None."""
+    where = "as_of = ?" if evaluation_id is None else "evaluation_id = ?"
+    params: list[Any] = [as_of if evaluation_id is None else evaluation_id]
+    row = con.execute(
+        f"SELECT findings, evaluation_id, rules_version, customers_version FROM evaluation_runs "  # noqa: S608
+        f"WHERE {where} ORDER BY evaluated_at DESC LIMIT 1",
+        params,
+    ).fetchone()
+    if row is None:
+        return None
+    # Runs carried over from version 1 kept only the findings document.
+    return {
+        "evaluation_id": row[1],
+        "rules_version": row[2],
+        "customers_version": row[3],
+        **json.loads(row[0]),
+    }
+
+
+def evaluation_runs(
+    con: duckdb.DuckDBPyConnection, *, as_of: date | None, limit: int
+) -> list[dict[str, Any]]:
+    """Runs, newest first, optionally of one ``as_of``, with how many findings each had."""
+    sql = (
+        "SELECT evaluation_id, as_of, evaluated_at, rules_version, customers_version, "
+        "json_array_length(findings -> '$.findings') AS findings FROM evaluation_runs"
+    )
+    params: list[Any] = []
+    if as_of is not None:
+        sql += " WHERE as_of = ?"
+        params.append(as_of)
+    sql += " ORDER BY evaluated_at DESC LIMIT ?"
+    params.append(limit)
+    cursor = con.execute(sql, params)
+    names = [c[0] for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def customers_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The id of the latest audit-log entry: which order forms an evaluation saw."""
+    row = con.execute("SELECT max(audit_id) FROM audit_log").fetchone()
+    return None if row is None else row[0]
 
 
 def episode_history(
@@ -158,7 +206,7 @@ def episode_history(
 
 def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the latest evaluation was made, of any ``as_of``."""
-    row = con.execute("SELECT max(evaluated_at) FROM evaluations").fetchone()
+    row = con.execute("SELECT max(evaluated_at) FROM evaluation_runs").fetchone()
     return None if row is None else row[0]
 
 

@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+#: The version of the contract's counting rules that evaluations follow (SPEC §6 v2).
+RULES_VERSION = "2"
+#: What identifies "the same situation" of each kind of finding, besides kind and customer.
+_IDENTITY = {
+    "overuse": ("metric", "started_on"),
+    "attestation_overdue": ("quarter",),
+    "instance_silent": ("instance_id",),
+    "instance_cloned": ("instance_id",),
+}
+
+
+def finding_id(finding: dict[str, Any]) -> str:
+    """A finding's id: the same for the same situation in every run (SPEC §6 v2), from its
+    kind, customer and, by kind, metric and start, quarter, or instance."""
+    parts = [finding["kind"], finding["customer_id"]]
+    parts += [str(finding[name]) for name in _IDENTITY.get(finding["kind"], ())]
+    return "f_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class _Finding(BaseModel):
+    """What every kind of finding carries: its stable id."""
+
+    finding_id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identified(cls, data: Any) -> Any:
+        # Findings kept before version 2 had no id; the id is derived, so it can be given them.
+        if isinstance(data, dict) and "finding_id" not in data:
+            data = {**data, "finding_id": finding_id(data)}
+        return data
+
 
 #: A metric's daily ``(day, usage, entitlement)``, for charts; None is no usage or unlimited.
 Series = list[tuple[date, int | None, int | None]]
@@ -23,7 +57,7 @@ def overage_share(overage_pct: float | None) -> str:
     return "entitled 0" if overage_pct is None else f"+{overage_pct}%"
 
 
-class OveruseFinding(BaseModel):
+class OveruseFinding(_Finding):
     """An over-use episode of one metric of one customer."""
 
     kind: Literal["overuse"] = "overuse"
@@ -44,7 +78,7 @@ class OveruseFinding(BaseModel):
     late: bool | None
 
 
-class TelemetryMissingFinding(BaseModel):
+class TelemetryMissingFinding(_Finding):
     """A customer under an order whose instances stopped phoning home."""
 
     kind: Literal["telemetry_missing"] = "telemetry_missing"
@@ -53,7 +87,7 @@ class TelemetryMissingFinding(BaseModel):
     last_report_on: date | None
 
 
-class InstanceClonedFinding(BaseModel):
+class InstanceClonedFinding(_Finding):
     """An instance whose sequence went backwards at least twice in 7 days: two installations
     share one ``instance_id`` (a cloned virtual machine), so one of them is not counted."""
 
@@ -65,7 +99,7 @@ class InstanceClonedFinding(BaseModel):
     first_regression_at: datetime
 
 
-class InstanceSilentFinding(BaseModel):
+class InstanceSilentFinding(_Finding):
     """An instance silent for 7 to 30 days while another of its customer's reports: a partial
     outage, a blocked phone-home, or a decommission to record as a retirement."""
 
@@ -77,7 +111,7 @@ class InstanceSilentFinding(BaseModel):
     last_report_on: date
 
 
-class AttestationOverdueFinding(BaseModel):
+class AttestationOverdueFinding(_Finding):
     """An air-gapped customer whose quarterly attestation is late."""
 
     kind: Literal["attestation_overdue"] = "attestation_overdue"
@@ -87,7 +121,7 @@ class AttestationOverdueFinding(BaseModel):
     due_on: date
 
 
-class NoActiveSubscriptionFinding(BaseModel):
+class NoActiveSubscriptionFinding(_Finding):
     """A customer whose instances report on days no order covers."""
 
     kind: Literal["no_active_subscription"] = "no_active_subscription"
@@ -109,11 +143,27 @@ Finding = Annotated[
 
 
 class Evaluation(BaseModel):
-    """The findings as of a day, in the SPEC's order."""
+    """One immutable evaluation run: the findings as of a day, in the SPEC's order."""
 
+    evaluation_id: str
     as_of: date
     evaluated_at: datetime
+    rules_version: str = Field(description="The contract's counting rules it followed.")
+    customers_version: int | None = Field(
+        description="The latest audit-log entry when it ran: the order forms it used."
+    )
     findings: list[Finding]
+
+
+class EvaluationRun(BaseModel):
+    """A run as ``GET /v1/evaluations`` lists it."""
+
+    evaluation_id: str
+    as_of: date
+    evaluated_at: datetime
+    rules_version: str
+    customers_version: int | None
+    findings: int
 
 
 class EvaluationRequest(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,7 +25,15 @@ from analytics.compliance import (
     telemetry_missing,
 )
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
-from analytics.schemas import CustomerUsage, EpisodeHistory, Evaluation, Series, UsageDay
+from analytics.schemas import (
+    RULES_VERSION,
+    CustomerUsage,
+    EpisodeHistory,
+    Evaluation,
+    EvaluationRun,
+    Series,
+    UsageDay,
+)
 from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
@@ -54,6 +63,8 @@ class EvaluationInputs:
     attestations: pl.DataFrame
     #: Sequence regressions of the 7 days up to ``as_of`` (the only raw-report read).
     regressions: pl.DataFrame
+    #: The latest audit-log entry: the version of the order forms read.
+    customers_version: int | None = None
 
 
 def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInputs:
@@ -75,6 +86,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInp
             regressions=repository.sequence_regressions(
                 con, since=as_of - timedelta(days=6), until=as_of
             ),
+            customers_version=repository.customers_version(con),
         )
     finally:
         con.execute("COMMIT")
@@ -176,14 +188,19 @@ async def evaluate(
     )
     evaluated_at = datetime.now(UTC)
     result = Evaluation.model_validate(
-        {"as_of": as_of, "evaluated_at": evaluated_at, "findings": findings}
+        {
+            "evaluation_id": f"ev_{evaluated_at:%Y%m%dT%H%M%S}_{secrets.token_hex(4)}",
+            "as_of": as_of,
+            "evaluated_at": evaluated_at,
+            "rules_version": RULES_VERSION,
+            "customers_version": inputs.customers_version,
+            "findings": findings,
+        }
     )
     reported = overuse_findings(episodes, as_of=as_of)
     document = result.model_dump(mode="json")
     await store.write(
-        lambda con: repository.save_evaluation(
-            con, as_of=as_of, evaluated_at=evaluated_at, document=document, episodes=reported
-        )
+        lambda con: repository.save_evaluation(con, document=document, episodes=reported)
     )
     log.info(
         "event=evaluation.done as_of=%s findings=%d episodes=%d",
@@ -195,7 +212,7 @@ async def evaluate(
 
 
 async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
-    """The findings kept by the evaluation as of ``as_of``, without recomputing."""
+    """The newest run as of ``as_of``, as it was answered, without recomputing."""
     document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))
     if document is None:
         raise NotFound(
@@ -203,6 +220,24 @@ async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
             f'{{"as_of": "{as_of}"}} (or statreport evaluate --as-of {as_of}).'
         )
     return Evaluation.model_validate(document)
+
+
+async def evaluation_run(store: Store, *, evaluation_id: str) -> Evaluation:
+    """One run by its id, as it was answered."""
+    document = await store.read(lambda con: repository.evaluation(con, evaluation_id=evaluation_id))
+    if document is None:
+        raise NotFound(
+            f"No evaluation {evaluation_id!r}. List the runs with GET /v1/evaluations?as_of=."
+        )
+    return Evaluation.model_validate(document)
+
+
+async def evaluation_runs(
+    store: Store, *, as_of: date | None, limit: int = 100
+) -> list[EvaluationRun]:
+    """Runs, newest first, optionally of one day."""
+    rows = await store.read(lambda con: repository.evaluation_runs(con, as_of=as_of, limit=limit))
+    return [EvaluationRun.model_validate(row) for row in rows]
 
 
 async def episode_history(store: Store, *, customer_id: str | None) -> list[EpisodeHistory]:
@@ -278,6 +313,7 @@ def series_from(
             last_report_days=inputs.last_report_days,
             attestations=inputs.attestations,
             regressions=inputs.regressions,
+            customers_version=inputs.customers_version,
         ),
         as_of=end,
         activity_days=activity_days,

@@ -171,6 +171,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE instances ADD COLUMN retired_on DATE;
         """,
     ),
+    (
+        7,
+        "evaluations are immutable runs with ids; the runs before are carried over",
+        """
+        CREATE TABLE evaluation_runs (
+            evaluation_id VARCHAR PRIMARY KEY,
+            as_of DATE NOT NULL,
+            evaluated_at TIMESTAMPTZ NOT NULL,
+            rules_version VARCHAR NOT NULL,
+            customers_version BIGINT,
+            findings JSON NOT NULL
+        );
+        INSERT INTO evaluation_runs
+        SELECT 'ev_' || strftime(as_of, '%Y%m%d') || '_v1', as_of, evaluated_at, '1', NULL,
+               findings
+        FROM evaluations;
+        DROP TABLE evaluations;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

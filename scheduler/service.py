@@ -70,7 +70,7 @@ class WeeklyReporter:
         evaluation = await analytics_service.evaluate(self.store, as_of=as_of)
         if self.metrics is not None:
             self.metrics.last_evaluation.set(evaluation.evaluated_at.timestamp())
-        built_from = f"evaluation as of {as_of} made {evaluation.evaluated_at:%Y-%m-%dT%H:%M:%SZ}"
+        built_from = f"evaluation {evaluation.evaluation_id} as of {as_of}"
         findings = [f.model_dump(mode="json") for f in evaluation.findings]
         accounts = await analytics_service.accounts_per_manager(self.store)
         names = await analytics_service.customer_names(self.store)

@@ -50,6 +50,7 @@ def test_the_worked_example_end_to_end(server: RunningServer) -> None:
     assert at_8["as_of"] == "2026-11-08"
     assert at_8["findings"] == [
         {
+            "finding_id": at_8["findings"][0]["finding_id"],
             "kind": "overuse",
             "customer_id": "acme",
             "account_manager": "alice@vendor.example",
@@ -76,6 +77,9 @@ def test_the_worked_example_end_to_end(server: RunningServer) -> None:
         "capacity_purchased",
         False,
     )
+    # The same episode keeps its id from the day it opens until it is regularized.
+    assert finding["finding_id"] == at_8["findings"][0]["finding_id"]
+    assert finding["finding_id"].startswith("f_")
 
     # An earlier day evaluated after a later one answers as if it came first.
     again = evaluate(server, "2026-11-08")
@@ -339,3 +343,22 @@ def test_an_instance_whose_sequence_regresses_twice_is_cloned(server: RunningSer
     (clone,) = [f for f in findings if f["kind"] == "instance_cloned"]
     assert (clone["instance_id"], clone["regressions"]) == (cloned, 2)
     assert clone["first_regression_at"].startswith("2026-11-21T02:00:00")
+
+
+def test_each_evaluation_is_a_run_of_its_own(server: RunningServer) -> None:
+    key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
+    send_daily(server, key, worked_example_usage())
+    first = evaluate(server, "2026-11-08")
+    second = evaluate(server, "2026-11-08")
+    assert first["evaluation_id"] != second["evaluation_id"]
+    assert (second["rules_version"], second["customers_version"]) == ("2", 2)  # customer, key
+    with server.admin() as http:
+        runs = http.get("/v1/evaluations", params={"as_of": "2026-11-08"}).json()
+        kept = http.get(f"/v1/evaluations/{first['evaluation_id']}").json()
+        newest = http.get("/v1/findings", params={"as_of": "2026-11-08"}).json()
+        missing = http.get("/v1/evaluations/ev_nothing_here")
+    assert [r["evaluation_id"] for r in runs] == [second["evaluation_id"], first["evaluation_id"]]
+    assert runs[0]["findings"] == 1
+    assert kept == first  # as it was answered, never overwritten
+    assert newest == second
+    assert_problem(missing, 404, "GET /v1/evaluations?as_of=")

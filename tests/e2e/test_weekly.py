@@ -399,7 +399,7 @@ def test_each_email_is_kept_as_sent_with_its_digest_and_what_it_was_built_from(
     assert message.status_code == 200
     assert message.headers["content-type"] == "message/rfc822"
     assert hashlib.sha256(message.content).hexdigest() == kept["message_sha256"]
-    assert kept["built_from"].startswith("evaluation as of 2026-11-22 made ")
+    assert re.fullmatch(r"evaluation ev_\w+ as of 2026-11-22", kept["built_from"])
     assert str(received.message["Message-ID"]) in message.text
     assert missing.status_code == 404
     assert "GET /v1/weekly-reports/2026-W47" in missing.json()["detail"]

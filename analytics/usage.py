@@ -75,43 +75,64 @@ def daily_usage(
             pl.when(pl.col(m).count() > 0).then(pl.col(m).cast(pl.Int64).sum()).alias(m)
             for m in REPORT_METRICS
         ],
-        *[
-            pl.when(pl.col(m).filter(production).count() > 0)
-            .then(pl.col(m).filter(production).cast(pl.Int64).sum())
-            .when(production.sum() == 0)
-            .then(pl.lit(0, dtype=pl.Int64))
-            .alias(f"{m}:production")
-            for m in REPORT_METRICS
-        ],
-        *[pl.col(m).max().cast(pl.Int64).alias(f"{m}:max_instance") for m in REPORT_METRICS],
+    )
+    summed = per_day.unpivot(
+        index=["customer_id", "day"],
+        on=list(USAGE_METRICS),
+        variable_name="metric",
+        value_name="usage",
+    )
+    rules = None if counting is None else counting.collect()
+    if rules is not None and rules.height:
+        summed = _under_rules(summed, active, rules)
+    return (
+        summed.filter(pl.col("usage").is_not_null())
+        .select("customer_id", "metric", "day", "usage")
+        .sort("customer_id", "metric", "day")
+        .collect()
+    )
+
+
+def _under_rules(summed: pl.LazyFrame, active: pl.LazyFrame, rules: pl.DataFrame) -> pl.LazyFrame:
+    """``summed`` with the usage of the (customer, metric, day)s that ``rules`` name counted
+    by their rule instead; only those customers' instances are added up again."""
+    production = pl.col("environment") == "production"
+    metrics = sorted(set(rules["metric"]))
+    alternatives = (
+        active.join(rules.lazy().select("customer_id").unique(), on="customer_id", how="semi")
+        .group_by("customer_id", "day")
+        .agg(
+            *[
+                pl.when(pl.col(m).filter(production).count() > 0)
+                .then(pl.col(m).filter(production).cast(pl.Int64).sum())
+                .when(production.sum() == 0)
+                .then(pl.lit(0, dtype=pl.Int64))
+                .alias(f"{m}:production")
+                for m in metrics
+            ],
+            *[pl.col(m).max().cast(pl.Int64).alias(f"{m}:max_instance") for m in metrics],
+        )
     )
     by_rule = pl.concat(
         [
-            per_day.select(
+            alternatives.select(
                 "customer_id",
                 "day",
                 pl.lit(m).alias("metric"),
-                pl.col(m).alias("sum"),
-                pl.col(f"{m}:production" if m in REPORT_METRICS else m).alias("production"),
-                pl.col(f"{m}:max_instance" if m in REPORT_METRICS else m).alias("max_instance"),
+                pl.col(f"{m}:production").alias("production"),
+                pl.col(f"{m}:max_instance").alias("max_instance"),
             )
-            for m in USAGE_METRICS
+            for m in metrics
         ]
-    )
-    if counting is None:
-        usage = pl.col("sum")
-    else:
-        by_rule = by_rule.join(counting, on=["customer_id", "metric", "day"], how="left")
-        usage = (
-            pl.when(pl.col("rule") == "production")
+    ).join(rules.lazy(), on=["customer_id", "metric", "day"], how="inner")
+    return (
+        summed.join(by_rule, on=["customer_id", "metric", "day"], how="left")
+        .with_columns(
+            usage=pl.when(pl.col("rule") == "production")
             .then(pl.col("production"))
             .when(pl.col("rule") == "max_instance")
             .then(pl.col("max_instance"))
-            .otherwise(pl.col("sum"))
+            .otherwise(pl.col("usage"))
         )
-    return (
-        by_rule.select("customer_id", "metric", "day", usage.alias("usage"))
-        .filter(pl.col("usage").is_not_null())
-        .sort("customer_id", "metric", "day")
-        .collect()
+        .select("customer_id", "metric", "day", "usage")
     )

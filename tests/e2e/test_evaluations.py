@@ -362,3 +362,22 @@ def test_each_evaluation_is_a_run_of_its_own(server: RunningServer) -> None:
     assert kept == first  # as it was answered, never overwritten
     assert newest == second
     assert_problem(missing, 404, "GET /v1/evaluations?as_of=")
+
+
+def test_reports_of_the_same_moment_are_not_compared(server: RunningServer) -> None:
+    key = server.add_customer(
+        "acme", customer("alice@vendor.example", order("2026-01-01", "2026-12-31", 5))
+    )
+    instance = "5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
+    moments = [("00", 10), ("00", 5), ("01", 11), ("02", 6), ("03", 12), ("04", 7)]
+    reports = [
+        make_report(
+            instance_id=instance, generated_at=f"2026-11-21T{hour}:00:00Z", sequence=sequence
+        )
+        for hour, sequence in moments
+    ]
+    with server.client(key) as http:
+        assert http.post("/v1/reports", json={"reports": reports}).status_code == 202
+    findings = evaluate(server, "2026-11-22")["findings"]
+    (clone,) = [f for f in findings if f["kind"] == "instance_cloned"]
+    assert clone["regressions"] == 2  # 11 -> 6 and 12 -> 7; not 10 -> 5 within one moment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import TypeVar
 
 import polars as pl
 
@@ -27,12 +28,8 @@ def daily_entitlements(
             .then(pl.col("quantity") * pl.col("users_per_pack"))
             .otherwise(pl.col("quantity"))
             .cast(pl.Int64),
-            first=pl.max_horizontal("effective_on", "start_on", pl.lit(start)),
-            last=pl.min_horizontal("end_on", pl.lit(end)),
         )
-        .filter(pl.col("first") <= pl.col("last"))
-        .with_columns(day=pl.date_ranges("first", "last"))
-        .explode("day")
+        .pipe(_each_day, starts=("effective_on", "start_on"), start=start, end=end)
         .group_by("customer_id", "metric", "day")
         .agg(entitled=pl.col("amount").sum())
         .sort("customer_id", "metric", "day")
@@ -43,13 +40,7 @@ def daily_entitlements(
 def active_order_days(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFrame:
     """``customer_id, day`` for every day from ``start`` to ``end`` with an active order."""
     return (
-        orders.with_columns(
-            first=pl.max_horizontal("start_on", pl.lit(start)),
-            last=pl.min_horizontal("end_on", pl.lit(end)),
-        )
-        .filter(pl.col("first") <= pl.col("last"))
-        .with_columns(day=pl.date_ranges("first", "last"))
-        .explode("day")
+        _each_day(orders, starts=("start_on",), start=start, end=end)
         .select("customer_id", "day")
         .unique()
         .sort("customer_id", "day")
@@ -87,14 +78,25 @@ def counting_rules(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFr
         orient="row",
     )
     return (
+        _each_day(frame, starts=("start_on",), start=start, end=end)
+        .select("customer_id", "metric", "day", "rule")
+        .unique(subset=["customer_id", "metric", "day"], keep="first")
+        .sort("customer_id", "metric", "day")
+    )
+
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
+
+
+def _each_day(frame: FrameT, *, starts: tuple[str, ...], start: date, end: date) -> FrameT:
+    """One row per day of each row's term (from the latest of ``starts`` to ``end_on``),
+    within ``start`` to ``end``: the days an order, add-on or rule is in force."""
+    return (
         frame.with_columns(
-            first=pl.max_horizontal("start_on", pl.lit(start)),
+            first=pl.max_horizontal(*starts, pl.lit(start)),
             last=pl.min_horizontal("end_on", pl.lit(end)),
         )
         .filter(pl.col("first") <= pl.col("last"))
         .with_columns(day=pl.date_ranges("first", "last"))
         .explode("day")
-        .select("customer_id", "metric", "day", "rule")
-        .unique(subset=["customer_id", "metric", "day"], keep="first")
-        .sort("customer_id", "metric", "day")
     )

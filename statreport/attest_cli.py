@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -19,7 +20,20 @@ from phonehome.attestation import reports_of_quarter
 from phonehome.client import Spool
 from statreport.http_cli import check, exit_on_http_errors, server_options, verify_for
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEFAULT_STATEMENT = "I certify that these figures are complete and accurate."
+
+
+def _license_key_option(help_text: str) -> Callable[[F], F]:
+    """``--license-key``, from ``STATREPORT_LICENSE_KEY`` so that it stays out of ``ps``."""
+    return click.option(
+        "--license-key",
+        envvar="STATREPORT_LICENSE_KEY",
+        required=True,
+        show_envvar=True,
+        help=help_text,
+    )
 
 
 @click.group("attest")
@@ -64,13 +78,7 @@ def _load_reports(spool_dir: Path | None, reports_file: Path | None) -> list[dic
     show_default=True,
 )
 @click.option("--statement", default=DEFAULT_STATEMENT, show_default=True)
-@click.option(
-    "--license-key",
-    envvar="STATREPORT_LICENSE_KEY",
-    required=True,
-    show_envvar=True,
-    help="This installation's licence key; it signs the bundle.",
-)
+@_license_key_option("This installation's licence key; it signs the bundle.")
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -117,13 +125,7 @@ def attest_export(
 
 @attest_group.command("verify")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--license-key",
-    envvar="STATREPORT_LICENSE_KEY",
-    required=True,
-    show_envvar=True,
-    help="The licence key the bundle should be signed with.",
-)
+@_license_key_option("The licence key the bundle should be signed with.")
 def attest_verify(file: Path, license_key: str) -> None:
     """Check a bundle without a server: exit 0 and a summary, or 1 and what is wrong."""
     try:
@@ -144,13 +146,7 @@ def attest_verify(file: Path, license_key: str) -> None:
 
 @attest_group.command("upload")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--license-key",
-    envvar="STATREPORT_LICENSE_KEY",
-    required=True,
-    show_envvar=True,
-    help="This installation's licence key, which signed the bundle.",
-)
+@_license_key_option("This installation's licence key, which signed the bundle.")
 @server_options
 @exit_on_http_errors
 def attest_upload(file: Path, license_key: str, server: str, ca_cert: Path | None) -> None:

@@ -126,8 +126,12 @@ def test_one_email_per_manager_with_sections_charts_and_csv(
     assert text.index("== Overdue (1) ==") < text.index("== Telemetry missing (1) ==")
     # Customers by name, with the id beside; an overdue deadline in words, not "-N days left".
     assert "Bob (hooli): Metric users; Peak / entitled 60 / 50; Over by +20.0% material" in text
-    assert re.search(r"Time left \d+ days overdue\r?\n", text)
+    assert re.search(r"Time left \d+ days overdue \(finding f_[0-9a-f]{16}\)\r?\n", text)
     assert "Bob (globex): Last report 2026-11-01" in text
+    # An over-use row names its finding, so that a manager can quote it.
+    (hooli_row,) = [r for r in csv_rows(bob) if r["customer_id"] == "hooli"]
+    assert f"(finding {hooli_row['finding_id']})" in text
+    assert f"finding {hooli_row['finding_id']}" in html_of(bob)
     assert bob["Date"].datetime == MONDAY
     assert re.fullmatch(r"<[^@<>]+@localhost>", str(bob["Message-ID"]))
     assert [(r["kind"], r["customer_id"], r["status"]) for r in csv_rows(bob)] == [

@@ -182,8 +182,12 @@ def test_attested_reports_count_exactly_like_phoned_home_ones(server: RunningSer
     findings = evaluate(server, "2026-09-18")["findings"]
     overuse = {f["customer_id"]: f for f in findings if f["kind"] == "overuse"}
     assert set(overuse) == {"online", "offline"}
-    online_finding = {k: v for k, v in overuse["online"].items() if k not in ("customer_id", "finding_id")}
-    offline_finding = {k: v for k, v in overuse["offline"].items() if k not in ("customer_id", "finding_id")}
+    online_finding = {
+        k: v for k, v in overuse["online"].items() if k not in ("customer_id", "finding_id")
+    }
+    offline_finding = {
+        k: v for k, v in overuse["offline"].items() if k not in ("customer_id", "finding_id")
+    }
     assert online_finding == offline_finding
     assert overuse["offline"]["peak_usage"] == 57
     with server.admin() as http:

@@ -221,9 +221,9 @@ class Store:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A fresh cursor for one reader thread."""
-        if self._con is None:
-            raise StoreUnavailable("Storage is not open.")
-        with self._cursor_lock:
+        with self._cursor_lock:  # the writer may be reopening the file
+            if self._con is None:
+                raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
             return self._con.cursor()
 
     async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:

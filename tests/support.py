@@ -178,8 +178,11 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
 
-def spawn_server(data_dir: Path, *, port: int | None = None, **env: str) -> ServerProcess:
-    """Start ``statreport serve`` in a subprocess and wait until it is ready."""
+def spawn_server(
+    data_dir: Path, *, port: int | None = None, log_dir: Path | None = None, **env: str
+) -> ServerProcess:
+    """Start ``statreport serve`` in a subprocess and wait until it is ready; its log goes to
+    ``log_dir`` (default: beside the data directory)."""
     port = port or free_port()
     environment = {
         **os.environ,
@@ -189,7 +192,7 @@ def spawn_server(data_dir: Path, *, port: int | None = None, **env: str) -> Serv
         **env,
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+    log_path = (log_dir or data_dir.parent) / f"serve-{port}-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "statreport", "serve"],

@@ -44,10 +44,15 @@ def _fill(disk: Path, *, leave: int) -> Path:
     return filler
 
 
-def test_a_checkpoint_on_a_full_disk_is_survived_and_recovered_from(small_disk: Path) -> None:
+def test_a_checkpoint_on_a_full_disk_is_survived_and_recovered_from(
+    small_disk: Path, tmp_path: Path
+) -> None:
     data_dir = small_disk / "data"
     child = spawn_server(
-        data_dir, STATREPORT_RATE_LIMIT_PER_MINUTE="1000000", STATREPORT_MIN_FREE_DISK_MB="2"
+        data_dir,
+        log_dir=tmp_path,  # off the small disk, so that the log can tell what happened
+        STATREPORT_RATE_LIMIT_PER_MINUTE="1000000",
+        STATREPORT_MIN_FREE_DISK_MB="2",
     )
     server = child.server
     wal = data_dir / "statreport.duckdb.wal"
@@ -70,12 +75,13 @@ def test_a_checkpoint_on_a_full_disk_is_survived_and_recovered_from(small_disk: 
             while not wal.exists() or wal.stat().st_size < 11_000_000:
                 assert send(500) == 202
             filler = _fill(small_disk, leave=7_000_000)
-            for _ in range(60):
+            for _ in range(120):  # until the checkpoint has failed fatally, as intended
                 send(500)
+                if "FATAL Error" in child.log_path.read_text():
+                    break
             assert statuses.get(503, 0) > 0, statuses  # the disk did fill
             assert [http.get("/readyz").status_code for _ in range(10)] == [503] * 10
-            log = child.log_path.read_text()
-            assert "FATAL Error" in log  # the checkpoint failed, as intended
+            assert "FATAL Error" in child.log_path.read_text(), "no checkpoint failed"
 
             filler.unlink()
             deadline = time.monotonic() + 20

@@ -38,4 +38,3 @@ def _imported_packages(package: str) -> set[str]:
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_a_package_imports_only_what_lies_to_its_left(package: str) -> None:
     assert _imported_packages(package) <= ALLOWED[package]
-

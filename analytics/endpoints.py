@@ -8,8 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from analytics import service
-from analytics.schemas import EpisodeHistory, Evaluation, EvaluationRequest, EvaluationRun
+from analytics import evidence, service
+from analytics.schemas import (
+    EpisodeHistory,
+    Evaluation,
+    EvaluationRequest,
+    EvaluationRun,
+    Evidence,
+)
 from core.dependencies import AdminDep, ApiMetricsDep, StoreDep
 from core.identifiers import CustomerIdPath, CustomerIdQuery
 
@@ -51,6 +57,18 @@ async def get_evaluation(
 ) -> Evaluation:
     """Its findings, ``rules_version`` and ``customers_version`` (the order forms it used)."""
     return await service.evaluation_run(store, evaluation_id=evaluation_id)
+
+
+@router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
+async def get_evidence(
+    finding_id: Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")],
+    as_of: date,
+    store: StoreDep,
+) -> Evidence:
+    """For the newest run of ``as_of`` (404 if the finding is not in it): an over-use
+    finding's days, each instance's contribution, its reports and the counting rule; the
+    instances, reports, orders or attestations behind the other kinds."""
+    return await evidence.finding_evidence(store, finding_id=finding_id, as_of=as_of)
 
 
 @router.get("/v1/episodes", summary="Every over-use episode reported so far")

@@ -28,9 +28,39 @@ def _frame(
     return frame
 
 
-def instance_days(con: duckdb.DuckDBPyConnection, *, since: date, until: date) -> pl.DataFrame:
+def instance_days(
+    con: duckdb.DuckDBPyConnection, *, since: date, until: date, customer_id: str | None = None
+) -> pl.DataFrame:
     """Each instance's peak of every metric per UTC day: the heavy scan, done by DuckDB."""
-    return _frame(con, _INSTANCE_DAYS, [since, until])
+    if customer_id is None:
+        return _frame(con, _INSTANCE_DAYS, [since, until])
+    return _frame(
+        con,
+        f"SELECT * FROM ({_INSTANCE_DAYS}) WHERE customer_id = ?",  # noqa: S608
+        [since, until, customer_id],
+    )
+
+
+def reports_per_day(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str, metric: str, since: date, until: date
+) -> pl.DataFrame:
+    """Per instance and day: how many reports it sent, and up to 3 ids of those that hold its
+    peak of ``metric`` that day, oldest first (the evidence behind a value)."""
+    if metric not in REPORT_METRICS:
+        raise ValueError(f"not a reported metric: {metric}")
+    # The metric is one of a constant tuple of column names; values arrive as parameters.
+    return _frame(
+        con,
+        f"""
+        SELECT instance_id::VARCHAR AS instance_id, usage_day AS day, count(*) AS reports,
+               list(report_id::VARCHAR ORDER BY generated_at)
+                   FILTER (WHERE {metric} = peak)[1:3] AS report_ids
+        FROM (SELECT *, max({metric}) OVER (PARTITION BY instance_id, usage_day) AS peak
+              FROM reports WHERE customer_id = ? AND usage_day BETWEEN ? AND ?)
+        GROUP BY ALL
+        """,  # noqa: S608
+        [customer_id, since, until],
+    )
 
 
 def order_forms(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -239,3 +269,17 @@ def sequence_regressions(
         """,
         [since, until],
     )
+
+
+def recent_reports(
+    con: duckdb.DuckDBPyConnection, *, instance_id: str, since: date, until: date
+) -> list[dict[str, Any]]:
+    """An instance's reports generated on ``since`` to ``until``, in order of generation."""
+    cursor = con.execute(
+        "SELECT generated_at, sequence, report_id::VARCHAR AS report_id FROM reports "
+        "WHERE instance_id = ?::UUID AND usage_day BETWEEN ? AND ? "
+        "ORDER BY generated_at, sequence",
+        [instance_id, since, until],
+    )
+    names = [c[0] for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -205,3 +205,47 @@ class CustomerUsage(BaseModel):
     from_: date = Field(serialization_alias="from")
     to: date
     days: list[UsageDay]
+
+
+class EvidenceInstance(BaseModel):
+    """One instance counted on one day, and what it contributed (SPEC §11)."""
+
+    instance_id: str
+    environment: str
+    value: int
+    from_day: date
+    reports: int
+    report_ids: list[str]
+
+
+class EvidenceDay(BaseModel):
+    """One day of an over-use finding's evidence."""
+
+    date: date
+    usage: int | None
+    entitled: int | None
+    over: bool
+    subscription: bool
+    counting: str
+    instances: list[EvidenceInstance]
+
+
+class Evidence(BaseModel):
+    """Where a finding comes from: the envelope, then by kind the days (over-use), the
+    instances (silence, subscription), the reports (clones) or the quarter (attestations)."""
+
+    finding_id: str
+    kind: str
+    customer_id: str
+    as_of: date
+    evaluation_id: str
+    rules_version: str
+    activity_days: int
+    finding: dict[str, Any]
+    metric: str | None = None
+    counting: str | None = None
+    days: list[EvidenceDay] | None = None
+    instances: list[dict[str, Any]] | None = None
+    reports: list[dict[str, Any]] | None = None
+    orders: list[dict[str, Any]] | None = None
+    attestations: list[str] | None = None

@@ -1,0 +1,267 @@
+"""The evidence behind a finding (SPEC §11): for over-use, each day's usage instance by
+instance; for the other kinds, the instances, reports, orders or attestations behind them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from analytics import repository
+from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
+from analytics.schemas import Evidence
+from analytics.service import HISTORY_DAYS, stored_findings
+from analytics.usage import INSTANCE_METRICS, active_instance_days, daily_usage
+from core.errors import NotFound
+from core.quarters import quarter_bounds
+from core.store import Store
+from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
+
+#: Days shown before an episode's start, so that the change is visible.
+DAYS_BEFORE = 7
+
+
+def overuse_days(
+    *,
+    instance_days: pl.DataFrame,
+    usage: pl.DataFrame,
+    entitlements: pl.DataFrame,
+    subscribed: pl.DataFrame,
+    rules: pl.DataFrame,
+    reports: pl.DataFrame,
+    metric: str,
+    start: date,
+    end: date,
+    activity_days: int,
+) -> list[dict[str, Any]]:
+    """Each day from ``start`` to ``end``: usage, entitlement, whether over and subscribed, the
+    counting rule, and every instance counted with what it contributed. Pure.
+
+    The contributions add up to the day's usage under its rule: under ``max_instance`` the
+    largest instance carries the value (on a tie, the lowest ``instance_id``) and the others
+    0; under ``production`` non-production instances are listed with 0.
+    """
+    active = (
+        active_instance_days(instance_days.lazy(), as_of=end, activity_days=activity_days)
+        .filter(pl.col("day") >= start)
+        .collect()
+    )
+    used = dict(usage.filter(pl.col("metric") == metric).select("day", "usage").iter_rows())
+    allowed = dict(
+        entitlements.filter(pl.col("metric") == metric).select("day", "entitled").iter_rows()
+    )
+    in_force = set(subscribed["day"].to_list())
+    rule_of = dict(rules.filter(pl.col("metric") == metric).select("day", "rule").iter_rows())
+    counted = {
+        (row["instance_id"], row["day"]): (row["reports"], row["report_ids"])
+        for row in reports.iter_rows(named=True)
+    }
+    days = []
+    day = start
+    while day <= end:
+        rule = rule_of.get(day, "sum")
+        instances = [
+            {
+                "instance_id": row["instance_id"],
+                "environment": row["environment"],
+                "value": _value(row, metric),
+                "from_day": row["from_day"],
+                "reports": counted.get((row["instance_id"], day), (0, []))[0],
+                "report_ids": list(
+                    counted.get((row["instance_id"], row["from_day"]), (0, []))[1] or []
+                )
+                if metric not in INSTANCE_METRICS
+                else [],
+            }
+            for row in active.filter(pl.col("day") == day).sort("instance_id").iter_rows(named=True)
+        ]
+        _apply_rule(instances, rule)
+        usage_today, entitled = used.get(day), allowed.get(day)
+        days.append(
+            {
+                "date": day,
+                "usage": usage_today,
+                "entitled": entitled,
+                "over": usage_today is not None
+                and entitled is not None
+                and day in in_force
+                and usage_today > entitled,
+                "subscription": day in in_force,
+                "counting": rule,
+                "instances": instances,
+            }
+        )
+        day += timedelta(days=1)
+    return days
+
+
+def _value(row: dict[str, Any], metric: str) -> int:
+    if metric == "production_instances":
+        return int(row["environment"] == "production")
+    if metric == "non_production_instances":
+        return int(row["environment"] != "production")
+    value = row[metric]
+    return 0 if value is None else int(value)
+
+
+def _apply_rule(instances: list[dict[str, Any]], rule: str) -> None:
+    """Zero what the rule does not count, so the values add up to the day's usage."""
+    if rule == "production":
+        for instance in instances:
+            if instance["environment"] != "production":
+                instance["value"] = 0
+    elif rule == "max_instance" and instances:
+        carrier = max(instances, key=lambda i: (i["value"], _desc(i["instance_id"])))
+        for instance in instances:
+            if instance is not carrier:
+                instance["value"] = 0
+
+
+def _desc(text: str) -> tuple[int, ...]:
+    """Orders ids so that ``max`` picks the lowest one on a tie of values."""
+    return tuple(-ord(c) for c in text)
+
+
+async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evidence:
+    """The evidence behind one finding of the newest evaluation run as of ``as_of``."""
+    run = await stored_findings(store, as_of=as_of)
+    finding = next((f for f in run.findings if f.finding_id == finding_id), None)
+    if finding is None:
+        raise NotFound(
+            f"Finding {finding_id} is not in the newest evaluation as of {as_of} "
+            f"({run.evaluation_id}). List its findings with GET /v1/findings?as_of={as_of}."
+        )
+    found = finding.model_dump(mode="json")
+    customer_id = finding.customer_id
+    envelope: dict[str, Any] = {
+        "finding_id": finding_id,
+        "kind": finding.kind,
+        "customer_id": customer_id,
+        "as_of": as_of,
+        "evaluation_id": run.evaluation_id,
+        "rules_version": run.rules_version,
+        "activity_days": ACTIVITY_DAYS,
+        "finding": found,
+    }
+    if finding.kind == "overuse":
+        envelope.update(await _overuse_evidence(store, found, as_of=as_of))
+    elif finding.kind == "instance_cloned":
+        reports = await store.read(
+            lambda con: repository.recent_reports(
+                con, instance_id=found["instance_id"], since=as_of - timedelta(days=6), until=as_of
+            )
+        )
+        envelope["reports"] = reports
+    elif finding.kind == "attestation_overdue":
+        envelope.update(await _attestation_evidence(store, customer_id, found["quarter"]))
+    else:  # telemetry_missing, instance_silent, no_active_subscription
+        envelope["instances"] = await _instances_evidence(store, customer_id, as_of=as_of)
+    return Evidence.model_validate(envelope)
+
+
+async def _customer_inputs(store: Store, customer_id: str, *, since: date, until: date) -> Any:
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        days = repository.instance_days(con, since=since, until=until, customer_id=customer_id)
+        days = days.join(repository.retirements(con), on="instance_id", how="left")
+        mine = pl.col("customer_id") == customer_id
+        return (
+            days,
+            repository.order_forms(con).filter(mine),
+            repository.entitlement_items(con).filter(mine),
+        )
+
+    return await store.read(read)
+
+
+async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date) -> dict[str, Any]:
+    customer_id, metric = found["customer_id"], found["metric"]
+    start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
+    end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
+    since = start - timedelta(days=ACTIVITY_DAYS)
+    days, orders, items = await _customer_inputs(store, customer_id, since=since, until=end)
+    reports = (
+        await store.read(
+            lambda con: repository.reports_per_day(
+                con, customer_id=customer_id, metric=metric, since=since, until=end
+            )
+        )
+        if metric in REPORT_METRICS
+        else pl.DataFrame(
+            schema={
+                "instance_id": pl.String,
+                "day": pl.Date,
+                "reports": pl.Int64,
+                "report_ids": pl.List(pl.String),
+            }
+        )
+    )
+
+    def compute() -> dict[str, Any]:
+        rules = counting_rules(orders.lazy(), start=start, end=end)
+        usage = daily_usage(days.lazy(), as_of=end, counting=rules.lazy())
+        evidence = overuse_days(
+            instance_days=days,
+            usage=usage,
+            entitlements=daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end),
+            subscribed=active_order_days(orders.lazy(), start=start, end=end).filter(
+                pl.col("customer_id") == customer_id
+            ),
+            rules=rules,
+            reports=reports,
+            metric=metric,
+            start=start,
+            end=end,
+            activity_days=ACTIVITY_DAYS,
+        )
+        over_days = [d for d in evidence if d["over"]]
+        peak = max(over_days, key=lambda d: d["usage"], default=None)
+        return {
+            "metric": metric,
+            "counting": peak["counting"] if peak else "sum",
+            "days": evidence,
+        }
+
+    return await asyncio.to_thread(compute)
+
+
+async def _instances_evidence(
+    store: Store, customer_id: str, *, as_of: date
+) -> list[dict[str, Any]]:
+    days, _, _ = await _customer_inputs(
+        store, customer_id, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
+    )
+    summary = (
+        days.group_by("instance_id")
+        .agg(
+            environment=pl.col("environment").sort_by("day").last(),
+            first_report_on=pl.col("day").min(),
+            last_report_on=pl.col("day").max(),
+            days_reported=pl.col("day").n_unique(),
+            retired_on=pl.col("retired_on").first(),
+        )
+        .with_columns(
+            days_without_report=(pl.lit(as_of) - pl.col("last_report_on")).dt.total_days()
+        )
+        .sort("last_report_on", "instance_id")
+    )
+    rows: list[dict[str, Any]] = summary.to_dicts()
+    return rows
+
+
+async def _attestation_evidence(store: Store, customer_id: str, quarter: str) -> dict[str, Any]:
+    first, last = quarter_bounds(quarter)
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return repository.order_forms(con), repository.attestations(con)
+
+    orders, attestations = await store.read(read)
+    in_quarter = orders.filter(
+        (pl.col("customer_id") == customer_id)
+        & (pl.col("start_on") <= last)
+        & (pl.col("end_on") >= first)
+    ).select("order_id", "start_on", "end_on")
+    received = attestations.filter(pl.col("customer_id") == customer_id)["quarter"].to_list()
+    return {"orders": in_quarter.to_dicts(), "attestations": sorted(received)}

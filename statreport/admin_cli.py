@@ -123,7 +123,7 @@ def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str
 @click.option(
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Evaluate as of this day (default: yesterday in the report's time zone).",
+    help="Evaluate as of this day (default: the latest UTC day that has fully ended).",
 )
 @click.option("--dry-run", is_flag=True, help="Render and report, send nothing.")
 @click.option("--force", is_flag=True, help="Send even to managers already sent this ISO week.")

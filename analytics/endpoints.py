@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from analytics import evidence, service
+from analytics import evidence, service, statement
 from analytics.schemas import (
     EpisodeHistory,
     Evaluation,
@@ -92,3 +92,24 @@ async def get_usage(
     """One entry per day; a null entitlement means no active order names the metric."""
     usage = await service.customer_usage(store, customer_id=customer_id, start=from_, end=to)
     return Response(usage.model_dump_json(by_alias=True), media_type="application/json")
+
+
+@router.get(
+    "/v1/customers/{customer_id}/statement",
+    summary="A statement of usage against entitlement, to forward to the customer",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "text/csv": {}}}},
+)
+async def get_statement(
+    customer_id: CustomerIdPath,
+    store: StoreDep,
+    from_: Annotated[date, Query(alias="from")],
+    to: date,
+    format: Literal["html", "csv"] = "html",
+) -> Response:
+    """Self-contained HTML (inline SVG charts, nothing loaded from elsewhere, printable on A4),
+    or its daily rows as CSV, whose SHA-256 the HTML states. At most 400 days."""
+    made = await statement.customer_statement(store, customer_id=customer_id, start=from_, end=to)
+    if format == "csv":
+        return Response(made.csv, media_type="text/csv; charset=utf-8")
+    return Response(made.html, media_type="text/html; charset=utf-8")

@@ -283,3 +283,29 @@ def recent_reports(
     )
     names = [c[0] for c in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def customer_document(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
+    """A customer's stored document (name, order forms, add-ons), or None."""
+    row = con.execute(
+        "SELECT document FROM customers WHERE customer_id = ?", [customer_id]
+    ).fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def reporting_instances(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str, since: date, until: date
+) -> list[dict[str, Any]]:
+    """Each instance that reported from ``since`` to ``until``: its latest environment, first
+    and last report day in the period, and how many reports it sent in it."""
+    cursor = con.execute(
+        "SELECT instance_id::VARCHAR AS instance_id, "
+        "arg_max(environment, generated_at) AS environment, "
+        "min(usage_day) AS first_report_on, max(usage_day) AS last_report_on, "
+        "count(*) AS reports FROM reports "
+        "WHERE customer_id = ? AND usage_day BETWEEN ? AND ? "
+        "GROUP BY instance_id ORDER BY first_report_on, instance_id",
+        [customer_id, since, until],
+    )
+    names = [c[0] for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -87,3 +87,38 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
             )
         lines.append(f"{finding['customer_id']:<20} {label:<24} {metric:<24} {detail}")
     return lines
+
+
+@click.command("statement")
+@click.argument("customer_id")
+@click.option("--from", "from_", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--to", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--format", "format_", type=click.Choice(["html", "csv"]), default="html")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The file to write.",
+)
+@admin_options
+@exit_on_http_errors
+def statement(
+    customer_id: str,
+    from_: Any,
+    to: Any,
+    format_: str,
+    output: Path,
+    server: str,
+    ca_cert: Path | None,
+    admin_token: str,
+) -> None:
+    """Write CUSTOMER_ID's statement of usage against entitlement, from --from to --to
+    (both included, at most 400 days), to forward to the customer."""
+    params = {"from": from_.date().isoformat(), "to": to.date().isoformat(), "format": format_}
+    with admin_http(server, ca_cert, admin_token) as http:
+        response = http.get(f"/v1/customers/{customer_id}/statement", params=params)
+    if not response.is_success:
+        check(response)  # prints the problem's detail and exits 1
+    output.write_bytes(response.content)
+    click.echo(f"wrote {output}: {customer_id}'s statement, {params['from']} to {params['to']}")

@@ -14,7 +14,7 @@ from core.settings import Settings
 from core.telemetry import configure_logging
 from core.tls import TlsFilesInvalid
 from statreport.admin_cli import backup, customers_group, keys_group, weekly_report
-from statreport.analytics_cli import evaluate
+from statreport.analytics_cli import evaluate, statement
 from statreport.attest_cli import attest_group
 from statreport.client_cli import phone_home, simulate
 from statreport.demo import run_demo
@@ -102,6 +102,7 @@ main.add_command(keys_group)
 main.add_command(phone_home)
 main.add_command(simulate)
 main.add_command(evaluate)
+main.add_command(statement)
 main.add_command(weekly_report)
 main.add_command(attest_group)
 main.add_command(backup)

@@ -1,0 +1,91 @@
+"""The customer statement (SPEC §11), over HTTPS and from the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from statreport.cli import main
+from tests.support import (
+    ADMIN_TOKEN,
+    RunningServer,
+    assert_problem,
+    customer,
+    days,
+    evaluate,
+    order,
+    send_daily,
+)
+
+INSTANCE = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"
+PERIOD = {"from": "2026-10-01", "to": "2026-11-10"}
+
+
+def _customer(server: RunningServer) -> None:
+    terms = {**order("2026-01-01", "2026-12-31", 5), "counting": {"users": "production"}}
+    key = server.add_customer("acme", customer("alice@vendor.example", terms))
+    usage = dict.fromkeys(days("2026-10-01", "2026-11-10"), 40)
+    usage.update(dict.fromkeys(days("2026-11-03", "2026-11-05"), 58))
+    send_daily(server, key, usage, instance=INSTANCE)
+    evaluate(server, "2026-11-10")
+
+
+def test_the_statement_states_the_sha256_of_its_daily_rows(server: RunningServer) -> None:
+    _customer(server)
+    with server.admin() as http:
+        page = http.get("/v1/customers/acme/statement", params=PERIOD)
+        rows = http.get("/v1/customers/acme/statement", params={**PERIOD, "format": "csv"})
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert rows.headers["content-type"].startswith("text/csv")
+    digest = hashlib.sha256(rows.content).hexdigest()
+    html = page.text
+    assert digest in html  # both sides can refer to the same figures
+    lines = rows.text.splitlines()
+    assert lines[0] == "date,metric,usage,entitled,over"
+    assert "2026-11-03,users,58,50,true" in lines
+    assert "2026-11-06,users,40,50,false" in lines
+    assert len(lines) == 1 + 41 * 8  # every day of the period, every metric
+    # What the customer needs to check it: the order, the instance, the rule, the episode.
+    assert "OF-2026-01-01" in html
+    assert INSTANCE in html
+    assert "only production instances count" in html
+    assert "Over the entitlement on 3 day(s): 2026-11-03, 2026-11-04, 2026-11-05." in html
+    assert "<svg" in html
+    assert "@page { size: A4;" in html
+    # Self-contained: nothing is loaded from elsewhere.
+    assert not re.search(r"<(script|link|img)\b", html)
+    assert not re.search(r"(src|href)=\"https?:", html)
+
+
+def test_a_period_over_400_days_or_reversed_is_refused(server: RunningServer) -> None:
+    _customer(server)
+    with server.admin() as http:
+        long = http.get(
+            "/v1/customers/acme/statement", params={"from": "2025-01-01", "to": "2026-02-05"}
+        )
+        reversed_ = http.get(
+            "/v1/customers/acme/statement", params={"from": "2026-11-10", "to": "2026-11-01"}
+        )
+        unknown = http.get("/v1/customers/nobody/statement", params=PERIOD)
+    assert_problem(long, 422, "1 to 400 days")
+    assert_problem(reversed_, 422, "1 to 400 days")
+    assert_problem(unknown, 404, "No customer 'nobody'")
+
+
+def test_statreport_statement_writes_the_file(server: RunningServer, tmp_path: Path) -> None:
+    _customer(server)
+    target = tmp_path / "acme.html"
+    result = CliRunner().invoke(
+        main,
+        [
+            "statement", "acme", "--from", "2026-10-01", "--to", "2026-11-10", "-o", str(target),
+            "--server", server.url, "--ca-cert", str(server.ca_cert),
+        ],
+        env={"STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Licence usage statement" in target.read_text()

@@ -13,7 +13,7 @@ import polars as pl
 from analytics import repository
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import Evidence
-from analytics.service import HISTORY_DAYS, stored_findings
+from analytics.service import HISTORY_DAYS, customer_inputs, stored_findings
 from analytics.usage import INSTANCE_METRICS, active_instance_days, daily_usage
 from core.errors import NotFound
 from core.quarters import quarter_bounds
@@ -162,26 +162,12 @@ async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evi
     return Evidence.model_validate(envelope)
 
 
-async def _customer_inputs(store: Store, customer_id: str, *, since: date, until: date) -> Any:
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        days = repository.instance_days(con, since=since, until=until, customer_id=customer_id)
-        days = days.join(repository.retirements(con), on="instance_id", how="left")
-        mine = pl.col("customer_id") == customer_id
-        return (
-            days,
-            repository.order_forms(con).filter(mine),
-            repository.entitlement_items(con).filter(mine),
-        )
-
-    return await store.read(read)
-
-
 async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date) -> dict[str, Any]:
     customer_id, metric = found["customer_id"], found["metric"]
     start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
     end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
     since = start - timedelta(days=ACTIVITY_DAYS)
-    days, orders, items = await _customer_inputs(store, customer_id, since=since, until=end)
+    days, orders, items = await customer_inputs(store, customer_id, since=since, until=end)
     reports = (
         await store.read(
             lambda con: repository.reports_per_day(
@@ -230,7 +216,7 @@ async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date)
 async def _instances_evidence(
     store: Store, customer_id: str, *, as_of: date
 ) -> list[dict[str, Any]]:
-    days, _, _ = await _customer_inputs(
+    days, _, _ = await customer_inputs(
         store, customer_id, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
     )
     summary = (

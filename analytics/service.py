@@ -382,3 +382,47 @@ def check_as_of(as_of: date, *, today: date) -> None:
 async def last_evaluated_at(store: Store) -> datetime | None:
     """When the latest evaluation succeeded (it is kept only then); None if never."""
     return await store.read(repository.last_evaluated_at)
+
+
+async def customer_inputs(
+    store: Store, customer_id: str, *, since: date, until: date
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """One customer's instance-days (with retirements), order forms and entitlement items:
+    what its evidence and its statement recompute from."""
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        days = repository.instance_days(con, since=since, until=until, customer_id=customer_id)
+        days = days.join(repository.retirements(con), on="instance_id", how="left")
+        mine = pl.col("customer_id") == customer_id
+        return (
+            days,
+            repository.order_forms(con).filter(mine),
+            repository.entitlement_items(con).filter(mine),
+        )
+
+    return await store.read(read)
+
+
+async def customer_episodes(
+    store: Store, customer_id: str, *, as_of: date, activity_days: int = ACTIVITY_DAYS
+) -> pl.DataFrame:
+    """Every over-use episode of one customer up to ``as_of``, as an evaluation as of that
+    day sees them, whether or not an evaluation ever reported them."""
+    since = as_of - timedelta(days=HISTORY_DAYS)
+    days, orders, items = await customer_inputs(store, customer_id, since=since, until=as_of)
+
+    def compute() -> pl.DataFrame:
+        rules = counting_rules(orders.lazy(), start=since, end=as_of)
+        usage = daily_usage(
+            days.lazy(), as_of=as_of, activity_days=activity_days, counting=rules.lazy()
+        )
+        first = usage["day"].min() if usage.height else None
+        start = first if isinstance(first, date) else as_of
+        return overuse_episodes(
+            usage.lazy(),
+            daily_entitlements(orders.lazy(), items.lazy(), start=start, end=as_of).lazy(),
+            as_of=as_of,
+            subscribed=active_order_days(orders.lazy(), start=start, end=as_of).lazy(),
+        )
+
+    return await asyncio.to_thread(compute)

@@ -9,10 +9,11 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analytics import repository
-from analytics.service import customer_usage, episode_history
+from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
@@ -64,11 +65,14 @@ async def customer_statement(
             con, customer_id=customer_id, since=start, until=end
         )
     )
-    episodes = [
-        e
-        for e in await episode_history(store, customer_id=customer_id)
-        if e.started_on <= end and (e.ended_on is None or e.ended_on >= start)
-    ]
+    episodes = (
+        (await customer_episodes(store, customer_id, as_of=end))
+        .filter(
+            (pl.col("started_on") <= end)
+            & (pl.col("ended_on").is_null() | (pl.col("ended_on") >= start))
+        )
+        .to_dicts()
+    )
     rows = [
         (day.day, metric, day.usage[metric], day.entitled[metric])
         for day in usage.days

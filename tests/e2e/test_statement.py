@@ -54,6 +54,12 @@ def test_the_statement_states_the_sha256_of_its_daily_rows(server: RunningServer
     assert INSTANCE in html
     assert "only production instances count" in html
     assert "Over the entitlement on 3 day(s): 2026-11-03, 2026-11-04, 2026-11-05." in html
+    # The episode, from its start to how it ended, whether or not an evaluation reported it.
+    episode = (
+        "<td>users</td><td>2026-11-03</td><td>2026-12-03</td><td>58 / 50</td>"
+        "<td>regularized (usage reduced)</td><td>2026-11-06</td>"
+    )
+    assert episode in html
     assert "<svg" in html
     assert "@page { size: A4;" in html
     # Self-contained: nothing is loaded from elsewhere.

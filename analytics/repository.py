@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from core.repository import rows_as_dicts
 from core.usage_metrics import REPORT_METRICS
 
 _METRIC_PEAKS = ", ".join(f"max({m}) AS {m}" for m in REPORT_METRICS)
@@ -205,8 +206,7 @@ def evaluation_runs(
     sql += " ORDER BY evaluated_at DESC LIMIT ?"
     params.append(limit)
     cursor = con.execute(sql, params)
-    names = [c[0] for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)
 
 
 def customers_version(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -230,8 +230,7 @@ def episode_history(
         params.append(customer_id)
     sql += " ORDER BY customer_id, metric, started_on"
     cursor = con.execute(sql, params)
-    names = [column[0] for column in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)
 
 
 def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
@@ -281,8 +280,7 @@ def recent_reports(
         "ORDER BY generated_at, sequence",
         [instance_id, since, until],
     )
-    names = [c[0] for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)
 
 
 def customer_document(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
@@ -307,5 +305,4 @@ def reporting_instances(
         "GROUP BY instance_id ORDER BY first_report_on, instance_id",
         [customer_id, since, until],
     )
-    names = [c[0] for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)

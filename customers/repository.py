@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from core.auth import LicenseKeyRecord
+from core.repository import rows_as_dicts
 from customers.schemas import CustomerDocument
 
 
@@ -175,8 +176,7 @@ def instances(
         "ORDER BY first_report_on, instance_id",
         [as_of, *params],
     )
-    names = [c[0] for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)
 
 
 def set_retirement(

@@ -10,7 +10,6 @@ screenshot by headless Chromium: Debian's ``chromium`` package).
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,14 +18,16 @@ from email.message import EmailMessage
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))
+
+from docs.screenshot import chromium_or_exit, screenshot  # noqa: E402
+
 RECIPIENT = "alice@vendor.example"
 
 
 def main() -> None:
     """Run the demo in a temporary folder, then render and photograph one email."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("chromium is not installed: apt-get install chromium")
+    chromium_or_exit()
     with tempfile.TemporaryDirectory() as work:
         data_dir = Path(work) / "statreport-demo"
         subprocess.run(
@@ -45,26 +46,7 @@ def main() -> None:
                 html = html.replace(f"cid:{cid}", f"data:image/png;base64,{data}")
         page = DOCS / "weekly-email-example.html"
         page.write_text(html)
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={work}/chromium",
-                "--hide-scrollbars",
-                "--window-size=800,1300",
-                f"--screenshot={DOCS / 'weekly-email-example.png'}",
-                page.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        screenshot(page, DOCS / "weekly-email-example.png", work=Path(work), height=1300)
     print(f"wrote {page} and {DOCS / 'weekly-email-example.png'}")
 
 

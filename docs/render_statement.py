@@ -9,7 +9,6 @@ writes ``docs/statement-example.html`` (the statement, as the API answers it) an
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ sys.path.insert(0, str(DOCS.parent))
 
 from analytics.statement import customer_statement  # noqa: E402
 from core.store import Store  # noqa: E402
+from docs.screenshot import chromium_or_exit, screenshot  # noqa: E402
 
 CUSTOMER = "acme"
 
@@ -40,9 +40,7 @@ async def _statement(database: Path) -> str:
 
 def main() -> None:
     """Run the demo in a temporary folder, then render and photograph one statement."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("chromium is not installed: apt-get install chromium")
+    chromium_or_exit()
     with tempfile.TemporaryDirectory() as work:
         data_dir = Path(work) / "statreport-demo"
         subprocess.run(
@@ -50,26 +48,7 @@ def main() -> None:
         )
         page = DOCS / "statement-example.html"
         page.write_text(asyncio.run(_statement(data_dir / "statreport.duckdb")))
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={work}/chromium",
-                "--hide-scrollbars",
-                "--window-size=800,1700",
-                f"--screenshot={DOCS / 'statement-example.png'}",
-                page.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        screenshot(page, DOCS / "statement-example.png", work=Path(work), height=1700)
     print(f"wrote {page} and {DOCS / 'statement-example.png'}")
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import duckdb
 
+from core.repository import rows_as_dicts
+
 #: A claim not completed within this long was left by a crash mid-send, and is released.
 CLAIM_EXPIRES = timedelta(hours=1)
 
@@ -92,8 +94,7 @@ def deliveries(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> list[dict[st
         "message_sha256 FROM weekly_deliveries WHERE iso_week = ? ORDER BY recipient",
         [iso_week],
     )
-    names = [c[0] for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return rows_as_dicts(cursor)
 
 
 def delivered_message(

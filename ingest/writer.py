@@ -60,7 +60,7 @@ class ReportCommit:
         try:
             if not all(all(flags) for flags in firsts):
                 raise repository.AlreadyStored
-            self._append(transact, [payloads[i] for i in accepted])
+            self._append(transact, [payloads[i] for i in accepted], claims=claims)
             inserted = set(report_owners)
         except repository.AlreadyStored:
             # Duplicates are rare (client retries); only then pay for looking up who stored
@@ -87,9 +87,11 @@ class ReportCommit:
         self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
         return outcomes
 
-    def _append(self, transact: Transact, accepted: list[StagedReports]) -> None:
-        """The fast path: every report is new; one statement appends them all."""
-        claims = self._claims(accepted)
+    def _append(
+        self, transact: Transact, accepted: list[StagedReports], *, claims: dict[str, str]
+    ) -> None:
+        """The fast path: every report is new; one statement appends them all, with the new
+        instances ``claims`` names (found while checking the group)."""
         now = datetime.now(UTC)
         records = [s.record for s in accepted if s.record is not None]
 

@@ -116,20 +116,22 @@ SECTIONS = (
         lambda f: [str(f["last_report_on"] or "never")],
     ),
     SectionSpec(
-        "Instances: cloned, then silent",
-        "Cloned: two installations share one instance_id, so one is not counted. Silent: one "
-        "instance stopped while others report; fix its phone-home, or retire it if it was "
-        "decommissioned.",
+        "Instances cloned",
+        "Two installations share one instance_id, so only one of them is counted: ask the "
+        "customer to give the copy an id of its own.",
         "#16a085",
-        lambda f: f["kind"] in ("instance_cloned", "instance_silent"),
-        ("Instance", "What", "Since"),
-        lambda f: [
-            str(f["instance_id"]),
-            f"cloned: {f['regressions']} sequence regressions"
-            if f["kind"] == "instance_cloned"
-            else f"silent ({f['environment']})",
-            str(f.get("first_regression_at") or f.get("last_report_on")),
-        ],
+        lambda f: f["kind"] == "instance_cloned",
+        ("Instance", "Sequence regressions", "First regression"),
+        lambda f: [str(f["instance_id"]), str(f["regressions"]), str(f["first_regression_at"])],
+    ),
+    SectionSpec(
+        "Instances silent",
+        "One instance stopped while the others report: fix its phone-home, or retire it if "
+        "it was decommissioned.",
+        "#1abc9c",
+        lambda f: f["kind"] == "instance_silent",
+        ("Instance", "Environment", "Last report"),
+        lambda f: [str(f["instance_id"]), str(f["environment"]), str(f["last_report_on"])],
     ),
     SectionSpec(
         "Attestation overdue",

@@ -53,6 +53,13 @@ class DemoCustomer:
     metric: str | None = None  # the over-used metric, for an over-use situation
     air_gapped: bool = False
     air_gapped_since: date | None = None
+    #: The instance a second installation also phones home as, for the last CLONE_DAYS days.
+    cloned: int | None = None
+    #: The instance the customer decommissioned RETIRED_DAYS ago, and staff then retired.
+    retired: int | None = None
+
+
+CLONE_DAYS, RETIRED_DAYS = 5, 20
 
 
 PRODUCTION, NON_PRODUCTION = "production", "non_production"
@@ -70,8 +77,9 @@ def _order(
     tenants: int = 5,
     worker_groups: int = 4,
     addons: list[dict[str, Any]] | None = None,
+    counting: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    order: dict[str, Any] = {
         "order_id": order_id,
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -85,10 +93,13 @@ def _order(
         },
         "addons": addons or [],
     }
+    if counting is not None:
+        order["counting"] = counting
+    return order
 
 
 def sample_customers(today: date) -> list[DemoCustomer]:
-    """Eight accounts, each in one situation an account manager meets, as of yesterday."""
+    """Twelve accounts, each in one situation an account manager meets, as of yesterday."""
     term_start, term_end = today - timedelta(days=290), today + timedelta(days=75)
     year = term_start.year
     return [
@@ -168,8 +179,8 @@ def sample_customers(today: date) -> list[DemoCustomer]:
             lambda n, ago: None,
             ("attestation_overdue", None),
             air_gapped=True,
-            # Air-gapped from the quarter it attested; it phoned home before.
-            air_gapped_since=quarter_bounds(_attested_quarter(today))[0],
+            # Air-gapped since the quarter before the one it attested: two quarters missed.
+            air_gapped_since=quarter_bounds(previous_quarter(_attested_quarter(today)))[0],
         ),
         DemoCustomer(
             "umbrella",
@@ -198,6 +209,57 @@ def sample_customers(today: date) -> list[DemoCustomer]:
             lambda n, ago: 5 if n == 2 else (35 if ago <= 60 else 30),
             None,
         ),
+        DemoCustomer(
+            "soylent",
+            "Soylent",
+            "bob@vendor.example",
+            [
+                _order(
+                    f"OF-{year}-063",
+                    term_start,
+                    term_end,
+                    packs=4,
+                    counting={"users": "production"},
+                )
+            ],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            # 2 x 19 = 38 production users of 40: compliant under its "production" counting
+            # rule, where summing the test instance's 15 too would make 53.
+            lambda n, ago: 19 if n < 2 else 15,
+            None,
+        ),
+        DemoCustomer(
+            "cyberdyne",
+            "Cyberdyne Systems",
+            "alice@vendor.example",
+            [_order(f"OF-{year}-058", term_start, term_end, packs=8)],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            # The second production instance stopped phoning home 10 days ago; the others go on.
+            lambda n, ago: None if n == 1 and ago < 10 else 20,
+            ("instance_silent", None),
+        ),
+        DemoCustomer(
+            "tyrell",
+            "Tyrell Corporation",
+            "carol@vendor.example",
+            [_order(f"OF-{year}-070", term_start, term_end, packs=6)],
+            (PRODUCTION, NON_PRODUCTION),
+            # A copy of the production instance, made 5 days ago, reports under its id.
+            lambda n, ago: 25 if n == 0 else 8,
+            ("instance_cloned", None),
+            cloned=0,
+        ),
+        DemoCustomer(
+            "massive",
+            "Massive Dynamic",
+            "bob@vendor.example",
+            [_order(f"OF-{year}-066", term_start, term_end, packs=6)],
+            (PRODUCTION, PRODUCTION, NON_PRODUCTION),
+            # Its test instance was decommissioned 20 days ago and retired: nothing to chase.
+            lambda n, ago: None if n == 2 and ago < RETIRED_DAYS else 18,
+            None,
+            retired=2,
+        ),
     ]
 
 
@@ -220,28 +282,45 @@ def _prepare(data_dir: Path) -> None:
     )
 
 
+def demo_instances(
+    customers: list[DemoCustomer], *, seed: int = 0
+) -> dict[tuple[str, int], SimulatedInstance]:
+    """Every sample customer's instances, by (customer_id, number in its ``environments``)."""
+    rng = random.Random(seed)
+    return {
+        (customer.customer_id, number): SimulatedInstance(
+            customer.customer_id, seeded_uuid(rng), environment, 0
+        )
+        for customer in customers
+        for number, environment in enumerate(customer.environments)
+    }
+
+
 def demo_reports(
     customers: list[DemoCustomer], *, today: date, seed: int = 0
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every sample customer's reports: its instances phone home hourly over the last 90 days."""
-    rng = random.Random(seed)
-    instances: list[SimulatedInstance] = []
-    number: dict[str, tuple[DemoCustomer, int]] = {}
-    for customer in customers:
-        for index, environment in enumerate(customer.environments):
-            instance_id = seeded_uuid(rng)
-            instances.append(SimulatedInstance(customer.customer_id, instance_id, environment, 0))
-            number[instance_id] = (customer, index)
+    """Every sample customer's reports: its instances phone home hourly over the last 90 days,
+    and a clone, counting its own sequence from 1, over the last CLONE_DAYS days."""
+    instances = demo_instances(customers, seed=seed)
+    samples = {customer.customer_id: customer for customer in customers}
+    number = {instance.instance_id: n for (_, n), instance in instances.items()}
 
     def peak(instance: SimulatedInstance, days_ago: int) -> int | None:
-        customer, index = number[instance.instance_id]
-        return customer.peak_users(index, days_ago)
+        sample = samples[instance.customer_id]
+        return sample.peak_users(number[instance.instance_id], days_ago)
 
+    fleets = [(list(instances.values()), DAYS, seed)]
+    fleets += [
+        ([instances[c.customer_id, c.cloned]], CLONE_DAYS, seed + 1)
+        for c in customers
+        if c.cloned is not None
+    ]
     by_customer: dict[str, list[dict[str, Any]]] = {c.customer_id: [] for c in customers}
-    for customer_id, report in fleet_reports(
-        instances, days=DAYS, reports_per_day=24, end=today, seed=seed, peak_users=peak
-    ):
-        by_customer[customer_id].append(report)
+    for fleet, days, fleet_seed in fleets:
+        for customer_id, report in fleet_reports(
+            fleet, days=days, reports_per_day=24, end=today, seed=fleet_seed, peak_users=peak
+        ):
+            by_customer[customer_id].append(report)
     return by_customer
 
 
@@ -308,6 +387,24 @@ def _create_customers(admin: httpx.Client, customers: list[DemoCustomer]) -> dic
     return keys
 
 
+def _retire_decommissioned(admin: httpx.Client, customers: list[DemoCustomer], today: date) -> None:
+    """Record the retirement of each sample's decommissioned instance, on its last report's day."""
+    instances = demo_instances(customers)
+    for sample in customers:
+        if sample.retired is not None:
+            instance = instances[sample.customer_id, sample.retired]
+            retired_on = today - timedelta(days=RETIRED_DAYS)
+            admin.post(
+                f"/v1/instances/{instance.instance_id}/retire",
+                json={"retired_on": retired_on.isoformat()},
+            ).raise_for_status()
+            click.echo(
+                f"{sample.customer_id} decommissioned its {instance.environment} instance "
+                f"{instance.instance_id}, retired as of {retired_on}",
+                err=True,
+            )
+
+
 def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tuple[Any, Any]:
     """Customers, phone-home, attestation, evaluation, weekly emails: (findings, deliveries)."""
     customers = sample_customers(today)
@@ -327,6 +424,7 @@ def _pipeline(url: str, verify: ssl.SSLContext, token: str, today: date) -> tupl
             label=f"{instances} instances phoning home hourly for {DAYS} days",
         )
         click.echo(f"{stored:,} reports stored, {duplicates:,} duplicates", err=True)
+        _retire_decommissioned(admin, customers, today)
         for sample in customers:
             if sample.air_gapped:
                 key = keys[sample.customer_id]

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.quarters import quarter_bounds
-from statreport.demo import sample_customers
+from statreport.demo import RETIRED_DAYS, DemoCustomer, sample_customers
 from tests.support import query
 
 
@@ -47,7 +47,7 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
         result = _run_demo(data_dir)
         assert result.returncode == 0, result.stderr
     samples = sample_customers(datetime.now(UTC).date())
-    assert 6 <= len(samples) <= 10
+    assert 6 <= len(samples) <= 12
     # Every report sent was new: none was lost as a duplicate of another's report_id.
     sent = dict(query(data_dir, "SELECT source, count(*) FROM reports GROUP BY 1"))
     assert f"{sent['phone_home']:,} reports stored, 0 duplicates" in result.stderr
@@ -64,6 +64,7 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
         assert str(path) in result.stdout  # the demo says where each email is
     assert sorted(emails) == sorted({sample.manager for sample in samples})
 
+    rows: list[dict[str, str]] = []
     expected: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
     for sample in samples:
         if sample.situation is not None:
@@ -71,6 +72,7 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
             row = (sample.customer_id, kind, status or "", sample.metric or "")
             expected[sample.manager].add(row)
     for manager, message in emails.items():
+        rows += _csv_rows(message)
         found = {
             (row["customer_id"], row["kind"], row["status"], row["metric"])
             for row in _csv_rows(message)
@@ -92,14 +94,59 @@ def test_the_demo_emails_show_each_sample_customer_in_its_designed_situation(
         ("telemetry_missing", None),
         ("attestation_overdue", None),
         ("no_active_subscription", None),
+        ("instance_silent", None),
+        ("instance_cloned", None),
         None,  # and a compliant one, which no email names
     } <= situations
+    _check_the_v2_situations(data_dir, samples, rows, result.stderr)
     compliant = [sample.customer_id for sample in samples if sample.situation is None]
     for message in emails.values():
         text = message.get_body(("plain",))
         assert text is not None
         assert not any(customer in text.get_content() for customer in compliant)
     assert "over-use OVERDUE" in result.stdout  # and the findings table is printed
+
+
+def _check_the_v2_situations(
+    data_dir: Path, samples: list[DemoCustomer], rows: list[dict[str, str]], stderr: str
+) -> None:
+    """The samples of contract v2: two missed quarters, a counting rule that decides, a silent,
+    a cloned and a retired instance, each as the email's rows show it."""
+    by_id = {sample.customer_id: sample for sample in samples}
+    missed = [row["quarter"] for row in rows if row["kind"] == "attestation_overdue"]
+    assert len(missed) == 2  # every missed quarter, one finding each,
+    assert missed == sorted(missed)  # oldest first
+
+    (production_only,) = [s for s in samples if any("counting" in o for o in s.orders)]
+    assert production_only.situation is None  # compliant only because of its counting rule
+    as_of = datetime.now(UTC).date() - timedelta(days=1)
+    by_environment = dict(
+        query(
+            data_dir,
+            "SELECT environment, sum(peak) FROM (SELECT instance_id, environment, "
+            "max(users) AS peak FROM reports WHERE customer_id = ? AND usage_day = ? "
+            "GROUP BY ALL) GROUP BY environment",
+            [production_only.customer_id, as_of],
+        )
+    )
+    entitled = 40
+    assert by_environment["production"] <= entitled < sum(by_environment.values())
+
+    (cloned,) = [row for row in rows if row["kind"] == "instance_cloned"]
+    assert by_id[cloned["customer_id"]].cloned is not None
+    assert int(cloned["regressions"]) >= 2
+    (silent,) = [row for row in rows if row["kind"] == "instance_silent"]
+    assert silent["environment"] == "production"
+
+    (retiring,) = [s for s in samples if s.retired is not None]
+    assert retiring.situation is None  # its decommissioned instance is not chased as silent
+    retired = query(
+        data_dir,
+        "SELECT retired_on FROM instances WHERE customer_id = ? AND retired_on IS NOT NULL",
+        [retiring.customer_id],
+    )
+    assert retired == [(datetime.now(UTC).date() - timedelta(days=RETIRED_DAYS),)]
+    assert f"{retiring.customer_id} decommissioned its non_production instance" in stderr
 
 
 def test_the_demo_refuses_a_folder_that_is_not_a_statreport_one(tmp_path: Path) -> None:

@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-from analytics.repository import _INSTANCE_DAYS  # noqa: E402
+from analytics.repository import RAW_INSTANCE_DAYS  # noqa: E402
 from analytics.service import compute_findings, load_inputs  # noqa: E402
+from core import instance_days  # noqa: E402
 from core.store import Store  # noqa: E402
 
 
@@ -90,6 +91,7 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
         """,
         [days * 24, datetime.combine(start, datetime.min.time(), UTC)],
     )
+    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports')}")
     con.execute("CHECKPOINT")
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()
@@ -106,7 +108,7 @@ def measure(mode: str, path: Path, threads: int) -> None:
     started = time.perf_counter()
     if mode == "rollup":
         table = con.sql(
-            _INSTANCE_DAYS, params=[as_of - timedelta(days=400), as_of]
+            RAW_INSTANCE_DAYS, params=[as_of - timedelta(days=400), as_of]
         ).to_arrow_table()
         rows = table.num_rows
     else:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from core import instance_days
 from core.errors import SchemaTooNew
 
 log = logging.getLogger("statreport.store")
@@ -189,6 +190,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         FROM evaluations;
         DROP TABLE evaluations;
         """,
+    ),
+    (
+        8,
+        "instance-days: each instance's daily maxima, built from every stored report",
+        f"{instance_days.CREATE_TABLE}INSERT INTO instance_days {instance_days.rollup('reports')};",
     ),
 )
 

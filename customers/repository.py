@@ -147,11 +147,11 @@ def replace_customer(
 
 _INSTANCE_COLUMNS = (
     "i.instance_id::VARCHAR AS instance_id, "
-    "arg_max(r.environment, r.generated_at) AS environment, "
-    "arg_max(r.product_version, r.generated_at) AS product_version, "
-    "min(r.usage_day) AS first_report_on, max(r.usage_day) AS last_report_on, "
-    "count(*) AS reports, arg_max(r.sequence, r.generated_at) AS last_sequence, "
-    "max(r.usage_day) FILTER (WHERE r.usage_day <= ?) AS last_report_by_as_of, "
+    "arg_max(d.environment, d.day) AS environment, "
+    "arg_max(d.product_version, d.day) AS product_version, "
+    "min(d.day) AS first_report_on, max(d.day) AS last_report_on, "
+    "sum(d.reports)::BIGINT AS reports, arg_max(d.max_sequence, d.day) AS last_sequence, "
+    "max(d.day) FILTER (WHERE d.day <= ?) AS last_report_by_as_of, "
     "any_value(i.retired_on) AS retired_on, any_value(i.customer_id) AS customer_id"
 )
 
@@ -163,16 +163,16 @@ def instances(
     instance_id: str | None = None,
     as_of: date,
 ) -> list[dict[str, Any]]:
-    """Every instance of a customer (or one instance) with what its reports say, newest
-    report last; ``last_report_by_as_of`` is its latest report day up to ``as_of``."""
+    """Every instance of a customer (or one instance) with what its instance-days say, first
+    reporting first; ``last_report_by_as_of`` is its latest report day up to ``as_of``."""
     where, params = (
         ("i.customer_id = ?", [customer_id])
         if instance_id is None
         else ("i.instance_id = ?::UUID", [instance_id])
     )
     cursor = con.execute(
-        f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN reports r "  # noqa: S608
-        f"ON r.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "
+        f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_days d "  # noqa: S608
+        f"ON d.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "
         "ORDER BY first_report_on, instance_id",
         [as_of, *params],
     )

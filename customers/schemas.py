@@ -183,7 +183,9 @@ class Instance(BaseModel):
     first_report_on: date
     last_report_on: date
     reports: int
-    last_sequence: int | None
+    last_sequence: int | None = Field(
+        description="The highest sequence the instance sent on its latest report day."
+    )
     active_on_as_of: bool = Field(
         description="Active on the latest day that has ended (UTC): reported on it or on one "
         "of the two days before, and not retired since."

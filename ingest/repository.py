@@ -9,7 +9,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from core import instance_days
 from core.usage_metrics import REPORT_METRICS
 from ingest.schemas import StatisticsReport, generated_moment
 
@@ -40,6 +42,7 @@ _INSERT_REPORTS = (
     "ON CONFLICT DO NOTHING RETURNING report_id::VARCHAR"
 )
 _APPEND_STAGED = f"INSERT INTO reports SELECT {_REPORT_COLUMNS} FROM staged_reports"  # noqa: S608
+_UPSERT_DAYS = instance_days.upsert("stored_reports")
 #: From this many rows on, one Arrow table beats the appender's row-by-row conversion
 #: (measured: 500 rows 5 ms vs 9 ms; 16 rows 4 ms vs 2 ms).
 ARROW_MIN_ROWS = 200
@@ -123,10 +126,14 @@ def insert_reports(
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(reports for _, reports in parts):
         return set()
-    con.register("incoming_reports", _report_table(parts))
-    inserted = con.execute(_INSERT_REPORTS).fetchall()
+    table = _report_table(parts)
+    con.register("incoming_reports", table)
+    inserted = {row[0] for row in con.execute(_INSERT_REPORTS).fetchall()}
     con.unregister("incoming_reports")
-    return {row[0] for row in inserted}
+    _upsert_days(
+        con, table.filter(pc.is_in(table["report_id"], pa.array(list(inserted), pa.string())))
+    )
+    return inserted
 
 
 class AlreadyStored(Exception):
@@ -146,7 +153,8 @@ def append_reports(
     new_instances: Mapping[str, str],
     received_at: datetime,
 ) -> None:
-    """The fast path, in the caller's transaction: one statement appends every report.
+    """The fast path, in the caller's transaction: one statement appends every report, one
+    more merges them into their instance-days.
 
     The group must hold each report_id once. Small groups go through DuckDB's appender, large
     ones through one Arrow table. Raises ``AlreadyStored`` (and appends nothing) when any
@@ -166,6 +174,7 @@ def append_reports(
             # unregister; the next register replaces this one anyway.
             raise AlreadyStored from exc
         con.unregister("staged_reports")
+        _upsert_days(con, table)
         return
     appender.append_rows(
         (
@@ -191,6 +200,16 @@ def append_reports(
     except duckdb.ConstraintException as exc:
         appender.clear()
         raise AlreadyStored from exc
+    _upsert_days(con, _report_table([(part, part.reports) for part in staged]))
+
+
+def _upsert_days(con: duckdb.DuckDBPyConnection, stored: pa.Table) -> None:
+    """Merge the reports just stored into their instance-days, in the caller's transaction."""
+    if stored.num_rows == 0:
+        return
+    con.register("stored_reports", stored)
+    con.execute(_UPSERT_DAYS)
+    con.unregister("stored_reports")
 
 
 def _insert_instances(

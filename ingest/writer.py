@@ -106,7 +106,7 @@ class ReportCommit:
             for record in records:
                 record(con)
 
-        transact(append, single_statement=not claims and not records)
+        transact(append)  # the reports and their instance-days: two statements, one commit
         self._owners.update(claims)
 
     def _insert(

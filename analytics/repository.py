@@ -15,7 +15,7 @@ from core.usage_metrics import REPORT_METRICS
 # Built from a constant tuple of column names; values arrive as parameters only.
 _INSTANCE_DAYS = (
     "SELECT customer_id, instance_id::VARCHAR AS instance_id, day, environment, "  # noqa: S608
-    f"{', '.join(REPORT_METRICS)} FROM instance_days WHERE day BETWEEN ? AND ?"
+    f"{', '.join(REPORT_METRICS)} FROM instance_day_totals WHERE day BETWEEN ? AND ?"
 )
 #: The same rows computed from the raw reports: what instance-days save (the benchmark's
 #: comparison, and a check that the two agree).
@@ -60,7 +60,7 @@ def reports_per_day(
         con,
         f"""
         WITH days AS (
-            SELECT instance_id, day, reports, {metric} AS peak FROM instance_days
+            SELECT instance_id, day, reports, {metric} AS peak FROM instance_day_totals
             WHERE customer_id = ? AND day BETWEEN ? AND ?
         ), holders AS (
             SELECT r.instance_id, r.usage_day AS day,
@@ -120,7 +120,7 @@ def last_report_days(con: duckdb.DuckDBPyConnection, *, until: date) -> pl.DataF
     """Each customer's latest report day on or before ``until``."""
     return _frame(
         con,
-        "SELECT customer_id, max(day) AS last_report_on FROM instance_days "
+        "SELECT customer_id, max(day) AS last_report_on FROM instance_day_totals "
         "WHERE day <= ? GROUP BY customer_id",
         [until],
     )
@@ -314,7 +314,7 @@ def reporting_instances(
         "SELECT instance_id::VARCHAR AS instance_id, "
         "arg_max(environment, last_generated_at) AS environment, "
         "min(day) AS first_report_on, max(day) AS last_report_on, "
-        "sum(reports)::BIGINT AS reports FROM instance_days "
+        "sum(reports)::BIGINT AS reports FROM instance_day_totals "
         "WHERE customer_id = ? AND day BETWEEN ? AND ? "
         "GROUP BY instance_id ORDER BY first_report_on, instance_id",
         [customer_id, since, until],

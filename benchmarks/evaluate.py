@@ -91,7 +91,7 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
         """,
         [days * 24, datetime.combine(start, datetime.min.time(), UTC)],
     )
-    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports')}")
+    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
     con.execute("CHECKPOINT")
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()

@@ -194,7 +194,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
         8,
         "instance-days: each instance's daily maxima, built from every stored report",
-        f"{instance_days.CREATE_TABLE}INSERT INTO instance_days {instance_days.rollup('reports')};",
+        f"{instance_days.CREATE_TABLE}{instance_days.CREATE_VIEW}"
+        f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)};",
     ),
 )
 

@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     duckdb_threads: int = Field(
         1, ge=1, le=256, description="DuckDB worker threads (more slowed ingest on 2 cores)"
     )
+    duckdb_memory_limit: str = Field(
+        "1GiB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="the most memory DuckDB takes (for example `512MiB`, `4GiB`); a larger "
+        "query spills to `<data dir>/statreport.duckdb.tmp/`",
+    )
+    retention_days: int = Field(
+        800,
+        ge=401,
+        description="raw reports older than this many days are moved, a month at a time, to "
+        "Parquet under `<data dir>/archive/reports/` by a daily job (at least 401: reports "
+        "older than 400 days are refused anyway); instance-days are kept for ever",
+    )
+    archive_cron: str = Field(
+        "30 2 * * *", description="when the daily archive of old raw reports runs"
+    )
 
     smtp_host: str | None = Field(
         None,
@@ -114,6 +130,11 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """Where the DuckDB file lives."""
         return self.data_dir / "statreport.duckdb"
+
+    @property
+    def archive_path(self) -> Path:
+        """Where raw reports older than the retention are kept, one Parquet file a month."""
+        return self.data_dir / "archive" / "reports"
 
     @property
     def backups_path(self) -> Path:

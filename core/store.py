@@ -108,11 +108,13 @@ class Store:
         max_pending_reports: int = 100_000,
         retry_after_seconds: int = 5,
         duckdb_threads: int = 1,
+        memory_limit: str | None = None,
         metrics: StoreMetrics | None = None,
         group_commit: GroupCommit | None = None,
     ) -> None:
         self.path = path
         self._duckdb_threads = duckdb_threads
+        self._memory_limit = memory_limit
         self._window = commit_window_ms / 1000
         self._commit_max = commit_max_reports
         self._max_pending = max_pending_reports
@@ -158,6 +160,9 @@ class Store:
         # DuckDB's own worker threads compete with the event loop and the writer for two
         # cores; small commits gain nothing from them (measured in benchmarks/ingest.py).
         con.execute(f"SET threads TO {int(self._duckdb_threads)}")
+        if self._memory_limit is not None:
+            # Beyond it a large query spills to <database>.tmp/ instead of growing.
+            con.execute("SET memory_limit = ?", [self._memory_limit])
         with self._cursor_lock:
             self._con = con
         self._writer_con = con.cursor()

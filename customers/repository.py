@@ -171,7 +171,7 @@ def instances(
         else ("i.instance_id = ?::UUID", [instance_id])
     )
     cursor = con.execute(
-        f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_days d "  # noqa: S608
+        f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_day_totals d "  # noqa: S608
         f"ON d.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "
         "ORDER BY first_report_on, instance_id",
         [as_of, *params],

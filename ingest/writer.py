@@ -6,6 +6,7 @@ together; only after it returns is any of them acknowledged.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,12 @@ from ingest.repository import StagedReports
 #: version 1 or the nil UUID. Instances first seen before version 2 keep the id they had.
 _NEW_INSTANCE_VERSIONS = ("4", "7")
 
+#: Fold the partial instance-days into totals after this many stored reports (a fold of
+#: 20,000 partial rows takes about FOLD_MS ms; see benchmarks/ingest.py).
+FOLD_AFTER_REPORTS = 20_000
+
+log = logging.getLogger("statreport.store")
+
 
 class ReportCommit:
     """Commits groups of staged reports; it keeps every instance's owner in memory."""
@@ -30,11 +37,16 @@ class ReportCommit:
         self._metrics = metrics
         self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._report_appender: duckdb.Appender | None = None
+        self._unfolded = 0  # reports stored since the instance-days were last folded
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Read every instance's owner when the store opens."""
+        """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
         self._report_appender = None
+        con.execute("BEGIN TRANSACTION")
+        repository.fold_instance_days(con)
+        con.execute("COMMIT")
+        self._unfolded = 0
 
     def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
         """Refusals, dedupe within the group, and one atomic append.
@@ -85,7 +97,20 @@ class ReportCommit:
             stored += sum(flags_stored)
         self._metrics.reports_stored.inc(stored)
         self._metrics.reports_duplicate.inc(sum(len(f) for f in firsts) - stored)
+        self._unfolded += stored
+        if self._unfolded >= FOLD_AFTER_REPORTS:
+            self._fold(transact)
         return outcomes
+
+    def _fold(self, transact: Transact) -> None:
+        """Fold the instance-days after a committed group. A failure leaves partial rows,
+        which readers merge anyway: it is logged, and the group's answers stand."""
+        try:
+            transact(repository.fold_instance_days)
+        except Exception:
+            log.warning("event=instance_days.fold_failed", exc_info=True)
+            return
+        self._unfolded = 0
 
     def _append(
         self, transact: Transact, accepted: list[StagedReports], *, claims: dict[str, str]

@@ -1,9 +1,10 @@
-"""APScheduler 3 jobs: the daily evaluation, the weekly report, and its catch-up."""
+"""APScheduler 3 jobs: the daily evaluation, the daily archive, the weekly report, and its
+catch-up."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -11,6 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from analytics import service as analytics_service
+from ingest.archive import archive_reports
 from scheduler.service import WeeklyReporter, iso_week_of
 
 log = logging.getLogger("statreport.scheduler")
@@ -44,6 +46,17 @@ async def daily_evaluation_job(reporter: WeeklyReporter) -> None:
     result = await analytics_service.evaluate(reporter.store, as_of=reporter.default_as_of())
     if reporter.metrics is not None:
         reporter.metrics.last_evaluation.set(result.evaluated_at.timestamp())
+
+
+async def daily_archive_job(reporter: WeeklyReporter) -> None:
+    """Move months of raw reports older than the retention to the Parquet archive."""
+    settings = reporter.settings
+    await archive_reports(
+        reporter.store,
+        archive_dir=settings.archive_path,
+        today=reporter.clock().astimezone(UTC).date(),
+        retention_days=settings.retention_days,
+    )
 
 
 async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
@@ -93,6 +106,14 @@ def start_scheduler(reporter: WeeklyReporter) -> AsyncIOScheduler:
             settings.evaluation_cron, timezone=ZoneInfo(settings.report_timezone)
         ),
         id="daily-evaluation",
+        **common,
+    )
+    scheduler.add_job(
+        daily_archive_job,
+        CronTrigger.from_crontab(
+            settings.archive_cron, timezone=ZoneInfo(settings.report_timezone)
+        ),
+        id="daily-archive",
         **common,
     )
     scheduler.add_job(

@@ -125,6 +125,7 @@ def _lifespan(
             max_pending_reports=settings.max_pending_reports,
             retry_after_seconds=settings.retry_after_seconds,
             duckdb_threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
             metrics=store_metrics,
             group_commit=ReportCommit(metrics=store_metrics),
         )

@@ -15,7 +15,9 @@ import duckdb
 
 from core.migrations import MIGRATIONS
 from core.store import Store
+from core.telemetry import StoreMetrics
 from core.usage_metrics import REPORT_METRICS
+from ingest.writer import ReportCommit
 from tests.support import RunningServer, make_report, query
 
 # Written out independently of the code under test: per instance and UTC day, what its
@@ -30,7 +32,7 @@ _FROM_REPORTS = f"""
 _KEPT = """
     SELECT instance_id, day, customer_id, environment, product_version,
            {metrics}, reports, first_generated_at, last_generated_at, min_sequence, max_sequence
-    FROM instance_days ORDER BY instance_id, day
+    FROM instance_day_totals ORDER BY instance_id, day
 """.format(metrics=", ".join(REPORT_METRICS))  # noqa: S608
 
 
@@ -85,6 +87,15 @@ def test_instance_days_equal_the_reports_however_they_arrive(
     assert kept == query(server.data_dir, _FROM_REPORTS)
     assert sum(row[-5] for row in kept) == len(singles) + len(batch) + 2
     assert max(row[5] for row in kept) == 95  # the late peak
+    # Commits appended partial rows; a fold (here the one on opening) leaves one row a day
+    # with the same totals.
+    assert query(server.data_dir, "SELECT count(*) FROM instance_days")[0][0] > len(kept)
+    metrics = StoreMetrics(registry=None)
+    store = Store(server.data_dir / "statreport.duckdb", group_commit=ReportCommit(metrics=metrics))
+    store.open()
+    store.close_file()
+    assert query(server.data_dir, "SELECT count(*) FROM instance_days")[0][0] == len(kept)
+    assert query(server.data_dir, _KEPT) == kept
 
 
 def test_an_existing_data_directory_gets_its_instance_days_when_upgraded(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ It prints both, and their ratio. Timing never fails anything.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import shutil
@@ -29,8 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
+from analytics.evidence import finding_evidence  # noqa: E402
 from analytics.repository import RAW_INSTANCE_DAYS  # noqa: E402
-from analytics.service import compute_findings, load_inputs  # noqa: E402
+from analytics.service import compute_findings, evaluate, load_inputs  # noqa: E402
+from analytics.statement import customer_statement  # noqa: E402
 from core import instance_days  # noqa: E402
 from core.store import Store  # noqa: E402
 
@@ -99,8 +102,44 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     return int(row[0]) if row else 0
 
 
+def measure_served(mode: str, path: Path, threads: int) -> dict[str, float]:
+    """Evidence of one over-use finding, or a customer's 90-day statement, as the server
+    answers them (its services on its store), after an evaluation that stores the findings."""
+    as_of = datetime.now(UTC).date() - timedelta(days=1)
+    store = Store(path, duckdb_threads=threads)
+    store.open()
+    try:
+        run = asyncio.run(evaluate(store, as_of=as_of))
+        finding = next(f for f in run.findings if f.kind == "overuse")
+        started = time.perf_counter()
+        if mode == "evidence":
+            evidence = asyncio.run(
+                finding_evidence(store, finding_id=finding.finding_id, as_of=as_of)
+            )
+            rows = len(evidence.days or [])
+        else:
+            statement = asyncio.run(
+                customer_statement(
+                    store,
+                    customer_id=finding.customer_id,
+                    start=as_of - timedelta(days=89),
+                    end=as_of,
+                )
+            )
+            rows = len(statement.csv.splitlines())
+        seconds = time.perf_counter() - started
+    finally:
+        store.close_file()
+    return {"seconds": seconds, "rows": rows}
+
+
 def measure(mode: str, path: Path, threads: int) -> None:
     """Child process: time one thing, report seconds and peak RSS as JSON."""
+    if mode in ("evidence", "statement"):
+        result = measure_served(mode, path, threads)
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({**result, "peak_mib": peak_kib / 1024}))
+        return
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads TO {int(threads)}")
@@ -138,7 +177,11 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=5)
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each; best kept")
-    parser.add_argument("--measure", choices=["rollup", "evaluation"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--measure",
+        choices=["rollup", "evaluation", "evidence", "statement"],
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads",
@@ -187,6 +230,15 @@ def main() -> None:
             f"{evaluation['seconds']:>10.2f}{evaluation['peak_mib']:>15.0f}"
         )
         print(f"  evaluation / rollup = {evaluation['seconds'] / rollup['seconds']:.2f}x")
+    print("served (threads = 1, as statreport serve; after an evaluation)")
+    for mode, label in (
+        ("evidence", "evidence of one over-use finding"),
+        ("statement", "a customer's 90-day statement"),
+    ):
+        print(f"measuring {mode} ...", file=sys.stderr, flush=True)
+        runs = [run_child(mode, path, 1) for _ in range(args.rounds)]
+        best = min(runs, key=lambda r: r["seconds"])
+        print(f"{'  ' + label:<44}{best['seconds'] * 1000:>8.0f} ms")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -36,13 +36,11 @@ class ReportCommit:
     def __init__(self, *, metrics: StoreMetrics) -> None:
         self._metrics = metrics
         self._owners: dict[str, str] = {}  # touched on the writer thread only
-        self._report_appender: duckdb.Appender | None = None
         self._unfolded = 0  # reports stored since the instance-days were last folded
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
-        self._report_appender = None
         con.execute("BEGIN TRANSACTION")
         repository.fold_instance_days(con)
         con.execute("COMMIT")
@@ -120,18 +118,16 @@ class ReportCommit:
         now = datetime.now(UTC)
         records = [s.record for s in accepted if s.record is not None]
 
+        alone = not claims and not records
+
         def append(con: duckdb.DuckDBPyConnection) -> None:
             repository.append_reports(
-                con,
-                appender=self._appender(con),
-                staged=accepted,
-                new_instances=claims,
-                received_at=now,
+                con, staged=accepted, new_instances=claims, received_at=now, own_transaction=alone
             )
             for record in records:
                 record(con)
 
-        transact(append)  # the reports and their instance-days: two statements, one commit
+        transact(append, single_statement=alone)
         self._owners.update(claims)
 
     def _insert(
@@ -166,11 +162,6 @@ class ReportCommit:
                 if report["instance_id"] not in self._owners:
                     claims.setdefault(report["instance_id"], staged.customer_id)
         return claims
-
-    def _appender(self, con: duckdb.DuckDBPyConnection) -> duckdb.Appender:
-        if self._report_appender is None:
-            self._report_appender = repository.report_appender(con)
-        return self._report_appender
 
     def _refusal(
         self, staged: StagedReports, report_owners: dict[str, str], claims: dict[str, str]

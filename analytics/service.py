@@ -67,29 +67,50 @@ class EvaluationInputs:
     customers_version: int | None = None
 
 
-def load_inputs(con: duckdb.DuckDBPyConnection, *, as_of: date) -> EvaluationInputs:
-    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day)."""
+def load_inputs(
+    con: duckdb.DuckDBPyConnection, *, as_of: date, customer_id: str | None = None
+) -> EvaluationInputs:
+    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day).
+
+    With ``customer_id``, only what that customer's usage and entitlements need (its
+    instance-days, orders and items; no sequence regressions): what a chart or a statement
+    reads, without reading the whole fleet.
+    """
+    mine = pl.col("customer_id") == customer_id if customer_id is not None else pl.lit(True)
     con.execute("BEGIN TRANSACTION")  # one snapshot for every table
     try:
+        since = as_of - timedelta(days=HISTORY_DAYS)
         return EvaluationInputs(
             instance_days=repository.instance_days(
-                con, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
+                con, since=since, until=as_of, customer_id=customer_id
             ).join(repository.retirements(con), on="instance_id", how="left"),
-            orders=repository.order_forms(con),
-            items=repository.entitlement_items(con),
-            customers=repository.customers(con),
+            orders=repository.order_forms(con).filter(mine),
+            items=repository.entitlement_items(con).filter(mine),
+            customers=repository.customers(con).filter(mine),
             # Only older reports need a second look: the window's are in instance_days.
             last_report_days=repository.last_report_days(
-                con, until=as_of - timedelta(days=HISTORY_DAYS + 1)
-            ),
-            attestations=repository.attestations(con),
-            regressions=repository.sequence_regressions(
-                con, since=as_of - timedelta(days=6), until=as_of
+                con, until=since - timedelta(days=1)
+            ).filter(mine),
+            attestations=repository.attestations(con).filter(mine),
+            regressions=(
+                repository.sequence_regressions(con, since=as_of - timedelta(days=6), until=as_of)
+                if customer_id is None
+                else _NO_REGRESSIONS
             ),
             customers_version=repository.customers_version(con),
         )
     finally:
         con.execute("COMMIT")
+
+
+_NO_REGRESSIONS = pl.DataFrame(
+    schema={
+        "customer_id": pl.String,
+        "instance_id": pl.String,
+        "regressions": pl.Int64,
+        "first_regression_at": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 def compute_findings(
@@ -271,8 +292,8 @@ async def customer_usage(
                 }
             ],
         )
-    inputs = await store.read(lambda con: load_inputs(con, as_of=end))
-    if inputs.customers.filter(pl.col("customer_id") == customer_id).height == 0:
+    inputs = await store.read(lambda con: load_inputs(con, as_of=end, customer_id=customer_id))
+    if inputs.customers.height == 0:
         raise NotFound(f"No customer {customer_id!r}.")
     keys = {(customer_id, metric) for metric in USAGE_METRICS}
     series = await asyncio.to_thread(
@@ -343,7 +364,9 @@ async def metric_series(
     """``series_from`` over a fresh read of the store."""
     if not keys:
         return {}
-    inputs = await store.read(lambda con: load_inputs(con, as_of=end))
+    customers = {customer for customer, _ in keys}
+    only = next(iter(customers)) if len(customers) == 1 else None
+    inputs = await store.read(lambda con: load_inputs(con, as_of=end, customer_id=only))
     return await asyncio.to_thread(
         series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
     )

@@ -52,6 +52,15 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
         "'am' || (i % 25) || '@vendor.example', false, '{}', now(), now() FROM range(?) t(i)",
         [customers],
     )
+    # The document a statement shows: the customer's name and its one order form.
+    con.execute(
+        "UPDATE customers SET document = json_object('name', name, 'account_manager', "
+        "account_manager, 'air_gapped', false, 'orders', json_array(json_object('order_id', "
+        "'OF-1', 'start', ?::DATE - 200, 'end', ?::DATE + 200, 'entitlements', json_object("
+        "'user_packs', 12, 'users_per_pack', 10, 'production_instances', 3, "
+        "'non_production_instances', 2, 'tenants', 6), 'addons', json_array())))",
+        [start, end],
+    )
     con.execute(
         "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack) "
         "SELECT customer_id, 'OF-1', ?::DATE - 200, ?::DATE + 200, 10 "
@@ -102,6 +111,18 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     return int(row[0]) if row else 0
 
 
+def sizes(path: Path, work: Path) -> tuple[float, float]:
+    """The database file's size, and what its raw reports take as archive Parquet (MiB)."""
+    parquet = work / "archive.parquet"
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute(f"COPY reports TO '{parquet}' (FORMAT parquet)")
+    con.close()
+    mib = 1024 * 1024
+    archive = parquet.stat().st_size / mib
+    parquet.unlink()
+    return path.stat().st_size / mib, archive
+
+
 def measure_served(mode: str, path: Path, threads: int) -> dict[str, float]:
     """Evidence of one over-use finding, or a customer's 90-day statement, as the server
     answers them (its services on its store), after an evaluation that stores the findings."""
@@ -111,26 +132,28 @@ def measure_served(mode: str, path: Path, threads: int) -> dict[str, float]:
     try:
         run = asyncio.run(evaluate(store, as_of=as_of))
         finding = next(f for f in run.findings if f.kind == "overuse")
-        started = time.perf_counter()
-        if mode == "evidence":
-            evidence = asyncio.run(
-                finding_evidence(store, finding_id=finding.finding_id, as_of=as_of)
-            )
-            rows = len(evidence.days or [])
-        else:
-            statement = asyncio.run(
-                customer_statement(
-                    store,
-                    customer_id=finding.customer_id,
-                    start=as_of - timedelta(days=89),
-                    end=as_of,
+        times = []
+        for _ in range(2):  # the first call reads from disk; a running server's cache is warm
+            started = time.perf_counter()
+            if mode == "evidence":
+                evidence = asyncio.run(
+                    finding_evidence(store, finding_id=finding.finding_id, as_of=as_of)
                 )
-            )
-            rows = len(statement.csv.splitlines())
-        seconds = time.perf_counter() - started
+                rows = len(evidence.days or [])
+            else:
+                statement = asyncio.run(
+                    customer_statement(
+                        store,
+                        customer_id=finding.customer_id,
+                        start=as_of - timedelta(days=89),
+                        end=as_of,
+                    )
+                )
+                rows = len(statement.csv.splitlines())
+            times.append(time.perf_counter() - started)
     finally:
         store.close_file()
-    return {"seconds": seconds, "rows": rows}
+    return {"seconds": times[1], "cold_seconds": times[0], "rows": rows}
 
 
 def measure(mode: str, path: Path, threads: int) -> None:
@@ -207,8 +230,13 @@ def main() -> None:
     started = time.perf_counter()
     count = generate(path, customers=args.customers, instances=args.instances, days=args.days)
     print(f"generated {count:,} reports in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    database_mib, archive_mib = sizes(path, work)
     print()
     print(f"evaluation benchmark: {count:,} reports in a DuckDB file")
+    print(
+        f"database file {database_mib:,.0f} MiB; the same reports as archive Parquet "
+        f"{archive_mib:,.0f} MiB"
+    )
     print(f"{'':<44}{'seconds':>10}{'peak RSS MiB':>15}")
     for threads in thread_counts:
         results: dict[str, dict[str, float]] = {}
@@ -238,7 +266,10 @@ def main() -> None:
         print(f"measuring {mode} ...", file=sys.stderr, flush=True)
         runs = [run_child(mode, path, 1) for _ in range(args.rounds)]
         best = min(runs, key=lambda r: r["seconds"])
-        print(f"{'  ' + label:<44}{best['seconds'] * 1000:>8.0f} ms")
+        print(
+            f"{'  ' + label:<44}{best['seconds'] * 1000:>8.0f} ms "
+            f"(first call, cold cache: {best['cold_seconds'] * 1000:.0f} ms)"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -4,7 +4,8 @@ catch-up."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -12,7 +13,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from analytics import service as analytics_service
-from ingest.archive import archive_reports
 from scheduler.service import WeeklyReporter, iso_week_of
 
 log = logging.getLogger("statreport.scheduler")
@@ -48,15 +48,14 @@ async def daily_evaluation_job(reporter: WeeklyReporter) -> None:
         reporter.metrics.last_evaluation.set(result.evaluated_at.timestamp())
 
 
-async def daily_archive_job(reporter: WeeklyReporter) -> None:
+#: The daily archive of old raw reports, given the day it runs (UTC); composed by the server,
+#: since reports are ingest's and this package reads analytics only.
+Archive = Callable[[date], Awaitable[object]]
+
+
+async def daily_archive_job(reporter: WeeklyReporter, archive: Archive) -> None:
     """Move months of raw reports older than the retention to the Parquet archive."""
-    settings = reporter.settings
-    await archive_reports(
-        reporter.store,
-        archive_dir=settings.archive_path,
-        today=reporter.clock().astimezone(UTC).date(),
-        retention_days=settings.retention_days,
-    )
+    await archive(reporter.clock().astimezone(UTC).date())
 
 
 async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
@@ -83,7 +82,7 @@ async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
     await reporter.run()
 
 
-def start_scheduler(reporter: WeeklyReporter) -> AsyncIOScheduler:
+def start_scheduler(reporter: WeeklyReporter, *, archive: Archive) -> AsyncIOScheduler:
     """Start the jobs on the running event loop; the catch-up runs once right away."""
     settings = reporter.settings
     scheduler = AsyncIOScheduler(timezone=ZoneInfo(settings.report_timezone))
@@ -114,7 +113,7 @@ def start_scheduler(reporter: WeeklyReporter) -> AsyncIOScheduler:
             settings.archive_cron, timezone=ZoneInfo(settings.report_timezone)
         ),
         id="daily-archive",
-        **common,
+        **{**common, "kwargs": {"reporter": reporter, "archive": archive}},
     )
     scheduler.add_job(
         weekly_catch_up_job,

@@ -8,7 +8,8 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import partial
 
 import uvicorn
 from fastapi import FastAPI
@@ -29,6 +30,7 @@ from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
 from core.tls import check_tls_files, ensure_self_signed, fingerprint
 from customers import repository as customers_repository
 from customers.endpoints import router as customers_router
+from ingest.archive import ArchivedMonth, archive_reports
 from ingest.attestation_endpoints import router as attestation_router
 from ingest.endpoints import reports_route
 from ingest.openapi import add_reports_path
@@ -47,6 +49,16 @@ class MissingAdminToken(Exception):
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _archive(store: Store, settings: Settings, today: date) -> list[ArchivedMonth]:
+    """The daily archive job's work: raw reports older than the retention to Parquet."""
+    return await archive_reports(
+        store,
+        archive_dir=settings.archive_path,
+        today=today,
+        retention_days=settings.retention_days,
+    )
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
@@ -145,7 +157,11 @@ def _lifespan(
         )
         app.state.weekly_reporter = reporter
         await reporter.restore_gauges()
-        scheduler = start_scheduler(reporter) if settings.scheduler_enabled else None
+        scheduler = (
+            start_scheduler(reporter, archive=partial(_archive, store, settings))
+            if settings.scheduler_enabled
+            else None
+        )
         if scheduler is not None:
             log.info(
                 "event=scheduler.started weekly=%r timezone=%s mail=%r",

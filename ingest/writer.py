@@ -23,8 +23,8 @@ from ingest.repository import StagedReports
 #: version 1 or the nil UUID. Instances first seen before version 2 keep the id they had.
 _NEW_INSTANCE_VERSIONS = ("4", "7")
 
-#: Fold the partial instance-days into totals after this many stored reports (a fold of
-#: 20,000 partial rows takes about FOLD_MS ms; see benchmarks/ingest.py).
+#: Fold the partial instance-days into totals after this many stored reports: often enough
+#: that readers merge few partial rows, rarely enough that the fold's pause is not felt.
 FOLD_AFTER_REPORTS = 20_000
 
 log = logging.getLogger("statreport.store")

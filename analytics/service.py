@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -326,16 +326,7 @@ def series_from(
     wanted = pl.col("customer_id").is_in(sorted({customer for customer, _ in keys}))
     orders, items = inputs.orders.filter(wanted), inputs.items.filter(wanted)
     usage = usage_of(
-        EvaluationInputs(
-            instance_days=inputs.instance_days.filter(wanted),
-            orders=orders,
-            items=items,
-            customers=inputs.customers,
-            last_report_days=inputs.last_report_days,
-            attestations=inputs.attestations,
-            regressions=inputs.regressions,
-            customers_version=inputs.customers_version,
-        ),
+        replace(inputs, instance_days=inputs.instance_days.filter(wanted), orders=orders),
         as_of=end,
         activity_days=activity_days,
     ).filter(pl.col("day") >= start)

@@ -10,7 +10,6 @@ screenshot by headless Chromium: Debian's ``chromium`` package).
 from __future__ import annotations
 
 import base64
-import subprocess
 import sys
 import tempfile
 from email import message_from_bytes, policy
@@ -20,7 +19,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from docs.screenshot import chromium_or_exit, screenshot  # noqa: E402
+from docs.screenshot import chromium_or_exit, run_demo, screenshot  # noqa: E402
 
 RECIPIENT = "alice@vendor.example"
 
@@ -29,10 +28,7 @@ def main() -> None:
     """Run the demo in a temporary folder, then render and photograph one email."""
     chromium_or_exit()
     with tempfile.TemporaryDirectory() as work:
-        data_dir = Path(work) / "statreport-demo"
-        subprocess.run(
-            [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)], check=True
-        )
+        data_dir = run_demo(Path(work))
         (eml,) = sorted((data_dir / "outbox").glob(f"*{RECIPIENT}.eml"))
         message = message_from_bytes(eml.read_bytes(), policy=policy.default)
         assert isinstance(message, EmailMessage)

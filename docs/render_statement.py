@@ -9,7 +9,6 @@ writes ``docs/statement-example.html`` (the statement, as the API answers it) an
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ sys.path.insert(0, str(DOCS.parent))
 
 from analytics.statement import customer_statement  # noqa: E402
 from core.store import Store  # noqa: E402
-from docs.screenshot import chromium_or_exit, screenshot  # noqa: E402
+from docs.screenshot import chromium_or_exit, run_demo, screenshot  # noqa: E402
 
 CUSTOMER = "acme"
 
@@ -42,10 +41,7 @@ def main() -> None:
     """Run the demo in a temporary folder, then render and photograph one statement."""
     chromium_or_exit()
     with tempfile.TemporaryDirectory() as work:
-        data_dir = Path(work) / "statreport-demo"
-        subprocess.run(
-            [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)], check=True
-        )
+        data_dir = run_demo(Path(work))
         page = DOCS / "statement-example.html"
         page.write_text(asyncio.run(_statement(data_dir / "statreport.duckdb")))
         screenshot(page, DOCS / "statement-example.png", work=Path(work), height=1700)

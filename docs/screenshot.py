@@ -38,3 +38,12 @@ def screenshot(page: Path, png: Path, *, work: Path, height: int) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def run_demo(work: Path) -> Path:
+    """Run ``statreport demo`` into a folder of ``work``; answer its data directory."""
+    data_dir = work / "statreport-demo"
+    subprocess.run(
+        [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)], check=True
+    )
+    return data_dir

@@ -68,6 +68,12 @@ def _regularized_cells(finding: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _utc_minute(moment: object) -> str:
+    """A finding's instant as a reader wants it: ``2026-11-22 00:00 UTC``."""
+    text = str(moment)
+    return f"{text[:10]} {text[11:16]} UTC"
+
+
 @dataclass(frozen=True)
 class SectionSpec:
     """One section of the email: which findings, how to show them."""
@@ -122,7 +128,11 @@ SECTIONS = (
         "#16a085",
         lambda f: f["kind"] == "instance_cloned",
         ("Instance", "Sequence regressions", "First regression"),
-        lambda f: [str(f["instance_id"]), str(f["regressions"]), str(f["first_regression_at"])],
+        lambda f: [
+            str(f["instance_id"]),
+            str(f["regressions"]),
+            _utc_minute(f["first_regression_at"]),
+        ],
     ),
     SectionSpec(
         "Instances silent",

@@ -265,6 +265,15 @@ def order(
     }
 
 
+#: The order form of SPEC §5-§6's worked example: 5 packs of 10 users, one more from 11-09.
+WORKED_EXAMPLE_ORDER = order(
+    "2026-10-01",
+    "2027-09-30",
+    5,
+    addons=[{"addon_id": "AO-8", "effective": "2026-11-09", "entitlements": {"user_packs": 1}}],
+)
+
+
 def customer(manager: str, *orders: dict[str, Any], air_gapped: bool = False) -> dict[str, Any]:
     return {
         "name": manager.split("@")[0].title(),

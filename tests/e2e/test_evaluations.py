@@ -14,6 +14,7 @@ from statreport.cli import main
 from tests.support import (
     ADMIN_TOKEN,
     INSTANCE,
+    WORKED_EXAMPLE_ORDER,
     D,
     RunningServer,
     assert_problem,
@@ -23,13 +24,6 @@ from tests.support import (
     make_report,
     order,
     send_daily,
-)
-
-WORKED_EXAMPLE_ORDER = order(
-    "2026-10-01",
-    "2027-09-30",
-    5,
-    addons=[{"addon_id": "AO-8", "effective": "2026-11-09", "entitlements": {"user_packs": 1}}],
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support import (
+    WORKED_EXAMPLE_ORDER,
     RunningServer,
     assert_problem,
     customer,
@@ -15,12 +16,6 @@ from tests.support import (
     send_daily,
 )
 
-WORKED = order(
-    "2026-10-01",
-    "2027-09-30",
-    5,
-    addons=[{"addon_id": "AO-8", "effective": "2026-11-09", "entitlements": {"user_packs": 1}}],
-)
 PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 NON_PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fa"
 
@@ -31,7 +26,7 @@ def _evidence(server: RunningServer, finding_id: str, as_of: str) -> Any:
 
 
 def test_an_overuse_finding_shows_each_day_and_each_instance(server: RunningServer) -> None:
-    key = server.add_customer("acme", customer("alice@vendor.example", WORKED))
+    key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
     usage = dict.fromkeys(days("2026-10-01", "2026-11-08"), 48)
     usage.update(dict.fromkeys(days("2026-11-03", "2026-11-05"), 58))
     usage.update(dict.fromkeys(days("2026-11-06", "2026-11-07"), 49))
@@ -93,7 +88,7 @@ def test_under_a_production_rule_non_production_instances_count_zero(
 
 
 def test_evidence_of_a_finding_not_in_that_days_run_is_404(server: RunningServer) -> None:
-    server.add_customer("acme", customer("alice@vendor.example", WORKED))
+    server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
     evaluate(server, "2026-11-08")
     unknown = _evidence(server, "f_0000000000000000", "2026-11-08")
     never = _evidence(server, "f_0000000000000000", "2026-11-01")

@@ -398,7 +398,7 @@ def _lowercase_time(hours_ago: float = 1) -> str:
     return moment.strftime("%Y-%m-%dt%H:%M:%Sz")
 
 
-@pytest.mark.parametrize("count", [1, 250])  # the appender's path and the Arrow table's
+@pytest.mark.parametrize("count", [1, 250])  # Arrow built by the writer, and by the request
 def test_a_lowercase_t_and_z_are_stored_as_utc_and_resent_as_duplicates(
     server: RunningServer, acme_key: str, count: int
 ) -> None:

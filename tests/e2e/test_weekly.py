@@ -233,7 +233,7 @@ def test_at_most_one_email_per_manager_per_week_across_restarts(
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
-    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    settings = _mail_to(port)
     first = server_factory(data_dir=data_dir, **settings)
     first.add_customer("quiet", customer("carol@vendor.example", YEAR))
     assert [d["status"] for d in run_weekly(first)["deliveries"]] == ["sent"]
@@ -257,6 +257,11 @@ def test_at_most_one_email_per_manager_per_week_across_restarts(
     assert len(recorder.wait_for(3, timeout=2)) == 2
 
 
+def _mail_to(port: int) -> dict[str, Any]:
+    """Settings that send the weekly emails to the test's SMTP server on ``port``."""
+    return {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+
+
 def _born(data_dir: Path, at: datetime) -> None:
     """Pretend the data directory's database was created ``at`` (the server is stopped)."""
     con = duckdb.connect(str(data_dir / "statreport.duckdb"))
@@ -269,7 +274,7 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
-    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    settings = _mail_to(port)
     offline = server_factory(data_dir=data_dir, **settings)
     offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
     offline.stop()
@@ -289,7 +294,7 @@ def test_no_catch_up_before_birth(
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
-    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    settings = _mail_to(port)
     offline = server_factory(data_dir=data_dir, **settings)
     offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
     offline.stop()
@@ -308,7 +313,7 @@ def test_a_customer_loaded_after_the_weeks_run_still_gets_its_email(
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
-    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    settings = _mail_to(port)
     wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     empty = server_factory(data_dir=data_dir, **settings)
     empty.stop()

@@ -16,10 +16,10 @@ from analytics.schemas import (
     EvaluationRun,
     Evidence,
 )
-from core.dependencies import AdminDep, ApiMetricsDep, StoreDep
+from core.dependencies import ApiMetricsDep, StaffOnly, StoreDep
 from core.identifiers import CustomerIdPath, CustomerIdQuery
 
-router = APIRouter(tags=["compliance"], dependencies=[AdminDep])
+router = APIRouter(tags=["compliance"], dependencies=[StaffOnly])
 
 
 @router.post("/v1/evaluations", summary="Evaluate compliance as of a day and keep the findings")

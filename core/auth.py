@@ -1,15 +1,75 @@
-"""Licence keys and the admin token: generated with enough entropy, kept only as hashes."""
+"""Licence keys, the root token and named staff tokens: generated with enough entropy, kept only
+as hashes, compared in constant time."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from core.errors import Unauthenticated
+from core.errors import Forbidden, Unauthenticated
 
 LICENSE_KEY_PREFIX = "srk_"
+STAFF_TOKEN_PREFIX = "srt_"  # noqa: S105 (a prefix, not a secret)
+ROOT = "root"
+# ``last_used_at`` is written at most this often per token: a minute is precise enough to
+# answer "is this token still in use?", and costs one write per token per minute at most.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class Role(StrEnum):
+    """What a staff token may do (SPEC §10): a viewer reads, an admin also changes."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """Who is calling the admin API or the console: a named token, or ``root``."""
+
+    name: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        """True when this person may change things."""
+        return self.role is Role.ADMIN
+
+    def require_admin(self, what: str = "This change") -> None:
+        """Raise ``Forbidden`` naming the role, unless an admin is calling."""
+        if not self.is_admin:
+            raise Forbidden(
+                f"{what} needs an admin token; the token '{self.name}' has the role "
+                f"'{self.role}', which may only read. Ask an admin to make the change, or for "
+                "an admin token."
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change, for the audit log: the token's name, and whom it said it acted for
+    (``X-Statreport-Actor``), recorded beside the name, never instead of it."""
+
+    name: str
+    on_behalf_of: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.on_behalf_of is None else f"{self.name}({self.on_behalf_of})"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffTokenRecord:
+    """A stored staff token: its hash only, never the token."""
+
+    name: str
+    role: Role
+    token_hash: str
+    last_used_at: datetime | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -20,6 +80,11 @@ def hash_secret(secret: str) -> str:
 def new_license_key() -> tuple[str, str]:
     """A new ``(key_id, license_key)``; the key carries 256 random bits."""
     return "key_" + secrets.token_hex(8), LICENSE_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_staff_token() -> str:
+    """A new staff token; 256 random bits."""
+    return STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -51,11 +116,76 @@ class LicenseHolder:
 
 
 class Keyring:
-    """The admin token's hash and every licence key's hash, checked in constant time."""
+    """The root token's hash, every staff token's and every licence key's hash, checked in
+    constant time."""
 
-    def __init__(self, *, admin_token: str, records: list[LicenseKeyRecord]) -> None:
+    def __init__(
+        self,
+        *,
+        admin_token: str,
+        records: list[LicenseKeyRecord],
+        staff: Sequence[StaffTokenRecord] = (),
+    ) -> None:
         self._admin_hash = hash_secret(admin_token)
         self._keys: dict[str, LicenseKeyRecord] = {r.key_hash: r for r in records}
+        self._staff: dict[str, StaffTokenRecord] = {r.token_hash: r for r in staff}
+        self._last_used: dict[str, datetime] = {
+            r.name: r.last_used_at for r in staff if r.last_used_at is not None
+        }
+
+    def add_staff(self, record: StaffTokenRecord) -> None:
+        """Make a new staff token usable."""
+        self._staff[record.token_hash] = record
+
+    def revoke_staff(self, name: str) -> None:
+        """Make a staff token unusable from now on."""
+        for token_hash, record in list(self._staff.items()):
+            if record.name == name:
+                del self._staff[token_hash]
+        self._last_used.pop(name, None)
+
+    def staff_named(self, name: str) -> Staff | None:
+        """The staff member of a current token by name (``root`` included), or None once
+        revoked: a console session ends with its token."""
+        if name == ROOT:
+            return Staff(ROOT, Role.ADMIN)
+        for record in self._staff.values():
+            if record.name == name:
+                return Staff(record.name, record.role)
+        return None
+
+    def touch(self, name: str, now: datetime) -> bool:
+        """Note a use of a named token; True when ``last_used_at`` should be written."""
+        if name == ROOT:
+            return False
+        last = self._last_used.get(name)
+        if last is not None and now - last < LAST_USED_PRECISION:
+            return False
+        self._last_used[name] = now
+        return True
+
+    def staff(self, token: str | None) -> Staff:
+        """The staff member behind a root or named token, or ``Unauthenticated`` saying what
+        to fix. Licence keys never work here."""
+        if token is None:
+            raise Unauthenticated(
+                "Send a staff token as 'Authorization: Bearer <token>': the server's "
+                "STATREPORT_ADMIN_TOKEN, or a named token from 'statreport tokens create'."
+            )
+        presented = hash_secret(token)
+        if hmac.compare_digest(presented, self._admin_hash):
+            return Staff(ROOT, Role.ADMIN)
+        record = self._staff.get(presented)
+        if record is not None and hmac.compare_digest(record.token_hash, presented):
+            return Staff(record.name, record.role)
+        if presented in self._keys:
+            raise Unauthenticated(
+                "A licence key cannot be used on admin endpoints; use a staff token."
+            )
+        raise Unauthenticated(
+            "This token is not known or has been revoked. Use the server's "
+            "STATREPORT_ADMIN_TOKEN, or ask an admin for a named token."
+        )
 
     def add(self, record: LicenseKeyRecord) -> None:
         """Make a new key usable."""
@@ -72,12 +202,6 @@ class Keyring:
                     revoked=True,
                 )
 
-    def is_admin(self, token: str | None) -> bool:
-        """True only for the admin token."""
-        if token is None:
-            return False
-        return hmac.compare_digest(hash_secret(token), self._admin_hash)
-
     def license_holder(self, authorization: str | None) -> LicenseHolder:
         """The customer behind a licence key, or ``Unauthenticated`` saying what to fix."""
         token = bearer_token(authorization)
@@ -90,9 +214,9 @@ class Keyring:
         # Look up by hash, then compare in constant time; the admin hash is never in this table.
         record = self._keys.get(presented)
         if record is None or not hmac.compare_digest(record.key_hash, presented):
-            if hmac.compare_digest(presented, self._admin_hash):
+            if hmac.compare_digest(presented, self._admin_hash) or presented in self._staff:
                 raise Unauthenticated(
-                    "The admin token cannot send reports; use the customer's licence key."
+                    "A staff token cannot send reports; use the customer's licence key."
                 )
             raise Unauthenticated(
                 "This licence key is not known. Check that the instance is configured with the "
@@ -104,19 +228,3 @@ class Keyring:
                 "current key; your account manager can issue one."
             )
         return LicenseHolder(key_id=record.key_id, customer_id=record.customer_id)
-
-    def require_admin(self, authorization: str | None) -> None:
-        """Pass only for the admin token; a licence key never works here."""
-        token = bearer_token(authorization)
-        if token is None:
-            raise Unauthenticated(
-                "Admin endpoints need 'Authorization: Bearer <admin token>' "
-                "(the server's STATREPORT_ADMIN_TOKEN)."
-            )
-        if self.is_admin(token):
-            return
-        if hash_secret(token) in self._keys:
-            raise Unauthenticated(
-                "A licence key cannot be used on admin endpoints; use the admin token."
-            )
-        raise Unauthenticated("The admin token is wrong. Use the server's STATREPORT_ADMIN_TOKEN.")

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from core import repository
+from core.auth import Actor
 from core.errors import Conflict, InvalidPayload
 from core.schemas import BackupMade
 from core.store import Store
@@ -40,7 +41,7 @@ def _checked_name(name: str) -> str:
     return name
 
 
-async def backup(store: Store, *, folder: Path, name: str, actor: str) -> BackupMade:
+async def backup(store: Store, *, folder: Path, name: str, actor: Actor) -> BackupMade:
     """Write a consistent copy of the database, as the new file ``name`` in ``folder``, while
     the server runs."""
     target = folder / _checked_name(name)

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from core.auth import Keyring
+from core import tokens
+from core.auth import Actor, Keyring, Staff, bearer_token
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import Store
@@ -53,28 +54,49 @@ ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
 ACTOR_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"
 
 
-# Declares the admin token as a bearer scheme in the OpenAPI document, so that /docs can
+# Declares the staff token as a bearer scheme in the OpenAPI document, so that /docs can
 # send it; the check itself, and its problem+json 401, stay with the keyring.
-_admin_bearer = HTTPBearer(
-    auto_error=False, scheme_name="adminToken", description="STATREPORT_ADMIN_TOKEN"
+_staff_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="staffToken",
+    description="STATREPORT_ADMIN_TOKEN (root) or a named token from 'statreport tokens create'",
 )
 
+_READS = frozenset({"GET", "HEAD"})
 
-async def require_admin(
+
+async def current_staff(
     request: Request,
     keyring: KeyringDep,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
-) -> None:
-    """Admit only the admin token."""
-    keyring.require_admin(request.headers.get("authorization"))
+    store: StoreDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> Staff:
+    """The staff member behind the bearer token. A viewer may read (GET) and nothing else:
+    any change answers 403 naming the role. One rule, for every admin route."""
+    staff = keyring.staff(bearer_token(request.headers.get("authorization")))
+    if request.method not in _READS:
+        staff.require_admin(f"{request.method} {request.url.path}")
+    await tokens.record_use(store, keyring, name=staff.name)
+    return staff
+
+
+StaffDep = Annotated[Staff, Depends(current_staff)]
+
+
+async def require_admin_role(staff: StaffDep) -> None:
+    """For the few reads only an admin may make (the list of tokens)."""
+    staff.require_admin("Reading this")
 
 
 async def admin_actor(
+    staff: StaffDep,
     x_statreport_actor: Annotated[str | None, Header(pattern=ACTOR_PATTERN)] = None,
-) -> str:
-    """Who is making an admin change, for the audit log (the CLI sends the login name)."""
-    return x_statreport_actor or "admin"
+) -> Actor:
+    """Who is making a change, for the audit log: the token's name, and whom it says it acts
+    for (the CLI sends the login name) beside it."""
+    return Actor(name=staff.name, on_behalf_of=x_statreport_actor)
 
 
-AdminDep = Depends(require_admin)
-ActorDep = Annotated[str, Depends(admin_actor)]
+StaffOnly = Depends(current_staff)
+AdminOnly = Depends(require_admin_role)
+ActorDep = Annotated[Actor, Depends(admin_actor)]

@@ -9,12 +9,21 @@ from fastapi import APIRouter, Header, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from core import audit, backup
-from core.dependencies import ActorDep, AdminDep, KeyringDep, SettingsDep, StoreDep
-from core.schemas import AuditEntry, BackupMade, BackupRequest
+from core import audit, backup, tokens
+from core.auth import bearer_token
+from core.dependencies import ActorDep, AdminOnly, KeyringDep, SettingsDep, StaffOnly, StoreDep
+from core.identifiers import TokenNamePath
+from core.schemas import (
+    AuditEntry,
+    BackupMade,
+    BackupRequest,
+    TokenCreated,
+    TokenInfo,
+    TokenRequest,
+)
 
 router = APIRouter(tags=["operations"])
-admin_router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+admin_router = APIRouter(tags=["admin"], dependencies=[StaffOnly])
 
 
 @router.get("/healthz", summary="Liveness")
@@ -62,9 +71,9 @@ async def metrics(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The exposition format; needs the admin token unless metrics are public."""
+    """The exposition format; needs a staff token (any role) unless metrics are public."""
     if not settings.metrics_public:
-        keyring.require_admin(authorization)
+        keyring.staff(bearer_token(authorization))
     registry: CollectorRegistry = request.app.state.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -90,3 +99,28 @@ async def post_backup(
     return await backup.backup(
         store, folder=settings.backups_path, name=body.destination, actor=actor
     )
+
+
+@admin_router.post("/v1/tokens", status_code=201, summary="Create a named staff token (shown once)")
+async def post_token(
+    body: TokenRequest, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+) -> TokenCreated:
+    """The token is in this answer only; the server keeps its hash. Audited."""
+    return await tokens.create_token(store, keyring, name=body.name, role=body.role, actor=actor)
+
+
+@admin_router.get(
+    "/v1/tokens", summary="Named staff tokens (never the tokens)", dependencies=[AdminOnly]
+)
+async def get_tokens(store: StoreDep) -> list[TokenInfo]:
+    """Names, roles, when each was created and last used (to the minute)."""
+    return await tokens.list_tokens(store)
+
+
+@admin_router.delete("/v1/tokens/{name}", status_code=204, summary="Revoke a named staff token")
+async def delete_token(
+    name: TokenNamePath, store: StoreDep, keyring: KeyringDep, actor: ActorDep
+) -> Response:
+    """From now on the token gets 401, and its console sessions end. Audited."""
+    await tokens.revoke_token(store, keyring, name=name, actor=actor)
+    return Response(status_code=204)

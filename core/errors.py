@@ -42,6 +42,14 @@ class Unauthenticated(StatreportError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(StatreportError):
+    """A known staff token whose role may not do this."""
+
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
 class BodyTimeout(StatreportError):
     """The body did not arrive in time."""
 

@@ -23,3 +23,6 @@ CustomerIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 #: An instance's id as the wire format writes it.
 InstanceIdPath = Annotated[str, Path(pattern=UUID_PATTERN)]
+#: A named staff token's name (SPEC §10).
+TOKEN_NAME_PATTERN = r"^[a-z0-9._-]{1,64}$"  # noqa: S105 (a pattern)
+TokenNamePath = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]

@@ -197,6 +197,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         f"{instance_days.CREATE_TABLE}{instance_days.CREATE_VIEW}"
         f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)};",
     ),
+    (
+        9,
+        "named staff tokens; the audit log records whom a change was made on behalf of",
+        """
+        CREATE TABLE staff_tokens (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMPTZ NOT NULL,
+            last_used_at TIMESTAMPTZ
+        );
+        ALTER TABLE audit_log ADD COLUMN on_behalf_of VARCHAR;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

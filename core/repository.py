@@ -8,6 +8,8 @@ from typing import Any
 
 import duckdb
 
+from core.auth import Actor, Role, StaffTokenRecord
+
 
 def rows_as_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The rows of an executed query, each as a dict by column name."""
@@ -25,7 +27,7 @@ def append_audit(
     con: duckdb.DuckDBPyConnection,
     *,
     at: datetime,
-    actor: str,
+    actor: Actor,
     action: str,
     target: str,
     before: Any,
@@ -33,11 +35,12 @@ def append_audit(
 ) -> None:
     """Record one admin change, in the caller's transaction."""
     con.execute(
-        "INSERT INTO audit_log (changed_at, actor, action, target, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (changed_at, actor, on_behalf_of, action, target, before, after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             at,
-            actor,
+            actor.name,
+            actor.on_behalf_of,
             action,
             target,
             None if before is None else json.dumps(before, default=_json_default, sort_keys=True),
@@ -51,7 +54,10 @@ def audit_entries(
 ) -> list[dict[str, Any]]:
     """The newest audit entries first, optionally for one target: ``customer:acme``, or a bare
     id (``acme``) for every kind of target with that id."""
-    sql = "SELECT audit_id, changed_at, actor, action, target, before, after FROM audit_log"
+    sql = (
+        "SELECT audit_id, changed_at, actor, action, target, before, after, on_behalf_of "
+        "FROM audit_log"
+    )
     params: list[Any] = []
     if target is not None and ":" in target:
         sql += " WHERE target = ?"
@@ -70,6 +76,7 @@ def audit_entries(
             "target": r[4],
             "before": None if r[5] is None else json.loads(r[5]),
             "after": None if r[6] is None else json.loads(r[6]),
+            "on_behalf_of": r[7],
         }
         for r in con.execute(sql, params).fetchall()
     ]
@@ -90,3 +97,50 @@ def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
         con.execute(f'COPY FROM DATABASE "{source}" TO statreport_backup')
     finally:
         con.execute("DETACH statreport_backup")
+
+
+def staff_tokens(con: duckdb.DuckDBPyConnection) -> list[StaffTokenRecord]:
+    """Every current named token's hash, for the keyring."""
+    return [
+        StaffTokenRecord(name=r[0], role=Role(r[1]), token_hash=r[2], last_used_at=r[3])
+        for r in con.execute(
+            "SELECT name, role, token_hash, last_used_at FROM staff_tokens ORDER BY name"
+        ).fetchall()
+    ]
+
+
+def staff_token_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every current named token, without its hash, by name."""
+    return rows_as_dicts(
+        con.execute("SELECT name, role, created_at, last_used_at FROM staff_tokens ORDER BY name")
+    )
+
+
+def staff_token_row(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any] | None:
+    """One named token, without its hash, or None."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT name, role, created_at, last_used_at FROM staff_tokens WHERE name = ?", [name]
+        )
+    )
+    return rows[0] if rows else None
+
+
+def insert_staff_token(
+    con: duckdb.DuckDBPyConnection, *, name: str, role: Role, token_hash: str, at: datetime
+) -> None:
+    """Store a new named token's hash."""
+    con.execute(
+        "INSERT INTO staff_tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+        [name, role.value, token_hash, at],
+    )
+
+
+def delete_staff_token(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Forget a revoked token's hash."""
+    con.execute("DELETE FROM staff_tokens WHERE name = ?", [name])
+
+
+def touch_staff_token(con: duckdb.DuckDBPyConnection, *, name: str, at: datetime) -> None:
+    """Record when a named token was last used."""
+    con.execute("UPDATE staff_tokens SET last_used_at = ? WHERE name = ?", [at, name])

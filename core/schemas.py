@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from core.auth import Role
+from core.identifiers import TOKEN_NAME_PATTERN
 
 
 class AuditEntry(BaseModel):
@@ -18,6 +21,9 @@ class AuditEntry(BaseModel):
     target: str
     before: Any
     after: Any
+    on_behalf_of: str | None = Field(
+        default=None, description="Whom the token's holder said they acted for, if anyone."
+    )
 
 
 class BackupRequest(BaseModel):
@@ -34,3 +40,34 @@ class BackupMade(BaseModel):
     destination: str
     bytes: int
     seconds: float
+
+
+TokenName = Annotated[str, StringConstraints(pattern=TOKEN_NAME_PATTERN)]
+
+
+class TokenRequest(BaseModel):
+    """``POST /v1/tokens``: a person's name and what they may do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TokenName = Field(description="Lower-case letters, digits, '.', '_' or '-'; unique.")
+    role: Role = Field(
+        description="'viewer' reads everything but the tokens; 'admin' also changes."
+    )
+
+
+class TokenCreated(BaseModel):
+    """A new named token, shown in this answer only; the server keeps its hash."""
+
+    name: str
+    role: Role
+    token: str
+
+
+class TokenInfo(BaseModel):
+    """A named token as listed: never the token itself."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None

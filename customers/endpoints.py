@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from core.dependencies import ActorDep, AdminDep, KeyringDep, StoreDep
+from core.dependencies import ActorDep, KeyringDep, StaffOnly, StoreDep
 from core.identifiers import CustomerIdPath, InstanceIdPath, KeyIdPath
 from customers import service as customers
 from customers.schemas import Customer, CustomerDocument, Instance, LicenseKeyCreated, Retirement
 
-router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(tags=["admin"], dependencies=[StaffOnly])
 
 
 @router.put(

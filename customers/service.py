@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from core import repository as audit_repository
-from core.auth import Keyring, LicenseKeyRecord, hash_secret, new_license_key
+from core.auth import Actor, Keyring, LicenseKeyRecord, hash_secret, new_license_key
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
@@ -20,7 +20,7 @@ log = logging.getLogger("statreport.admin")
 
 
 async def upsert_customer(
-    store: Store, *, customer_id: str, document: CustomerDocument, actor: str
+    store: Store, *, customer_id: str, document: CustomerDocument, actor: Actor
 ) -> Customer:
     """Create or replace a customer and all its order forms, in one audited transaction."""
 
@@ -73,7 +73,7 @@ async def list_customers(store: Store) -> list[Customer]:
 
 
 async def create_license_key(
-    store: Store, keyring: Keyring, *, customer_id: str, actor: str
+    store: Store, keyring: Keyring, *, customer_id: str, actor: Actor
 ) -> LicenseKeyCreated:
     """Issue a key for a customer; only its hash is stored."""
     key_id, license_key = new_license_key()
@@ -107,7 +107,7 @@ async def create_license_key(
     return LicenseKeyCreated(key_id=key_id, customer_id=customer_id, license_key=license_key)
 
 
-async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, actor: str) -> None:
+async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, actor: Actor) -> None:
     """Revoke a key; reports sent with it are refused from now on."""
 
     def write(con: duckdb.DuckDBPyConnection) -> bool:
@@ -169,7 +169,7 @@ async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
 
 
 async def set_retirement(
-    store: Store, *, instance_id: str, retired_on: date | None, actor: str
+    store: Store, *, instance_id: str, retired_on: date | None, actor: Actor
 ) -> Instance:
     """Record that an installation was decommissioned on ``retired_on`` (None: undo it), in one
     audited transaction. 404 for an unknown instance; 422 for a day before its first report

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from core.dependencies import AdminDep
+from core.dependencies import StaffOnly
 from scheduler.schemas import DeliveryRecord, WeeklyReportRequest, WeeklyRun
 from scheduler.service import WeeklyReporter
 
-router = APIRouter(tags=["weekly report"], dependencies=[AdminDep])
+router = APIRouter(tags=["weekly report"], dependencies=[StaffOnly])
 
 IsoWeek = Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$")]
 

@@ -119,6 +119,59 @@ def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str
     click.echo(f"revoked {key_id}")
 
 
+@click.group("tokens")
+def tokens_group() -> None:
+    """Named staff tokens: one per person, 'admin' or 'viewer' (an admin token is needed)."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "admin"]),
+    default="viewer",
+    show_default=True,
+    help="'viewer' reads everything but the tokens; 'admin' also changes things.",
+)
+@admin_options
+@exit_on_http_errors
+def tokens_create(
+    name: str, role: str, server: str, ca_cert: Path | None, admin_token: str
+) -> None:
+    """Create a token for NAME (lower-case letters, digits, '.', '_', '-'). The token is
+    printed once, on stdout; give it to its holder as STATREPORT_TOKEN."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        created = check(http.post("/v1/tokens", json={"name": name, "role": role}))
+    click.echo(f"created {role} token {name}; it is shown only now:", err=True)
+    click.echo(created["token"])
+
+
+@tokens_group.command("list")
+@admin_options
+@exit_on_http_errors
+def tokens_list(server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """List named tokens: name, role, created, last used (never the tokens)."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        tokens = check(http.get("/v1/tokens"))
+    click.echo(f"{'NAME':<24} {'ROLE':<7} {'CREATED':<26} LAST USED")
+    for token in tokens:
+        click.echo(
+            f"{token['name']:<24} {token['role']:<7} {token['created_at']:<26} "
+            f"{token['last_used_at'] or 'never'}"
+        )
+
+
+@tokens_group.command("revoke")
+@click.argument("name")
+@admin_options
+@exit_on_http_errors
+def tokens_revoke(name: str, server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """Revoke NAME's token: it is refused from now on, and its console sessions end."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        check(http.delete(f"/v1/tokens/{name}"))
+    click.echo(f"revoked {name}")
+
+
 @click.command("weekly-report")
 @click.option(
     "--as-of",

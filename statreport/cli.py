@@ -13,7 +13,13 @@ from pydantic import ValidationError
 from core.settings import Settings
 from core.telemetry import configure_logging
 from core.tls import TlsFilesInvalid
-from statreport.admin_cli import backup, customers_group, keys_group, weekly_report
+from statreport.admin_cli import (
+    backup,
+    customers_group,
+    keys_group,
+    tokens_group,
+    weekly_report,
+)
 from statreport.analytics_cli import evaluate, statement
 from statreport.attest_cli import attest_group
 from statreport.client_cli import phone_home, simulate
@@ -99,6 +105,7 @@ def demo(data_dir: Path, serve: bool, port: int | None) -> None:
 
 main.add_command(customers_group)
 main.add_command(keys_group)
+main.add_command(tokens_group)
 main.add_command(phone_home)
 main.add_command(simulate)
 main.add_command(evaluate)

@@ -39,13 +39,15 @@ def server_options(function: F) -> F:
 
 
 def admin_options(function: F) -> F:
-    """Server options plus the admin token (from the environment, never the command line)."""
+    """Server options plus a staff token (from the environment, never the command line)."""
     function = click.option(
+        "--token",
         "--admin-token",
-        envvar="STATREPORT_ADMIN_TOKEN",
+        "admin_token",
+        envvar=["STATREPORT_TOKEN", "STATREPORT_ADMIN_TOKEN"],
         required=True,
-        show_envvar=True,
-        help="The server's admin token; prefer the environment variable.",
+        help="Your named token (statreport tokens create), or the server's root token; prefer "
+        "the environment [env STATREPORT_TOKEN, else STATREPORT_ADMIN_TOKEN].",
     )(function)
     return server_options(function)
 
@@ -62,7 +64,8 @@ def verify_for(server: str, ca_cert: Path | None) -> Any:
 
 
 def admin_http(server: str, ca_cert: Path | None, admin_token: str) -> httpx.Client:
-    """An HTTP client for the admin API; the audit log records the login name."""
+    """An HTTP client for the admin API; the audit log records the token's name, and the
+    login name as whom it acted on behalf of."""
     return httpx.Client(
         base_url=server.rstrip("/"),
         verify=verify_for(server, ca_cert),

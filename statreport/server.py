@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 from analytics.endpoints import router as analytics_router
+from core import repository as core_repository
 from core.auth import Keyring
 from core.connections import bounded_protocol
 from core.endpoints import admin_router as operations_admin_router
@@ -148,7 +149,9 @@ def _lifespan(
             raise
         app.state.store = store
         app.state.keyring = Keyring(
-            admin_token=admin_token, records=await store.read(customers_repository.license_keys)
+            admin_token=admin_token,
+            records=await store.read(customers_repository.license_keys),
+            staff=await store.read(core_repository.staff_tokens),
         )
         log.info("event=store.opened path=%s", settings.database_path)
         mailer = Mailer(settings)

@@ -79,9 +79,9 @@ def test_retiring_an_instance_and_undoing_it(server: RunningServer) -> None:
         undone = http.delete(f"/v1/instances/{A}/retire", headers={"X-Statreport-Actor": "carol"})
         assert (undone.json()["retired_on"], undone.json()["active_on_as_of"]) == (None, True)
         entries = http.get("/v1/audit-log", params={"target": A}).json()
-    assert [(e["action"], e["actor"]) for e in entries] == [
-        ("instance.unretire", "carol"),
-        ("instance.retire", "admin"),
+    assert [(e["action"], e["actor"], e["on_behalf_of"]) for e in entries] == [
+        ("instance.unretire", "root", "carol"),
+        ("instance.retire", "root", None),
     ]
     assert entries[1]["after"] == {"customer_id": "acme", "retired_on": _day(2).isoformat()}
     assert entries[0]["after"] == {"customer_id": "acme", "retired_on": None}

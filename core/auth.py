@@ -7,8 +7,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from core.errors import Forbidden, Unauthenticated
@@ -16,9 +16,6 @@ from core.errors import Forbidden, Unauthenticated
 LICENSE_KEY_PREFIX = "srk_"
 STAFF_TOKEN_PREFIX = "srt_"  # noqa: S105 (a prefix, not a secret)
 ROOT = "root"
-# ``last_used_at`` is written at most this often per token: a minute is precise enough to
-# answer "is this token still in use?", and costs one write per token per minute at most.
-LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class Role(StrEnum):
@@ -69,7 +66,6 @@ class StaffTokenRecord:
     name: str
     role: Role
     token_hash: str
-    last_used_at: datetime | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -95,6 +91,28 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Uses:
+    """When named tokens and licence keys were last used, by name and key id."""
+
+    tokens: dict[str, datetime] = field(default_factory=dict)
+    keys: dict[str, datetime] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.tokens or self.keys)
+
+    def since(self, written: Uses) -> Uses:
+        """The uses newer than ``written``'s."""
+        return Uses(
+            {k: v for k, v in self.tokens.items() if written.tokens.get(k) != v},
+            {k: v for k, v in self.keys.items() if written.keys.get(k) != v},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +147,10 @@ class Keyring:
         self._admin_hash = hash_secret(admin_token)
         self._keys: dict[str, LicenseKeyRecord] = {r.key_hash: r for r in records}
         self._staff: dict[str, StaffTokenRecord] = {r.token_hash: r for r in staff}
-        self._last_used: dict[str, datetime] = {
-            r.name: r.last_used_at for r in staff if r.last_used_at is not None
-        }
+        # When each token and key was last used, noted here as it happens (a dict write on the
+        # hot path) and written to the database once a minute (``core.tokens.write_uses``).
+        self._used = Uses()
+        self._written = Uses()
 
     def add_staff(self, record: StaffTokenRecord) -> None:
         """Make a new staff token usable."""
@@ -142,7 +161,6 @@ class Keyring:
         for token_hash, record in list(self._staff.items()):
             if record.name == name:
                 del self._staff[token_hash]
-        self._last_used.pop(name, None)
 
     def staff_named(self, name: str) -> Staff | None:
         """The staff member of a current token by name (``root`` included), or None once
@@ -154,15 +172,18 @@ class Keyring:
                 return Staff(record.name, record.role)
         return None
 
-    def touch(self, name: str, now: datetime) -> bool:
-        """Note a use of a named token; True when ``last_used_at`` should be written."""
-        if name == ROOT:
-            return False
-        last = self._last_used.get(name)
-        if last is not None and now - last < LAST_USED_PRECISION:
-            return False
-        self._last_used[name] = now
-        return True
+    def last_used(self) -> Uses:
+        """When each token and key was last used since the server started."""
+        return self._used
+
+    def unwritten_uses(self) -> Uses:
+        """The uses not yet written to the database."""
+        return self._used.since(self._written)
+
+    def uses_written(self, uses: Uses) -> None:
+        """Note that ``uses`` are in the database."""
+        self._written.tokens.update(uses.tokens)
+        self._written.keys.update(uses.keys)
 
     def staff(self, token: str | None) -> Staff:
         """The staff member behind a root or named token, or ``Unauthenticated`` saying what
@@ -177,6 +198,7 @@ class Keyring:
             return Staff(ROOT, Role.ADMIN)
         record = self._staff.get(presented)
         if record is not None and hmac.compare_digest(record.token_hash, presented):
+            self._used.tokens[record.name] = _now()
             return Staff(record.name, record.role)
         if presented in self._keys:
             raise Unauthenticated(
@@ -227,4 +249,5 @@ class Keyring:
                 f"Licence key {record.key_id} has been revoked. Configure the instance with a "
                 "current key; your account manager can issue one."
             )
+        self._used.keys[record.key_id] = _now()
         return LicenseHolder(key_id=record.key_id, customer_id=record.customer_id)

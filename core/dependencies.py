@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from core import tokens
 from core.auth import Actor, Keyring, Staff, bearer_token
 from core.ratelimit import RateLimiter
 from core.settings import Settings
@@ -68,7 +67,6 @@ _READS = frozenset({"GET", "HEAD"})
 async def current_staff(
     request: Request,
     keyring: KeyringDep,
-    store: StoreDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
 ) -> Staff:
     """The staff member behind the bearer token. A viewer may read (GET) and nothing else:
@@ -76,7 +74,6 @@ async def current_staff(
     staff = keyring.staff(bearer_token(request.headers.get("authorization")))
     if request.method not in _READS:
         staff.require_admin(f"{request.method} {request.url.path}")
-    await tokens.record_use(store, keyring, name=staff.name)
     return staff
 
 

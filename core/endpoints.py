@@ -112,9 +112,9 @@ async def post_token(
 @admin_router.get(
     "/v1/tokens", summary="Named staff tokens (never the tokens)", dependencies=[AdminOnly]
 )
-async def get_tokens(store: StoreDep) -> list[TokenInfo]:
-    """Names, roles, when each was created and last used (to the minute)."""
-    return await tokens.list_tokens(store)
+async def get_tokens(store: StoreDep, keyring: KeyringDep) -> list[TokenInfo]:
+    """Names, roles, when each was created and last used."""
+    return await tokens.list_tokens(store, keyring)
 
 
 @admin_router.delete("/v1/tokens/{name}", status_code=204, summary="Revoke a named staff token")

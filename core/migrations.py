@@ -199,7 +199,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
     (
         9,
-        "named staff tokens; the audit log records whom a change was made on behalf of",
+        "named staff tokens; when tokens and keys were last used; the audit log records whom "
+        "a change was made on behalf of",
         """
         CREATE TABLE staff_tokens (
             name VARCHAR PRIMARY KEY,
@@ -209,6 +210,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             last_used_at TIMESTAMPTZ
         );
         ALTER TABLE audit_log ADD COLUMN on_behalf_of VARCHAR;
+        ALTER TABLE license_keys ADD COLUMN last_used_at TIMESTAMPTZ;
         """,
     ),
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from core.auth import Actor, Role, StaffTokenRecord
+from core.auth import Actor, Role, StaffTokenRecord, Uses
 
 
 def rows_as_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -102,9 +102,9 @@ def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
 def staff_tokens(con: duckdb.DuckDBPyConnection) -> list[StaffTokenRecord]:
     """Every current named token's hash, for the keyring."""
     return [
-        StaffTokenRecord(name=r[0], role=Role(r[1]), token_hash=r[2], last_used_at=r[3])
+        StaffTokenRecord(name=r[0], role=Role(r[1]), token_hash=r[2])
         for r in con.execute(
-            "SELECT name, role, token_hash, last_used_at FROM staff_tokens ORDER BY name"
+            "SELECT name, role, token_hash FROM staff_tokens ORDER BY name"
         ).fetchall()
     ]
 
@@ -141,6 +141,17 @@ def delete_staff_token(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute("DELETE FROM staff_tokens WHERE name = ?", [name])
 
 
-def touch_staff_token(con: duckdb.DuckDBPyConnection, *, name: str, at: datetime) -> None:
-    """Record when a named token was last used."""
-    con.execute("UPDATE staff_tokens SET last_used_at = ? WHERE name = ?", [at, name])
+def record_uses(con: duckdb.DuckDBPyConnection, uses: Uses) -> None:
+    """Record when named tokens and licence keys were last used, in the caller's transaction."""
+    if uses.tokens:
+        con.executemany(
+            "UPDATE staff_tokens SET last_used_at = greatest(coalesce(last_used_at, $1), $1) "
+            "WHERE name = $2",
+            [[at, name] for name, at in uses.tokens.items()],
+        )
+    if uses.keys:
+        con.executemany(
+            "UPDATE license_keys SET last_used_at = greatest(coalesce(last_used_at, $1), $1) "
+            "WHERE key_id = $2",
+            [[at, key_id] for key_id, at in uses.keys.items()],
+        )

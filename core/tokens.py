@@ -16,12 +16,6 @@ from core.store import Store
 log = logging.getLogger("statreport.tokens")
 
 
-async def list_tokens(store: Store) -> list[TokenInfo]:
-    """Every named token by name, with when it was created and last used."""
-    rows = await store.read(repository.staff_token_rows)
-    return [TokenInfo.model_validate(row) for row in rows]
-
-
 async def create_token(
     store: Store, keyring: Keyring, *, name: str, role: Role, actor: Actor
 ) -> TokenCreated:
@@ -83,13 +77,27 @@ async def revoke_token(store: Store, keyring: Keyring, *, name: str, actor: Acto
     log.info("event=token.revoked name=%s actor=%s", name, actor)
 
 
-async def record_use(store: Store, keyring: Keyring, *, name: str) -> None:
-    """Keep ``last_used_at`` to the minute, with at most one write per token a minute."""
-    now = datetime.now(UTC)
-    if not keyring.touch(name, now):
+async def list_tokens(store: Store, keyring: Keyring) -> list[TokenInfo]:
+    """Every named token by name, with when it was created and last used."""
+    rows = await store.read(repository.staff_token_rows)
+    used = keyring.last_used().tokens
+    return [
+        TokenInfo.model_validate(
+            {**row, "last_used_at": used.get(row["name"], row["last_used_at"])}
+        )
+        for row in rows
+    ]
+
+
+async def write_uses(store: Store, keyring: Keyring) -> None:
+    """Write when tokens and keys were last used; run once a minute and at shutdown, so a
+    crash loses at most a minute of it. A failure is logged and retried next time."""
+    uses = keyring.unwritten_uses()
+    if not uses:
         return
     try:
-        await store.write(lambda con: repository.touch_staff_token(con, name=name, at=now))
-    except StoreUnavailable:
-        # A read must not fail because its bookkeeping could not be written.
-        log.warning("event=token.last_used_not_written name=%s", name)
+        await store.write(lambda con: repository.record_uses(con, uses))
+    except StoreUnavailable as exc:
+        log.warning("event=uses.not_written error=%r", str(exc))
+        return
+    keyring.uses_written(uses)

@@ -36,9 +36,11 @@ async def get_customers(store: StoreDep) -> list[Customer]:
 
 
 @router.get("/v1/customers/{customer_id}", summary="One customer, with its licence keys")
-async def get_customer(customer_id: CustomerIdPath, store: StoreDep) -> dict[str, Any]:
-    """The stored document, its timestamps, and its keys' ids."""
-    return await customers.get_customer(store, customer_id=customer_id)
+async def get_customer(
+    customer_id: CustomerIdPath, store: StoreDep, keyring: KeyringDep
+) -> dict[str, Any]:
+    """The stored document, its timestamps, and its keys' ids, created, revoked and last used."""
+    return await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
 
 
 @router.post(

@@ -28,7 +28,7 @@ def insert_license_key(
 ) -> None:
     """Store a new licence key's hash."""
     con.execute(
-        "INSERT INTO license_keys VALUES (?, ?, ?, ?, NULL)",
+        "INSERT INTO license_keys (key_id, customer_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
         [record.key_id, record.customer_id, record.key_hash, created_at],
     )
 
@@ -49,11 +49,13 @@ def customer_license_keys(
 ) -> list[dict[str, Any]]:
     """A customer's keys, without hashes."""
     rows = con.execute(
-        "SELECT key_id, created_at, revoked_at FROM license_keys WHERE customer_id = ? "
-        "ORDER BY created_at",
+        "SELECT key_id, created_at, revoked_at, last_used_at FROM license_keys "
+        "WHERE customer_id = ? ORDER BY created_at",
         [customer_id],
     ).fetchall()
-    return [{"key_id": r[0], "created_at": r[1], "revoked_at": r[2]} for r in rows]
+    return [
+        {"key_id": r[0], "created_at": r[1], "revoked_at": r[2], "last_used_at": r[3]} for r in rows
+    ]
 
 
 def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datetime) -> None:

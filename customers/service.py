@@ -49,15 +49,22 @@ async def upsert_customer(
     return Customer.model_validate(stored)
 
 
-async def get_customer(store: Store, *, customer_id: str) -> dict[str, Any]:
-    """One customer with its licence keys (ids and dates only)."""
+async def get_customer(
+    store: Store, *, customer_id: str, keyring: Keyring | None = None
+) -> dict[str, Any]:
+    """One customer with its licence keys (ids and dates only; with ``keyring``, the uses of
+    the last minute not yet written included)."""
 
     def read(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
         row = repository.customer_row(con, customer_id=customer_id)
         if row is None:
             return None
         customer = Customer.model_validate(row).model_dump(mode="json", exclude_none=True)
-        customer["license_keys"] = repository.customer_license_keys(con, customer_id=customer_id)
+        keys = repository.customer_license_keys(con, customer_id=customer_id)
+        used = keyring.last_used().keys if keyring is not None else {}
+        customer["license_keys"] = [
+            {**key, "last_used_at": used.get(key["key_id"], key["last_used_at"])} for key in keys
+        ]
         return customer
 
     found = await store.read(read)

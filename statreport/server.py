@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.metadata
 import logging
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics.endpoints import router as analytics_router
 from core import repository as core_repository
+from core import tokens
 from core.auth import Keyring
 from core.connections import bounded_protocol
 from core.endpoints import admin_router as operations_admin_router
@@ -178,9 +180,12 @@ def _lifespan(
         # benchmarks/ingest.py).
         gc.collect()
         gc.freeze()
+        uses = asyncio.create_task(_write_uses_every_minute(store, app.state.keyring))
         try:
             yield
         finally:
+            uses.cancel()
+            await tokens.write_uses(store, app.state.keyring)
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             mailer.shutdown()
@@ -188,6 +193,13 @@ def _lifespan(
             log.info("event=store.closed path=%s", settings.database_path)
 
     return lifespan
+
+
+async def _write_uses_every_minute(store: Store, keyring: Keyring) -> None:
+    """When tokens and keys were last used, to the minute, without a write per request."""
+    while True:
+        await asyncio.sleep(60)
+        await tokens.write_uses(store, keyring)
 
 
 def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:

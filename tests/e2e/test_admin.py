@@ -102,9 +102,16 @@ def test_licence_keys_are_random_shown_once_and_stored_hashed(server: RunningSer
     assert other != key
     with server.admin() as http:
         shown = http.get("/v1/customers/acme").json()["license_keys"]
+        assert post(server, key, make_report()).status_code == 202
+        used = http.get("/v1/customers/acme").json()["license_keys"]
     assert len(shown) == 1
-    assert set(shown[0]) == {"key_id", "created_at", "revoked_at"}
-    server.stop()
+    assert set(shown[0]) == {"key_id", "created_at", "revoked_at", "last_used_at"}
+    assert shown[0]["last_used_at"] is None
+    assert used[0]["last_used_at"] is not None
+    server.stop()  # at shutdown, when keys were last used is written
+    assert query(
+        server.data_dir, "SELECT count(*) FROM license_keys WHERE last_used_at IS NOT NULL"
+    ) == [(1,)]
     database = (server.data_dir / "statreport.duckdb").read_bytes()
     wal = server.data_dir / "statreport.duckdb.wal"
     raw = database + (wal.read_bytes() if wal.exists() else b"")

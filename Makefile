@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict core customers ingest phonehome analytics scheduler statreport tests benchmarks docs
+	$(BIN)/mypy --strict core customers ingest phonehome analytics scheduler console statreport tests benchmarks docs
 
 test: lint
 	$(BIN)/pytest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -27,10 +27,7 @@ async def post_evaluation(
     request: EvaluationRequest, store: StoreDep, metrics: ApiMetricsDep
 ) -> Evaluation:
     """Without ``as_of``, evaluates as of yesterday (UTC), the last complete day."""
-    today = datetime.now(UTC).date()
-    as_of = request.as_of or today - timedelta(days=1)
-    service.check_as_of(as_of, today=today)
-    result = await service.evaluate(store, as_of=as_of)
+    result = await service.evaluate_now(store, as_of=request.as_of)
     metrics.last_evaluation.set(result.evaluated_at.timestamp())
     return result
 

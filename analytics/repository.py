@@ -186,9 +186,15 @@ def save_evaluation(
 def evaluation(
     con: duckdb.DuckDBPyConnection, *, as_of: date | None = None, evaluation_id: str | None = None
 ) -> dict[str, Any] | None:
-    """One run's document as it was answered: by id, or the newest of a day; or None."""
-    where = "as_of = ?" if evaluation_id is None else "evaluation_id = ?"
-    params: list[Any] = [as_of if evaluation_id is None else evaluation_id]
+    """One run's document as it was answered: by id, or the newest of a day, or the newest of
+    all; or None."""
+    params: list[Any]
+    if evaluation_id is not None:
+        where, params = "evaluation_id = ?", [evaluation_id]
+    elif as_of is not None:
+        where, params = "as_of = ?", [as_of]
+    else:
+        where, params = "true", []
     row = con.execute(
         f"SELECT findings, evaluation_id, rules_version, customers_version FROM evaluation_runs "  # noqa: S608
         f"WHERE {where} ORDER BY evaluated_at DESC LIMIT 1",

@@ -232,6 +232,21 @@ async def evaluate(
     return result
 
 
+async def evaluate_now(store: Store, *, as_of: date | None) -> Evaluation:
+    """An evaluation asked for by a person: as of ``as_of``, by default the latest finished
+    day (UTC); refused after today."""
+    today = datetime.now(UTC).date()
+    as_of = as_of or today - timedelta(days=1)
+    check_as_of(as_of, today=today)
+    return await evaluate(store, as_of=as_of)
+
+
+async def newest_run(store: Store) -> Evaluation | None:
+    """The newest run, whatever its ``as_of``; None before the first."""
+    document = await store.read(repository.evaluation)
+    return None if document is None else Evaluation.model_validate(document)
+
+
 async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
     """The newest run as of ``as_of``, as it was answered, without recomputing."""
     document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))

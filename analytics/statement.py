@@ -13,6 +13,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analytics import repository
+from analytics.charts import over, usage_svg
 from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
@@ -26,7 +27,6 @@ _RULE_WORDS = {
     "production": "only production instances count; non-production use is free",
     "max_instance": "the largest single instance counts (the same people use every instance)",
 }
-_CHART_WIDTH, _CHART_HEIGHT, _MARGIN = 640, 160, 28
 
 _templates = Environment(
     loader=PackageLoader("analytics", "templates"),
@@ -85,7 +85,7 @@ async def customer_statement(
         {
             "metric": metric,
             "svg": usage_svg([(d, u, e) for d, mm, u, e in rows if mm == metric]),
-            "over_days": [d for d, mm, u, e in rows if mm == metric and _over(u, e)],
+            "over_days": [d for d, mm, u, e in rows if mm == metric and over(u, e)],
         }
         for metric in licensed
     ]
@@ -113,10 +113,6 @@ async def customer_statement(
     return Statement(csv=daily_csv, sha256=digest, html=html)
 
 
-def _over(usage: int | None, entitled: int | None) -> bool:
-    return usage is not None and entitled is not None and usage > entitled
-
-
 def _csv(rows: list[tuple[date, str, int | None, int | None]]) -> str:
     """The daily rows, one per day and metric; empty cells are no usage or unlimited."""
     out = io.StringIO()
@@ -129,7 +125,7 @@ def _csv(rows: list[tuple[date, str, int | None, int | None]]) -> str:
                 metric,
                 _cell(usage),
                 _cell(entitled),
-                str(_over(usage, entitled)).lower(),
+                str(over(usage, entitled)).lower(),
             ]
         )
     return out.getvalue()
@@ -137,55 +133,3 @@ def _csv(rows: list[tuple[date, str, int | None, int | None]]) -> str:
 
 def _cell(value: int | None) -> str:
     return "" if value is None else str(value)
-
-
-def usage_svg(series: list[tuple[date, int | None, int | None]]) -> str:
-    """An inline SVG chart of daily usage (line) against entitlement (steps), over-days marked;
-    drawn here so that the statement loads nothing from elsewhere."""
-    values = [v for _, u, e in series for v in (u, e) if v is not None]
-    top = max(values, default=1) * 1.1 or 1
-    width, height = _CHART_WIDTH - 2 * _MARGIN, _CHART_HEIGHT - 2 * _MARGIN
-    step = width / max(len(series) - 1, 1)
-
-    def point(index: int, value: int) -> str:
-        x = _MARGIN + index * step
-        y = _MARGIN + height - value / top * height
-        return f"{x:.1f},{y:.1f}"
-
-    def polyline(pick: int, colour: str, dashed: bool) -> str:
-        runs: list[list[str]] = [[]]
-        for index, row in enumerate(series):
-            value = row[pick]
-            if value is None:
-                runs.append([])
-            else:
-                runs[-1].append(point(index, value))  # type: ignore[arg-type]
-        dash = ' stroke-dasharray="4 3"' if dashed else ""
-        return "".join(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
-            f'points="{" ".join(run)}"/>'
-            for run in runs
-            if run
-        )
-
-    marks = "".join(
-        f'<circle cx="{point(i, u).split(",")[0]}" cy="{point(i, u).split(",")[1]}" r="2.5" '
-        'fill="#c0392b"/>'
-        for i, (_, u, e) in enumerate(series)
-        if u is not None and _over(u, e)
-    )
-    axis = (
-        f'<text x="4" y="{_MARGIN + 4}" font-size="10">{int(top)}</text>'
-        f'<text x="4" y="{_MARGIN + height}" font-size="10">0</text>'
-        f'<text x="{_MARGIN}" y="{_CHART_HEIGHT - 6}" font-size="10">{series[0][0]}</text>'
-        f'<text x="{_CHART_WIDTH - _MARGIN}" y="{_CHART_HEIGHT - 6}" font-size="10" '
-        f'text-anchor="end">{series[-1][0]}</text>'
-        if series
-        else ""
-    )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_CHART_WIDTH} {_CHART_HEIGHT}" '
-        f'width="{_CHART_WIDTH}" height="{_CHART_HEIGHT}" role="img">'
-        f'<rect x="{_MARGIN}" y="{_MARGIN}" width="{width}" height="{height}" fill="#f7f9fb"/>'
-        f"{polyline(2, '#7f8c8d', True)}{polyline(1, '#2c6fb7', False)}{marks}{axis}</svg>"
-    )

@@ -16,6 +16,15 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    def blocked(self, key: str) -> int | None:
+        """None while ``key`` has a token left (taking none), else the seconds to wait."""
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.refill_per_second)
+        if tokens >= 1.0:
+            return None
+        return max(1, math.ceil((1.0 - tokens) / self.refill_per_second))
+
     def acquire(self, key: str) -> int | None:
         """Take one token; None when allowed, else the whole seconds to wait before retrying."""
         now = self._clock()

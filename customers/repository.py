@@ -165,13 +165,15 @@ def instances(
     instance_id: str | None = None,
     as_of: date,
 ) -> list[dict[str, Any]]:
-    """Every instance of a customer (or one instance) with what its instance-days say, first
-    reporting first; ``last_report_by_as_of`` is its latest report day up to ``as_of``."""
-    where, params = (
-        ("i.customer_id = ?", [customer_id])
-        if instance_id is None
-        else ("i.instance_id = ?::UUID", [instance_id])
-    )
+    """Every instance of a customer (or one instance, or with neither, of every customer) with
+    what its instance-days say, first reporting first; ``last_report_by_as_of`` is its latest
+    report day up to ``as_of``."""
+    if instance_id is not None:
+        where, params = "i.instance_id = ?::UUID", [instance_id]
+    elif customer_id is not None:
+        where, params = "i.customer_id = ?", [customer_id]
+    else:
+        where, params = "true", []
     cursor = con.execute(
         f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_day_totals d "  # noqa: S608
         f"ON d.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "
@@ -187,4 +189,17 @@ def set_retirement(
     """Record (or, with None, undo) an instance's retirement, in the caller's transaction."""
     con.execute(
         "UPDATE instances SET retired_on = ? WHERE instance_id = ?::UUID", [retired_on, instance_id]
+    )
+
+
+def customer_attestations(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str
+) -> list[dict[str, Any]]:
+    """A customer's attestations, newest quarter first."""
+    return rows_as_dicts(
+        con.execute(
+            "SELECT quarter, received_at, certified_on, officer_name, officer_title, reports, "
+            "bundle_sha256 FROM attestations WHERE customer_id = ? ORDER BY quarter DESC",
+            [customer_id],
+        )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -173,6 +174,37 @@ async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
     if rows is None:
         raise NotFound(f"No customer {customer_id!r}. List customers with GET /v1/customers.")
     return [_instance(row, as_of=as_of) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    """One customer's instances at a glance."""
+
+    active_instances: int
+    last_report_on: date | None
+
+
+async def fleet_summary(store: Store) -> dict[str, FleetSummary]:
+    """Per customer that ever reported: its instances active on the latest finished day and
+    its latest report day, by the same rule as ``list_instances``."""
+    as_of = _latest_finished_day()
+    rows = await store.read(lambda con: repository.instances(con, as_of=as_of))
+    summary: dict[str, FleetSummary] = {}
+    for row in rows:
+        instance = _instance(row, as_of=as_of)
+        before = summary.get(row["customer_id"], FleetSummary(0, None))
+        summary[row["customer_id"]] = FleetSummary(
+            before.active_instances + instance.active_on_as_of,
+            max(filter(None, (before.last_report_on, instance.last_report_on))),
+        )
+    return summary
+
+
+async def attestations(store: Store, *, customer_id: str) -> list[dict[str, Any]]:
+    """A customer's attestations as received, newest quarter first."""
+    return await store.read(
+        lambda con: repository.customer_attestations(con, customer_id=customer_id)
+    )
 
 
 async def set_retirement(

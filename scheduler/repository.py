@@ -87,6 +87,19 @@ def unsent_recipients(
     return set(recipients) - sent
 
 
+def weeks(con: duckdb.DuckDBPyConnection, *, limit: int) -> list[dict[str, Any]]:
+    """The ISO weeks with deliveries, newest first: how many were sent and how many failed."""
+    cursor = con.execute(
+        "SELECT iso_week, count(*) FILTER (WHERE status = 'sent') AS sent, "
+        "count(*) FILTER (WHERE status = 'failed') AS failed, "
+        "count(*) FILTER (WHERE status = 'sending') AS sending, "
+        "max(attempted_at) AS last_attempt FROM weekly_deliveries "
+        "GROUP BY iso_week ORDER BY iso_week DESC LIMIT ?",
+        [limit],
+    )
+    return rows_as_dicts(cursor)
+
+
 def deliveries(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> list[dict[str, Any]]:
     """Every recipient's latest attempt for one week."""
     cursor = con.execute(

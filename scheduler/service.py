@@ -247,6 +247,10 @@ class WeeklyReporter:
         )
         return delivery
 
+    async def weeks(self, *, limit: int = 104) -> list[dict[str, Any]]:
+        """The ISO weeks with deliveries, newest first, with how many were sent and failed."""
+        return await self.store.read(lambda con: repository.weeks(con, limit=limit))
+
     async def deliveries(self, *, iso_week: str) -> list[DeliveryRecord]:
         """Each recipient's latest attempt for ``iso_week``; empty if none yet."""
         rows = await self.store.read(lambda con: repository.deliveries(con, iso_week=iso_week))

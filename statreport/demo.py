@@ -450,6 +450,19 @@ def _command() -> str:
     return str(invoked)
 
 
+def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str]:
+    """A viewer's and an admin's named token, for trying the console as each."""
+    made = []
+    with httpx.Client(
+        base_url=url, verify=verify, headers={"Authorization": f"Bearer {root_token}"}
+    ) as http:
+        for name, role in (("demo-viewer", "viewer"), ("demo-admin", "admin")):
+            response = http.post("/v1/tokens", json={"name": name, "role": role})
+            response.raise_for_status()
+            made.append(response.json()["token"])
+    return made[0], made[1]
+
+
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     """Set up, simulate, evaluate, email, print; then exit, or keep serving."""
     _prepare(data_dir)
@@ -486,8 +499,12 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         if not serve:
             click.echo(f"\nTo explore the API too: {_command()} demo --serve")
             return
-        click.echo(f"\nServing {url}; the API's pages are at {url}/docs")
-        click.echo(f"  export STATREPORT_ADMIN_TOKEN={token}")
+        viewer, admin = _console_tokens(url, verify_context(settings.cert_path), token)
+        click.echo(f"\nThe console: {url}/ui/ (the certificate is the demo's own, self-signed)")
+        click.echo(f"  sign in as a viewer (reads everything): {viewer}")
+        click.echo(f"  or as an admin (also changes things):  {admin}")
+        click.echo(f"The API's pages are at {url}/docs; from a shell:")
+        click.echo(f"  export STATREPORT_TOKEN={admin}")
         click.echo(f"  {_command()} evaluate --server {url} --ca-cert {settings.cert_path}")
         click.echo("Press Ctrl+C to stop.")
         try:

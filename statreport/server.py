@@ -16,8 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
+from starlette.staticfiles import StaticFiles
 
 from analytics.endpoints import router as analytics_router
+from console.pages import root_router as console_root
+from console.pages import router as console_router
+from console.sessions import Sessions
 from core import repository as core_repository
 from core import tokens
 from core.auth import Keyring
@@ -108,6 +112,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.include_router(weekly_router)
     app.include_router(operations_admin_router)
     app.include_router(operations_router)
+    app.include_router(console_router)
+    app.include_router(console_root)
+    app.mount("/ui/static", StaticFiles(packages=[("console", "static")]), name="console-static")
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]
     return app
@@ -155,6 +162,7 @@ def _lifespan(
             records=await store.read(customers_repository.license_keys),
             staff=await store.read(core_repository.staff_tokens),
         )
+        app.state.sessions = Sessions(app.state.keyring)
         log.info("event=store.opened path=%s", settings.database_path)
         mailer = Mailer(settings)
         reporter = WeeklyReporter(

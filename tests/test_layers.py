@@ -16,7 +16,8 @@ ALLOWED = {
     "phonehome": {"core", "ingest"},  # the instance side shares the wire schema only
     "analytics": {"core"},
     "scheduler": {"core", "analytics"},
-    "statreport": {"core", "customers", "ingest", "phonehome", "analytics", "scheduler"},
+    "console": {"core", "customers", "analytics", "scheduler"},
+    "statreport": {"core", "customers", "ingest", "phonehome", "analytics", "scheduler", "console"},
 }
 
 

@@ -1,0 +1,164 @@
+"""What every console page shares: templates, the signed-in session, CSRF, security headers,
+and errors shown as pages rather than problem documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from console.sessions import COOKIE, Session, Sessions
+from core.errors import Forbidden, InvalidPayload, StatreportError
+from core.problems import describe_validation_errors, format_loc
+
+#: Only the console's own origin, no framing, no inline script (SPEC §12). Inline SVG charts
+#: use presentation attributes, so styles need no exception either.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+#: A statement is a self-contained document meant to be forwarded: its styles are inline,
+#: and it may load nothing at all.
+DOCUMENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Environment(
+    loader=PackageLoader("console", "templates"),
+    autoescape=select_autoescape(["html.j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class SignInRequired(Exception):
+    """No live session: the page sends the browser to the sign-in form."""
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: every answer carries the security headers; an error is a page that
+    says what went wrong, with the status the JSON API would answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            response: Response
+            try:
+                response = await handler(request)
+            except SignInRequired:
+                query = f"?{request.url.query}" if request.url.query else ""
+                target = quote(request.url.path + query, safe="/")
+                response = RedirectResponse(f"/ui/login?next={target}", status_code=303)
+            except StatreportError as exc:
+                response = error_page(request, exc.status, exc.title, exc.detail)
+            except ValidationError as exc:
+                response = error_page(
+                    request, 422, "Invalid input", "; ".join(validation_text(exc))
+                )
+            if "Content-Security-Policy" not in response.headers:
+                response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            for name, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return handle
+
+
+def sessions_of(request: Request) -> Sessions:
+    """The console's sessions, opened with the app."""
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
+def current_session(request: Request) -> Session:
+    """The signed-in session of this browser, or off to the sign-in form."""
+    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    if session is None:
+        raise SignInRequired
+    return session
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+async def checked_form(request: Request, session: SessionDep) -> Mapping[str, Any]:
+    """A changing form's fields, once its CSRF token matched the session's and the session
+    is an admin's; otherwise 403 and nothing changes."""
+    form = await request.form()
+    presented = form.get("csrf")
+    if not session.csrf_matches(presented if isinstance(presented, str) else None):
+        raise Forbidden(
+            "This form did not come from your console session (its CSRF token is missing or "
+            "stale). Reload the page and try again."
+        )
+    session.staff.require_admin()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+FormDep = Annotated[Mapping[str, Any], Depends(checked_form)]
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    session: Session | None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render one page of the console."""
+    html = templates.get_template(template).render(
+        request=request,
+        session=session,
+        staff=session.staff if session else None,
+        path=request.url.path,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """An error as a page: what was wrong and what to do, with the API's status."""
+    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    return page(
+        request, "error.html.j2", session=session, status=status, title=title, detail=detail
+    )
+
+
+def validation_text(exc: ValidationError | InvalidPayload) -> list[str]:
+    """Validation errors as lines a person can act on."""
+    errors = (
+        describe_validation_errors(exc.errors()) if isinstance(exc, ValidationError) else exc.errors
+    )
+    return [f"{format_loc(list(e['loc']))}: {e['msg']}" for e in errors]
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a change, back to a page (so that reloading it changes nothing)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def parse_day(value: str | None, *, field: str) -> date | None:
+    """A ``YYYY-MM-DD`` form field, or None when empty."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidPayload(
+            f"{field} must be a day written YYYY-MM-DD, such as 2026-11-22; {value!r} is not.",
+            errors=[{"loc": ["form", field], "msg": "a day, YYYY-MM-DD"}],
+        ) from None

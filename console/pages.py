@@ -22,7 +22,7 @@ from analytics import statement as statement_service
 from analytics.charts import over, usage_svg
 from analytics.schemas import Evaluation
 from analytics.usage import USAGE_METRICS
-from console.sessions import COOKIE, LIFETIME_SECONDS, address_key
+from console.sessions import COOKIE, LIFETIME_SECONDS, Session, address_key
 from console.web import (
     DOCUMENT_SECURITY_POLICY,
     ConsoleRoute,
@@ -36,11 +36,12 @@ from console.web import (
     validation_text,
 )
 from core import audit, tokens
-from core.auth import Actor, Role
+from core.auth import Actor, Keyring, Role
 from core.dependencies import ApiMetricsDep, KeyringDep, SettingsDep, StoreDep
 from core.errors import InvalidPayload, NotFound, Unauthenticated
 from core.identifiers import ID_PATTERN, TOKEN_NAME_PATTERN, UUID_PATTERN
 from core.schemas import TokenRequest
+from core.store import Store
 from customers import service as customers
 from customers.schemas import READ_ONLY_FIELDS, CustomerDocument
 from scheduler.endpoints import IsoWeek, WeeklyReporterDep
@@ -304,14 +305,17 @@ async def customer_page(
     to: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     """One customer: orders, charts, instances, episodes, attestations, keys, statement."""
-    return await _customer_page(request, session, store, keyring, customer_id, from_=from_, to=to)
+    new_key = sessions_of(request).take_once(request.cookies.get(COOKIE), f"key:{customer_id}")
+    return await _customer_page(
+        request, session, store, keyring, customer_id, from_=from_, to=to, new_key=new_key
+    )
 
 
 async def _customer_page(
     request: Request,
-    session: Any,
-    store: Any,
-    keyring: Any,
+    session: Session,
+    store: Store,
+    keyring: Keyring,
     customer_id: str,
     *,
     from_: str | None = None,
@@ -408,9 +412,9 @@ async def replace_document(
 
 async def _bad_document(
     request: Request,
-    session: Any,
-    store: Any,
-    keyring: Any,
+    session: Session,
+    store: Store,
+    keyring: Keyring,
     customer_id: str,
     text: str,
     errors: list[str],
@@ -435,20 +439,17 @@ async def issue_key(
     store: StoreDep,
     keyring: KeyringDep,
     customer_id: CustomerId,
-) -> HTMLResponse:
-    """Issue a licence key and show it this once (the answer is never cached)."""
+) -> Response:
+    """Issue a licence key; the customer's page shows it once (never in a URL)."""
     created = await customers.create_license_key(
         store, keyring, customer_id=customer_id, actor=_actor(session.staff.name)
     )
-    return await _customer_page(
-        request,
-        session,
-        store,
-        keyring,
-        customer_id,
-        status=201,
-        new_key={"key_id": created.key_id, "license_key": created.license_key},
+    sessions_of(request).show_once(
+        request.cookies.get(COOKIE),
+        f"key:{customer_id}",
+        {"key_id": created.key_id, "license_key": created.license_key},
     )
+    return see_other(f"/ui/customers/{customer_id}#keys")
 
 
 @router.post("/license-keys/{key_id}/revoke")
@@ -645,7 +646,7 @@ async def token_list(
         "tokens.html.j2",
         session=session,
         tokens=await tokens.list_tokens(store, keyring),
-        created=None,
+        created=sessions_of(request).take_once(request.cookies.get(COOKIE), "token"),
         roles=[r.value for r in Role],
         pattern=TOKEN_NAME_PATTERN,
     )
@@ -654,24 +655,16 @@ async def token_list(
 @router.post("/tokens")
 async def create_token(
     request: Request, form: FormDep, session: SessionDep, store: StoreDep, keyring: KeyringDep
-) -> HTMLResponse:
-    """Create a named token and show it this once."""
+) -> Response:
+    """Create a named token; the tokens page shows it once (never in a URL)."""
     asked = TokenRequest.model_validate(
         {"name": form.get("name", "").strip(), "role": form.get("role", "")}
     )
     created = await tokens.create_token(
         store, keyring, name=asked.name, role=asked.role, actor=_actor(session.staff.name)
     )
-    return page(
-        request,
-        "tokens.html.j2",
-        session=session,
-        status=201,
-        tokens=await tokens.list_tokens(store, keyring),
-        created=created,
-        roles=[r.value for r in Role],
-        pattern=TOKEN_NAME_PATTERN,
-    )
+    sessions_of(request).show_once(request.cookies.get(COOKIE), "token", created)
+    return see_other("/ui/tokens")
 
 
 @router.post("/tokens/{name}/revoke")

@@ -11,7 +11,8 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from core.auth import Keyring, Staff
 from core.ratelimit import RateLimiter
@@ -44,6 +45,9 @@ class _Stored:
     name: str
     csrf: str
     expires_at: float
+    # A secret to show on the next page only (a new key or token), so that the page after a
+    # change is reached by a redirect and reloading it changes nothing.
+    once: dict[str, Any] = field(default_factory=dict)
 
 
 class Sessions:
@@ -81,6 +85,17 @@ class Sessions:
             del self._sessions[key]
             return None
         return Session(staff=staff, csrf=stored.csrf, expires_at=stored.expires_at)
+
+    def show_once(self, session_id: str | None, what: str, value: Any) -> None:
+        """Keep ``value`` for the session's next page that asks for ``what``."""
+        stored = self._sessions.get(_digest(session_id or ""))
+        if stored is not None:
+            stored.once[what] = value
+
+    def take_once(self, session_id: str | None, what: str) -> Any:
+        """The value kept by ``show_once``, forgotten as it is taken; None if there is none."""
+        stored = self._sessions.get(_digest(session_id or ""))
+        return None if stored is None else stored.once.pop(what, None)
 
     def end(self, session_id: str | None) -> None:
         """Sign out: the cookie no longer opens anything, even if it is replayed."""

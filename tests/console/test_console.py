@@ -1,0 +1,345 @@
+"""The staff console in a real browser (SPEC §12): headless Chromium from Debian's ``chromium``
+package, driven by Playwright, against the real server over TLS."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.conftest import ServerFactory
+from tests.support import (
+    WORKED_EXAMPLE_ORDER,
+    RunningServer,
+    customer,
+    days,
+    evaluate,
+    send_daily,
+    start_thread_server,
+)
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="the console's browser tests need Debian's chromium: apt-get install chromium "
+    "(make test installs it when run as root)",
+)
+
+PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+
+
+@dataclass
+class Console:
+    """A server with a customer over its licence, and a viewer's and an admin's token."""
+
+    server: RunningServer
+    viewer: str
+    admin: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def _token(server: RunningServer, name: str, role: str) -> str:
+    with server.admin() as http:
+        response = http.post("/v1/tokens", json={"name": name, "role": role})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    server = start_thread_server(tmp_path_factory.mktemp("console"))
+    # SPEC §5-§6's worked example: 58 users against 50 from 2026-11-03.
+    key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
+    usage = dict.fromkeys(days("2026-10-01", "2026-11-08"), 48)
+    usage.update(dict.fromkeys(days("2026-11-03", "2026-11-08"), 58))
+    send_daily(server, key, usage, instance=PRODUCTION)
+    server.add_customer("globex", customer("bob@vendor.example", WORKED_EXAMPLE_ORDER))
+    evaluate(server, "2026-11-08")
+    made = Console(server, _token(server, "vera", "viewer"), _token(server, "adam", "admin"))
+    yield made
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, console: Console) -> Iterator[BrowserContext]:
+    """A fresh browser profile that records every request it makes: all must go to the
+    console's own origin (nothing from a CDN, a font service or anywhere else)."""
+    # The server's certificate is self-signed for the test; the connection is still TLS.
+    made = browser.new_context(ignore_https_errors=True)
+    made.set_default_timeout(10_000)
+    requested: list[str] = []
+    made.on("request", lambda request: requested.append(request.url))
+    yield made
+    made.close()
+    foreign = [u for u in requested if not u.startswith((console.url + "/", "data:"))]
+    assert foreign == []
+    assert requested  # the test did load pages
+
+
+def sign_in(context: BrowserContext, console: Console, token: str) -> Page:
+    page = context.new_page()
+    page.goto(console.url + "/")
+    assert page.url.startswith(console.url + "/ui/login")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == console.url + "/ui/"
+    return page
+
+
+def csrf_of(page: Page) -> str:
+    value = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert value
+    return value
+
+
+def test_a_viewer_sees_every_page_and_no_button_that_changes_anything(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.viewer)
+    assert page.get_by_role("heading", name="Findings").is_visible()
+    section = page.locator("section.findings", has_text="In regularization window")
+    row = section.locator("tbody tr", has_text="acme")
+    assert "58 / 50" in row.inner_text()
+    assert page.get_by_role("button", name="Run evaluation").count() == 0
+
+    row.get_by_role("link", name="Evidence").click()
+    assert "/ui/findings/f_" in page.url
+    assert page.get_by_role("heading", name="Evidence: overuse of users").is_visible()
+    peak = page.locator("table.evidence tbody tr", has_text="2026-11-03").first
+    assert "58" in peak.inner_text()
+    assert page.locator("figure.chart svg circle").count() >= 6  # the over-days are marked
+
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Customers").click()
+    listed = page.locator("tbody tr", has_text="acme")
+    assert "In regularization window: users" in listed.inner_text()
+    listed.get_by_role("link", name="Alice").click()
+    assert page.url.endswith("/ui/customers/acme")
+    chart = page.locator("figure#chart-users")
+    assert "over-days" in chart.inner_text()
+    assert chart.locator("svg rect.window").count() == 1  # the episode's 30 days, shaded
+    assert PRODUCTION in page.locator("#instances").inner_text()
+    for name in ("Replace the document", "Issue a licence key", "Retire"):
+        assert page.get_by_role("button", name=name).count() == 0
+    statement = page.get_by_role("link", name="Statement for this period")
+    assert "/ui/customers/acme/statement?from=" in (statement.get_attribute("href") or "")
+
+    for label, heading in (("Weekly reports", "Weekly reports"), ("Audit log", "Audit log")):
+        page.get_by_role("navigation", name="Console").get_by_role("link", name=label).click()
+        assert page.get_by_role("heading", name=heading, exact=True).is_visible()
+    assert page.get_by_role("link", name="Tokens").count() == 0
+    assert page.goto(console.url + "/ui/tokens").status == 403  # type: ignore[union-attr]
+
+
+def test_a_viewer_posting_anyway_is_refused_and_nothing_changes(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.viewer)
+    answer = context.request.post(
+        console.url + "/ui/customers/acme/license-keys", form={"csrf": csrf_of(page)}
+    )
+    assert answer.status == 403
+    assert "'vera' has the role 'viewer'" in html.unescape(answer.text())
+    with console.server.admin() as http:
+        keys = http.get("/v1/customers/acme").json()["license_keys"]
+    assert len(keys) == 1
+
+
+def test_an_admin_issues_a_key_replaces_the_document_and_sees_it_audited(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    page.goto(console.url + "/ui/customers/globex")
+    page.get_by_role("button", name="Issue a licence key").click()
+    shown = page.locator(".shown-once code.secret").inner_text()
+    assert re.fullmatch(r"srk_[A-Za-z0-9_-]{43}", shown)
+    page.reload()  # shown once: not on the page again
+    assert page.locator(".shown-once").count() == 0
+
+    document = page.get_by_label(re.compile("The whole document"))
+    original = document.input_value()
+    for broken, needle in (
+        ('{"name": "Globex", "orders": [}', "not JSON"),
+        ('{"name": "Globex"}', "account_manager: Field required"),
+    ):
+        document.fill(broken)
+        page.get_by_role("button", name="Replace the document").click()
+        errors = page.locator("#document-errors")
+        assert "Nothing was saved" in errors.inner_text()
+        assert needle in errors.inner_text()
+        assert document.input_value() == broken  # kept beside its errors, for fixing
+    with console.server.admin() as http:
+        assert http.get("/v1/customers/globex").json()["name"] == "Bob"
+
+    document.fill(original.replace('"name": "Bob"', '"name": "Globex Corporation"'))
+    page.get_by_role("button", name="Replace the document").click()
+    assert page.get_by_role("heading", name=re.compile("^Globex Corporation")).is_visible()
+
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Audit log").click()
+    newest = page.locator("article.audit").first
+    assert "customer.update" in newest.inner_text()
+    assert "By adam" in newest.inner_text()
+    assert "changed: name" in newest.inner_text()
+    before, after = newest.locator("pre.json").all_inner_texts()
+    assert '"name": "Bob"' in before
+    assert '"name": "Globex Corporation"' in after
+
+
+def test_an_admin_retires_an_instance_and_runs_an_evaluation_from_the_keyboard(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    page.goto(console.url + "/ui/customers/acme")
+    row = page.locator(f"#instance-{PRODUCTION}")
+    row.get_by_label("Retired on").fill("2026-11-08")
+    row.get_by_role("button", name="Retire").click()
+    assert "retired 2026-11-08" in page.locator(f"#instance-{PRODUCTION}").inner_text()
+    page.locator(f"#instance-{PRODUCTION}").get_by_role("button", name="Undo retirement").click()
+    assert "retired" not in page.locator(f"#instance-{PRODUCTION}").inner_text()
+
+    page.goto(console.url + "/ui/")
+    page.get_by_label("Run an evaluation as of").fill("2026-11-08")
+    page.get_by_role("button", name="Run evaluation").focus()
+    page.keyboard.press("Enter")  # a real button: reachable and pressed from the keyboard
+    page.wait_for_url(re.compile(r"/ui/\?as_of=2026-11-08"))
+    assert "as of 2026-11-08" in page.locator("p.meta").inner_text()
+    with console.server.admin() as http:
+        runs = http.get("/v1/evaluations", params={"as_of": "2026-11-08"}).json()
+    assert len(runs) >= 2
+
+
+def test_an_admin_creates_and_revokes_a_token_which_ends_its_sessions(
+    browser: Browser, context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    page.get_by_role("link", name="Tokens").click()
+    page.get_by_label("Name").fill("olga")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Create token").click()
+    olga = page.locator(".shown-once code.secret").inner_text()
+    assert olga.startswith("srt_")
+
+    other = browser.new_context(ignore_https_errors=True)
+    try:
+        olga_page = sign_in(other, console, olga)
+        page.get_by_role("button", name="Revoke olga").click()
+        assert page.locator("tbody", has_text="olga").count() == 0
+        olga_page.reload()
+        assert "/ui/login" in olga_page.url  # her session ended with her token
+    finally:
+        other.close()
+
+
+def test_a_change_without_the_csrf_token_is_refused(
+    context: BrowserContext, console: Console
+) -> None:
+    sign_in(context, console, console.admin)
+    forms: list[dict[str, str | float | bool]] = [{}, {"csrf": "forged"}]
+    for form in forms:
+        answer = context.request.post(console.url + "/ui/customers/acme/license-keys", form=form)
+        assert answer.status == 403
+        assert "CSRF" in answer.text()
+    with console.server.admin() as http:
+        keys = http.get("/v1/customers/acme").json()["license_keys"]
+    assert len(keys) == 1
+
+
+def test_the_session_cookie_and_the_security_headers(
+    context: BrowserContext, console: Console
+) -> None:
+    page = context.new_page()
+    answer = page.goto(console.url + "/ui/login")
+    assert answer is not None
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    page.get_by_label("Token").fill(console.viewer)
+    page.get_by_role("button", name="Sign in").click()
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "statreport_session"
+    assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
+    assert cookie["path"] == "/ui"
+    lifetime = cookie["expires"] - time.time()
+    assert 11.9 * 3600 < lifetime <= 12 * 3600
+    assert cookie["value"] not in page.content()
+
+
+def test_sign_out_ends_the_session_on_the_server(context: BrowserContext, console: Console) -> None:
+    page = sign_in(context, console, console.viewer)
+    (cookie,) = context.cookies()
+    page.get_by_role("button", name="Sign out").click()
+    assert page.url.endswith("/ui/login")
+    # The old cookie, replayed by hand, opens nothing any more.
+    with httpx.Client(
+        verify=console.server.verify(), cookies={cookie["name"]: cookie["value"]}
+    ) as http:
+        replayed = http.get(console.url + "/ui/", follow_redirects=False)
+    assert replayed.status_code == 303
+    assert replayed.headers["location"].startswith("/ui/login")
+
+
+def test_the_statement_and_an_email_as_sent_open_from_the_console(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    page.goto(console.url + "/ui/weekly")
+    page.get_by_label("Send now, as of").fill("2026-11-08")
+    page.get_by_role("button", name="Dry run first").click()
+    assert "Dry run" in page.locator("[role=status]").inner_text()
+    assert "dry run" in page.locator("[role=status] tbody").inner_text()
+    page.get_by_role("button", name="Send now").click()
+    # No SMTP server is configured in this test: the emails go to the outbox.
+    sent = page.locator("[role=status] tbody").inner_text()
+    assert "sent: " in sent
+    assert "outbox" in sent
+    page.locator("nav.weeks a").first.click()
+    page.get_by_role("link", name="alice@vendor.example").click()
+    assert "Licence compliance" in page.locator("pre.email").inner_text()
+    assert "SHA-256" in page.locator("p.meta").inner_text()
+
+    page.goto(console.url + "/ui/customers/acme")
+    page.get_by_label("From", exact=True).fill("2026-10-01")
+    page.get_by_label("To", exact=True).fill("2026-11-08")
+    page.get_by_role("button", name="Show").click()
+    with context.expect_page() as opened:
+        page.get_by_role("link", name="Statement for this period").click(modifiers=["Shift"])
+    statement = opened.value
+    statement.wait_for_load_state()
+    assert "2026-10-01" in statement.content()
+    assert "SHA-256" in statement.content()
+
+
+def test_five_failed_sign_ins_a_minute_are_answered_429(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    with httpx.Client(base_url=server.url, verify=server.verify()) as http:
+        failures = [http.post("/ui/login", data={"token": f"wrong-{n}"}) for n in range(5)]
+        assert [f.status_code for f in failures] == [401] * 5
+        assert "not known" in failures[0].text
+        blocked = http.post("/ui/login", data={"token": "wrong-again"})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) >= 1
+    assert "Wait" in blocked.text

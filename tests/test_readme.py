@@ -77,7 +77,16 @@ def test_the_wire_format_example_is_the_file_it_names() -> None:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "customers", "ingest", "phonehome", "analytics", "scheduler", "statreport")
+PACKAGES = (
+    "core",
+    "customers",
+    "ingest",
+    "phonehome",
+    "analytics",
+    "scheduler",
+    "console",
+    "statreport",
+)
 
 
 def test_the_architecture_table_names_modules_that_exist_and_every_package() -> None:

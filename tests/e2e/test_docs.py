@@ -40,11 +40,12 @@ def test_the_openapi_document_describes_the_phone_home_route(server: RunningServ
         "$ref": "#/components/schemas/StatisticsReport"
     }
     assert "Certification" in document["components"]["schemas"]
-    # Swagger UI's "Authorize" sends the admin token to every admin route.
-    assert set(document["components"]["securitySchemes"]) == {"adminToken", "licenseKey"}
+    # Swagger UI's "Authorize" sends a staff token to every admin route.
+    assert set(document["components"]["securitySchemes"]) == {"staffToken", "licenseKey"}
     for path in ("/v1/customers", "/v1/findings", "/v1/weekly-reports/{iso_week}"):
         (operation,) = document["paths"][path].values()
-        assert operation["security"] == [{"adminToken": []}], path
+        assert operation["security"] == [{"staffToken": []}], path
+    assert not [p for p in document["paths"] if p.startswith("/ui")]  # pages, not API
 
 
 def test_the_docs_pages_load_nothing_from_the_internet(server: RunningServer) -> None:

@@ -1,0 +1,106 @@
+"""Photograph the console's main pages over the demo's data.
+
+    .venv/bin/python docs/console_screenshots.py
+
+runs ``statreport demo`` in a temporary folder, serves its data directory, signs in to the
+console with an admin token in headless Chromium (Debian's ``chromium``, driven by Playwright)
+and writes ``docs/console-*.png``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from playwright.sync_api import Page, sync_playwright
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))
+
+from core.settings import Settings  # noqa: E402
+from docs.screenshot import chromium_or_exit, run_demo  # noqa: E402
+from statreport.server import create_app, free_port, uvicorn_config  # noqa: E402
+
+#: (file, path or None for "follow the first evidence link", height to keep)
+PAGES = (
+    ("console-findings.png", "/ui/", 1500),
+    ("console-customer.png", "/ui/customers/acme", 1500),
+    ("console-evidence.png", None, 1100),
+    ("console-weekly.png", "/ui/weekly", 700),
+    ("console-audit.png", "/ui/audit", 900),
+)
+
+
+def _serve(data_dir: Path, token: str) -> tuple[uvicorn.Server, threading.Thread, str]:
+    settings = Settings(
+        data_dir=data_dir,
+        port=free_port(),
+        admin_token=token,
+        scheduler_enabled=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            sys.exit("the server did not start")
+        time.sleep(0.05)
+    return server, thread, f"https://127.0.0.1:{settings.port}"
+
+
+def _shoot(page: Page, file: str, height: int) -> None:
+    full = page.evaluate("document.documentElement.scrollHeight")
+    page.screenshot(
+        path=DOCS / file, clip={"x": 0, "y": 0, "width": 1280, "height": min(full, height)}
+    )
+    print(f"wrote {DOCS / file}")
+
+
+def main() -> None:
+    """Run the demo, then photograph each page as an admin sees it."""
+    chromium = chromium_or_exit()
+    with tempfile.TemporaryDirectory() as work:
+        data_dir = run_demo(Path(work))
+        root = secrets.token_urlsafe(24)
+        server, thread, url = _serve(data_dir, root)
+        try:
+            with httpx.Client(base_url=url, verify=False) as http:  # noqa: S501 (own server)
+                made = http.post(
+                    "/v1/tokens",
+                    json={"name": "lena", "role": "admin"},
+                    headers={"Authorization": f"Bearer {root}"},
+                )
+                token = made.raise_for_status().json()["token"]
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=chromium, args=["--no-sandbox"]
+                )
+                context = browser.new_context(
+                    ignore_https_errors=True, viewport={"width": 1280, "height": 900}
+                )
+                page = context.new_page()
+                page.goto(url + "/ui/login")
+                page.get_by_label("Token").fill(token)
+                page.get_by_role("button", name="Sign in").click()
+                for file, path, height in PAGES:
+                    if path is None:
+                        page.goto(url + "/ui/")
+                        page.locator("section.findings a", has_text="Evidence").first.click()
+                    else:
+                        page.goto(url + path)
+                    _shoot(page, file, height)
+                browser.close()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import duckdb  # noqa: E402
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -50,6 +51,13 @@ def _evaluate(data_dir: Path) -> tuple[str, str, str]:
         store.close_file()
     finding = next(f for f in run.findings if f.kind == "overuse")
     return as_of.isoformat(), finding.customer_id, finding.finding_id
+
+
+def _reports(database: Path) -> int:
+    con = duckdb.connect(str(database), read_only=True)
+    row = con.execute("SELECT count(*) FROM reports").fetchone()
+    con.close()
+    return int(row[0]) if row else 0
 
 
 def _serve(data_dir: Path, token: str) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -76,17 +84,21 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=5)
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each page")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="generate the data into this folder once and keep it; later runs reuse it",
+    )
     args = parser.parse_args()
     chromium = chromium_or_exit()
 
-    work = Path(tempfile.mkdtemp(prefix="statreport-console-bench-"))
-    print("generating the benchmark database ...", file=sys.stderr, flush=True)
-    count = generate(
-        work / "statreport.duckdb",
-        customers=args.customers,
-        instances=args.instances,
-        days=args.days,
-    )
+    work = args.keep or Path(tempfile.mkdtemp(prefix="statreport-console-bench-"))
+    database = work / "statreport.duckdb"
+    if not database.exists():
+        print("generating the benchmark database ...", file=sys.stderr, flush=True)
+        work.mkdir(parents=True, exist_ok=True)
+        generate(database, customers=args.customers, instances=args.instances, days=args.days)
+    count = _reports(database)
     as_of, customer_id, finding_id = _evaluate(work)
     root = secrets.token_urlsafe(24)
     server, thread, url = _serve(work, root)
@@ -143,7 +155,8 @@ def main() -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
     print()
     print(f"console benchmark: {count:,} reports, evaluation as of {as_of}")

@@ -31,6 +31,7 @@ from console.web import (
     error_page,
     page,
     parse_day,
+    read_form,
     see_other,
     sessions_of,
     validation_text,
@@ -56,6 +57,8 @@ CustomerId = Annotated[str, Path(pattern=ID_PATTERN)]
 FindingId = Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")]
 #: How far back a customer's charts look unless asked otherwise.
 DEFAULT_PERIOD_DAYS = 90
+#: Rows a list page shows at once: enough to scan, few enough to draw at once.
+PAGE_ROWS = 100
 KINDS = (
     "overuse",
     "telemetry_missing",
@@ -106,11 +109,11 @@ async def login(request: Request, keyring: KeyringDep, settings: SettingsDep) ->
         )
         refused.headers["Retry-After"] = str(wait)
         return refused
-    form = await request.form()
-    token = form.get("token")
-    next_url = _safe_next(str(form.get("next") or "/ui/"))
+    form = await read_form(request)
+    token = form.get("token", "").strip()
+    next_url = _safe_next(form.get("next") or "/ui/")
     try:
-        staff = keyring.staff(token.strip() if isinstance(token, str) and token.strip() else None)
+        staff = keyring.staff(token or None)
     except Unauthenticated as exc:
         sessions.failures.acquire(address)
         log.info("event=console.sign_in_failed")
@@ -134,9 +137,8 @@ async def login(request: Request, keyring: KeyringDep, settings: SettingsDep) ->
 @router.post("/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
     """Sign out: the session ends on the server, whatever happens to the cookie."""
-    form = await request.form()
-    presented = form.get("csrf")
-    if not session.csrf_matches(presented if isinstance(presented, str) else None):
+    form = await read_form(request)
+    if not session.csrf_matches(form.get("csrf")):
         return error_page(request, 403, "Forbidden", "Reload the page and sign out again.")
     sessions_of(request).end(request.cookies.get(COOKIE))
     response = see_other("/ui/login")
@@ -162,6 +164,7 @@ async def findings(
     as_of: Annotated[str | None, Query(max_length=10)] = None,
     manager: Annotated[str | None, Query(max_length=254)] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
+    start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     """The findings of the newest run (or of the newest run as of a day), grouped and ordered
     as the weekly email groups them, filtered by account manager and kind."""
@@ -180,12 +183,14 @@ async def findings(
         if (not manager or f.account_manager == manager) and (not kind or f.kind == kind)
     ]
     names = await analytics.customer_names(store)
+    shown = chosen[start : start + PAGE_ROWS]  # in the SPEC's order, so sections stay whole
     sections = [
         {
             "title": spec.title,
             "hint": spec.hint,
             "columns": spec.columns,
-            "rows": [(f, spec.cells(f)) for f in chosen if spec.matches(f)],
+            "rows": [(f, spec.cells(f)) for f in shown if spec.matches(f)],
+            "total": sum(spec.matches(f) for f in chosen),
         }
         for spec in SECTIONS
     ]
@@ -201,9 +206,29 @@ async def findings(
         kinds=KINDS,
         kind=kind or "",
         names=names,
-        shown=len(chosen),
+        matching=len(chosen),
+        pages=_pages(request, start, len(chosen)),
         default_as_of=_latest_finished_day(),
     )
+
+
+def _pages(request: Request, start: int, total: int) -> dict[str, Any]:
+    """Where this page of a long list starts and ends, and links to the ones around it."""
+
+    def link(offset: int) -> str:
+        return (
+            str(request.url.include_query_params(start=offset).path)
+            + "?"
+            + str(request.url.include_query_params(start=offset).query)
+        )
+
+    return {
+        "first": min(start + 1, total),
+        "last": min(start + PAGE_ROWS, total),
+        "total": total,
+        "previous": link(max(start - PAGE_ROWS, 0)) if start > 0 else None,
+        "next": link(start + PAGE_ROWS) if start + PAGE_ROWS < total else None,
+    }
 
 
 @router.post("/evaluations")
@@ -256,9 +281,10 @@ async def customer_list(
     session: SessionDep,
     store: StoreDep,
     q: Annotated[str, Query(max_length=200)] = "",
+    start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     """Every customer with its account manager, worst finding, active instances and last
-    report; ``q`` searches ids, names and account managers."""
+    report, a page at a time; ``q`` searches ids, names and account managers."""
     listed = await customers.list_customers(store)
     needle = q.strip().lower()
     if needle:
@@ -269,7 +295,8 @@ async def customer_list(
             or needle in c.name.lower()
             or needle in c.account_manager.lower()
         ]
-    fleet = await customers.fleet_summary(store)
+    shown = listed[start : start + PAGE_ROWS]
+    fleet = await customers.fleet_summary(store, customer_ids=[c.customer_id for c in shown])
     run = await analytics.newest_run(store)
     worst: dict[str, dict[str, Any]] = {}
     for finding in run.findings if run else []:  # in the SPEC's order: the first is the worst
@@ -278,7 +305,8 @@ async def customer_list(
         request,
         "customers.html.j2",
         session=session,
-        customers=listed,
+        customers=shown,
+        pages=_pages(request, start, len(listed)),
         fleet=fleet,
         worst=worst,
         q=q,

@@ -6,16 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import date
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console.sessions import COOKIE, Session, Sessions
-from core.errors import Forbidden, InvalidPayload, StatreportError
+from core.errors import (
+    Forbidden,
+    InvalidPayload,
+    MalformedBody,
+    PayloadTooLarge,
+    StatreportError,
+    UnsupportedMediaType,
+)
 from core.problems import describe_validation_errors, format_loc
 
 #: Only the console's own origin, no framing, no inline script (SPEC §12). Inline SVG charts
@@ -68,6 +76,14 @@ class ConsoleRoute(APIRoute):
                 response = error_page(
                     request, 422, "Invalid input", "; ".join(validation_text(exc))
                 )
+            except RequestValidationError as exc:  # a query or path the route refuses
+                described = describe_validation_errors(list(exc.errors()))
+                response = error_page(
+                    request,
+                    422,
+                    "Invalid address",
+                    "; ".join(f"{format_loc(e['loc'])}: {e['msg']}" for e in described),
+                )
             if "Content-Security-Policy" not in response.headers:
                 response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
             for name, value in _SECURITY_HEADERS.items():
@@ -94,21 +110,55 @@ def current_session(request: Request) -> Session:
 SessionDep = Annotated[Session, Depends(current_session)]
 
 
-async def checked_form(request: Request, session: SessionDep) -> Mapping[str, Any]:
+#: The largest form the console accepts: a customer document of 1,000 orders fits.
+FORM_LIMIT_BYTES = 1 << 20
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of a console form (URL-encoded, as browsers send them), read with a bound:
+    413 over 1 MiB, 415 for another type, 400 when it cannot be decoded."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != _FORM_TYPE:
+        raise UnsupportedMediaType(
+            f"The console's forms are sent as {_FORM_TYPE}; use the page's own form, or the "
+            "JSON API for scripts."
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_LIMIT_BYTES:
+            raise PayloadTooLarge(
+                f"A console form is at most {FORM_LIMIT_BYTES // 1024} KiB; for a larger "
+                "document use 'statreport customers apply'."
+            )
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=100,
+            strict_parsing=True,
+            errors="strict",
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedBody(f"The form could not be read ({exc}); reload the page.") from exc
+    return dict(pairs)
+
+
+async def checked_form(request: Request, session: SessionDep) -> Mapping[str, str]:
     """A changing form's fields, once its CSRF token matched the session's and the session
     is an admin's; otherwise 403 and nothing changes."""
-    form = await request.form()
-    presented = form.get("csrf")
-    if not session.csrf_matches(presented if isinstance(presented, str) else None):
+    form = await read_form(request)
+    if not session.csrf_matches(form.get("csrf")):
         raise Forbidden(
             "This form did not come from your console session (its CSRF token is missing or "
             "stale). Reload the page and try again."
         )
     session.staff.require_admin()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return form
 
 
-FormDep = Annotated[Mapping[str, Any], Depends(checked_form)]
+FormDep = Annotated[Mapping[str, str], Depends(checked_form)]
 
 
 def page(

@@ -163,17 +163,19 @@ def instances(
     *,
     customer_id: str | None = None,
     instance_id: str | None = None,
+    customer_ids: list[str] | None = None,
     as_of: date,
 ) -> list[dict[str, Any]]:
-    """Every instance of a customer (or one instance, or with neither, of every customer) with
-    what its instance-days say, first reporting first; ``last_report_by_as_of`` is its latest
-    report day up to ``as_of``."""
+    """Every instance of a customer (or one instance, or of several customers) with what its
+    instance-days say, first reporting first; ``last_report_by_as_of`` is its latest report
+    day up to ``as_of``."""
+    params: list[Any]
     if instance_id is not None:
         where, params = "i.instance_id = ?::UUID", [instance_id]
     elif customer_id is not None:
         where, params = "i.customer_id = ?", [customer_id]
     else:
-        where, params = "true", []
+        where, params = "list_contains(?, i.customer_id)", [customer_ids or []]
     cursor = con.execute(
         f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_day_totals d "  # noqa: S608
         f"ON d.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "

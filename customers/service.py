@@ -184,11 +184,13 @@ class FleetSummary:
     last_report_on: date | None
 
 
-async def fleet_summary(store: Store) -> dict[str, FleetSummary]:
-    """Per customer that ever reported: its instances active on the latest finished day and
-    its latest report day, by the same rule as ``list_instances``."""
+async def fleet_summary(store: Store, *, customer_ids: list[str]) -> dict[str, FleetSummary]:
+    """Per customer of ``customer_ids`` that ever reported: its instances active on the latest
+    finished day and its latest report day, by the same rule as ``list_instances``."""
     as_of = _latest_finished_day()
-    rows = await store.read(lambda con: repository.instances(con, as_of=as_of))
+    rows = await store.read(
+        lambda con: repository.instances(con, customer_ids=customer_ids, as_of=as_of)
+    )
     summary: dict[str, FleetSummary] = {}
     for row in rows:
         instance = _instance(row, as_of=as_of)

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 from tests.conftest import ServerFactory
 from tests.support import (
+    ADMIN_TOKEN,
     WORKED_EXAMPLE_ORDER,
     RunningServer,
     customer,
@@ -343,3 +344,42 @@ def test_five_failed_sign_ins_a_minute_are_answered_429(server_factory: ServerFa
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) >= 1
     assert "Wait" in blocked.text
+
+
+def test_a_form_too_large_or_of_another_type_is_refused(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    with httpx.Client(base_url=server.url, verify=server.verify()) as http:
+        large = http.post("/ui/login", data={"token": "x" * (2 << 20)})
+        as_json = http.post("/ui/login", json={"token": "x"})
+        garbled = http.post(
+            "/ui/login",
+            content=b"token=%ff%fe",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert large.status_code == 413
+    assert "at most 1024 KiB" in html.unescape(large.text)
+    assert as_json.status_code == 415
+    assert garbled.status_code == 400
+
+
+def test_long_lists_come_a_page_at_a_time(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    with server.admin() as http:
+        for n in range(101):
+            document = customer(f"am{n % 3}@vendor.example", WORKED_EXAMPLE_ORDER)
+            assert http.put(f"/v1/customers/c{n:03d}", json=document).status_code == 200
+    with httpx.Client(base_url=server.url, verify=server.verify()) as http:
+        signed_in = http.post("/ui/login", data={"token": ADMIN_TOKEN})
+        assert signed_in.status_code == 303
+        first = http.get("/ui/customers")
+        second = http.get("/ui/customers", params={"start": 100})
+        searched = http.get("/ui/customers", params={"q": "c10"})
+    assert "Customers 1\u2013100 of 101" in first.text
+    assert 'href="/ui/customers?start=100" rel="next"' in first.text
+    assert "c099" in first.text
+    assert "c100" not in first.text
+    assert "Customers 101\u2013101 of 101" in second.text
+    assert "c100" in second.text
+    assert "c099" not in second.text
+    assert "c100" in searched.text
+    assert "pager" not in searched.text  # two matches: one page

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-quick lint browser demo bench clean
+.PHONY: test test-quick fuzz lint browser demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statreport needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -36,6 +36,10 @@ test: lint browser
 
 test-quick: lint browser
 	$(BIN)/pytest -m "not slow"
+
+# The API fuzz test of make test, with 20 times the examples (about 10 minutes).
+fuzz: $(STAMP)
+	STATREPORT_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/fuzz -v
 
 demo: $(STAMP)
 	$(BIN)/statreport demo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -17,7 +16,9 @@ from analytics.schemas import (
     Evidence,
 )
 from core.dependencies import ApiMetricsDep, StaffOnly, StoreDep
-from core.identifiers import CustomerIdPath, CustomerIdQuery
+from core.errors import NotFound
+from core.identifiers import CustomerIdPath, CustomerIdQuery, Day, DayQuery
+from core.openapi import problem
 
 router = APIRouter(tags=["compliance"], dependencies=[StaffOnly])
 
@@ -32,8 +33,12 @@ async def post_evaluation(
     return result
 
 
-@router.get("/v1/findings", summary="The findings kept by an earlier evaluation")
-async def get_findings(as_of: date, store: StoreDep) -> Evaluation:
+@router.get(
+    "/v1/findings",
+    summary="The findings kept by an earlier evaluation",
+    responses=problem(NotFound, "No evaluation as of that day has been run"),
+)
+async def get_findings(as_of: DayQuery, store: StoreDep) -> Evaluation:
     """Answers from storage; 404 when no evaluation as of that day was run."""
     return await service.stored_findings(store, as_of=as_of)
 
@@ -41,7 +46,7 @@ async def get_findings(as_of: date, store: StoreDep) -> Evaluation:
 @router.get("/v1/evaluations", summary="Evaluation runs, newest first")
 async def get_evaluations(
     store: StoreDep,
-    as_of: date | None = None,
+    as_of: Annotated[Day | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EvaluationRun]:
     """Every run is kept: evaluating a day again makes another run, never overwrites one."""
@@ -59,7 +64,7 @@ async def get_evaluation(
 @router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
 async def get_evidence(
     finding_id: Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")],
-    as_of: date,
+    as_of: DayQuery,
     store: StoreDep,
 ) -> Evidence:
     """For the newest run of ``as_of`` (404 if the finding is not in it): an over-use
@@ -83,8 +88,8 @@ async def get_episodes(
 async def get_usage(
     customer_id: CustomerIdPath,
     store: StoreDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: date,
+    from_: Annotated[Day, Query(alias="from")],
+    to: DayQuery,
 ) -> Response:
     """One entry per day; a null entitlement means no active order names the metric."""
     usage = await service.customer_usage(store, customer_id=customer_id, start=from_, end=to)
@@ -100,8 +105,8 @@ async def get_usage(
 async def get_statement(
     customer_id: CustomerIdPath,
     store: StoreDep,
-    from_: Annotated[date, Query(alias="from")],
-    to: date,
+    from_: Annotated[Day, Query(alias="from")],
+    to: DayQuery,
     format: Literal["html", "csv"] = "html",
 ) -> Response:
     """Self-contained HTML (inline SVG charts, nothing loaded from elsewhere, printable on A4),

@@ -6,7 +6,9 @@ import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.identifiers import Day
 
 #: The version of the contract's counting rules that evaluations follow (SPEC §6 v2).
 RULES_VERSION = "2"
@@ -169,7 +171,9 @@ class EvaluationRun(BaseModel):
 class EvaluationRequest(BaseModel):
     """``POST /v1/evaluations``."""
 
-    as_of: date | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Day | None = None
 
 
 class EpisodeHistory(BaseModel):

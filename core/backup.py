@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,31 +13,19 @@ import duckdb
 from core import repository
 from core.auth import Actor
 from core.errors import Conflict, InvalidPayload
+from core.identifiers import FILE_NAME_PATTERN
 from core.schemas import BackupMade
 from core.store import Store
 
 log = logging.getLogger("statreport.admin")
 
 
-#: Longest file name most file systems take, in bytes.
-_NAME_MAX_BYTES = 255
-
-
 def _checked_name(name: str) -> str:
-    """A plain file name, or ``InvalidPayload`` saying why not: never a path."""
-    problem = None
-    if "\x00" in name:
-        problem = "contains a NUL character"
-    elif "/" in name or "\\" in name:
-        problem = "is a path; give a plain file name, it is written in the backup directory"
-    elif name in (".", ".."):
-        problem = "is not a file name"
-    elif len(name.encode("utf-8")) > _NAME_MAX_BYTES:
-        problem = f"is longer than {_NAME_MAX_BYTES} bytes"
-    if problem is not None:
+    """The request's rule again, where the path is made: never a path, whoever calls."""
+    if not re.fullmatch(FILE_NAME_PATTERN, name):
         raise InvalidPayload(
-            f"The backup name {problem}. Nothing was written.",
-            errors=[{"loc": ["body", "destination"], "msg": problem}],
+            "The backup name must be a plain file name; nothing was written.",
+            errors=[{"loc": ["body", "destination"], "msg": "a plain file name"}],
         )
     return name
 

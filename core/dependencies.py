@@ -61,6 +61,9 @@ _staff_bearer = HTTPBearer(
     description="STATREPORT_ADMIN_TOKEN (root) or a named token from 'statreport tokens create'",
 )
 
+#: The bearer credentials, declared so that the document names the staff token's scheme.
+StaffBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)]
+
 _READS = frozenset({"GET", "HEAD"})
 
 

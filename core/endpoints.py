@@ -5,14 +5,23 @@ from __future__ import annotations
 import shutil
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from core import audit, backup, tokens
-from core.auth import bearer_token
-from core.dependencies import ActorDep, AdminOnly, KeyringDep, SettingsDep, StaffOnly, StoreDep
+from core.dependencies import (
+    ActorDep,
+    AdminOnly,
+    KeyringDep,
+    SettingsDep,
+    StaffBearer,
+    StaffOnly,
+    StoreDep,
+)
+from core.errors import Conflict
 from core.identifiers import TokenNamePath
+from core.openapi import problem
 from core.schemas import (
     AuditEntry,
     BackupMade,
@@ -64,16 +73,21 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(
     request: Request,
     keyring: KeyringDep,
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
+    credentials: StaffBearer,
 ) -> Response:
     """The exposition format; needs a staff token (any role) unless metrics are public."""
     if not settings.metrics_public:
-        keyring.staff(bearer_token(authorization))
+        keyring.staff(credentials.credentials if credentials else None)
     registry: CollectorRegistry = request.app.state.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -89,7 +103,10 @@ async def get_audit_log(
 
 
 @admin_router.post(
-    "/v1/backups", status_code=201, summary="Write a consistent copy of the database"
+    "/v1/backups",
+    status_code=201,
+    summary="Write a consistent copy of the database",
+    responses=problem(Conflict, "A file of that name exists already"),
 )
 async def post_backup(
     body: BackupRequest, store: StoreDep, settings: SettingsDep, actor: ActorDep
@@ -101,7 +118,12 @@ async def post_backup(
     )
 
 
-@admin_router.post("/v1/tokens", status_code=201, summary="Create a named staff token (shown once)")
+@admin_router.post(
+    "/v1/tokens",
+    status_code=201,
+    summary="Create a named staff token (shown once)",
+    responses=problem(Conflict, "The name is taken, or is 'root'"),
+)
 async def post_token(
     body: TokenRequest, store: StoreDep, keyring: KeyringDep, actor: ActorDep
 ) -> TokenCreated:
@@ -117,7 +139,12 @@ async def get_tokens(store: StoreDep, keyring: KeyringDep) -> list[TokenInfo]:
     return await tokens.list_tokens(store, keyring)
 
 
-@admin_router.delete("/v1/tokens/{name}", status_code=204, summary="Revoke a named staff token")
+@admin_router.delete(
+    "/v1/tokens/{name}",
+    status_code=204,
+    summary="Revoke a named staff token",
+    responses=problem(Conflict, "'root' cannot be revoked here"),
+)
 async def delete_token(
     name: TokenNamePath, store: StoreDep, keyring: KeyringDep, actor: ActorDep
 ) -> Response:

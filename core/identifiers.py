@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
 
 #: Letters, digits, ``.``, ``_`` and ``-``, 1 to 64 of them, but never ``.`` or ``..`` (SPEC
 #: §3 v2): spelled without a look-ahead, which pydantic's Rust regex engine does not have.
@@ -19,6 +21,13 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CustomerIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 KeyIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 CustomerIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+#: A file name the server writes (a backup): the id's alphabet, up to 255 characters, never
+#: ``.`` or ``..``, so never a path.
+FILE_NAME_PATTERN = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,253}"
+    r"|\.\.[A-Za-z0-9._-]{1,253})$"
+)
 #: A UUID in its canonical 36-character form, any version.
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 #: An instance's id as the wire format writes it.
@@ -26,3 +35,34 @@ InstanceIdPath = Annotated[str, Path(pattern=UUID_PATTERN)]
 #: A named staff token's name (SPEC §10).
 TOKEN_NAME_PATTERN = r"^[a-z0-9._-]{1,64}$"  # noqa: S105 (a pattern)
 TokenNamePath = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]
+
+#: A day of the calendar written ``YYYY-MM-DD``: only real days (30 days hath September; the
+#: 29th of February in leap years only), years 0001 to 9999.
+_YEAR = r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+DAY_PATTERN = (
+    rf"^(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    rf"|{_LEAP_YEAR}-02-29)$"
+)
+_DAY = re.compile(DAY_PATTERN)
+
+
+def _day_text(value: Any) -> Any:
+    """A day as text must be ``YYYY-MM-DD``: never a number of seconds, never another form."""
+    if isinstance(value, str) and not _DAY.fullmatch(value):
+        raise ValueError("must be a day written YYYY-MM-DD, such as 2026-11-22")
+    if not isinstance(value, str | date):
+        raise ValueError("must be a day written YYYY-MM-DD, such as 2026-11-22")
+    return value
+
+
+#: A day in a request: exactly ``YYYY-MM-DD``, as the document says (pydantic alone would also
+#: take ``0`` as 1970-01-01).
+Day = Annotated[
+    date,
+    BeforeValidator(_day_text),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DAY_PATTERN}),
+]
+DayQuery = Annotated[Day, Query()]

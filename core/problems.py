@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,7 +46,10 @@ _RANDOM_UUID_HELP = (
     "must be a UUID of version 4 (random) or 7 (time-ordered), such as "
     "5f0c6a3e-2b1d-4c1e-9a57-0d6b2f1c9e11; version 1 would carry the host's MAC address"
 )
-_TIMESTAMP_HELP = "must be an RFC 3339 timestamp with an offset, such as 2026-11-20T03:17:00Z"
+_TIMESTAMP_HELP = (
+    "must be an RFC 3339 timestamp with an offset, on a real day and time, such as "
+    "2026-11-20T03:17:00Z"
+)
 _FRIENDLY: dict[tuple[str, str], str] = {
     ("report_id", "string_pattern_mismatch"): _RANDOM_UUID_HELP,
     ("report_id", "string_type"): _UUID_HELP,
@@ -57,6 +61,10 @@ _FRIENDLY: dict[tuple[str, str], str] = {
     ("generated_at", "datetime_parsing"): _TIMESTAMP_HELP,
     ("generated_at", "datetime_from_date_parsing"): _TIMESTAMP_HELP,
     ("generated_at", "timezone_aware"): _TIMESTAMP_HELP,
+    ("destination", "string_pattern_mismatch"): (
+        "must be a plain file name of letters, digits, '.', '_' and '-', up to 255 of them: "
+        "not a path, not '.' or '..'; it is written in the backup directory"
+    ),
     ("product_version", "string_pattern_mismatch"): (
         "must be MAJOR.MINOR.PATCH with an optional -suffix, such as 1.1.3 or 1.2.0-rc.1"
     ),
@@ -141,7 +149,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
             f"No such endpoint: {request.method} {request.url.path}. See the README's API list."
         )
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
+        allowed = _allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        detail = (
+            f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}."
+        )
+        headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+        return problem_response(
+            status=405, title=str(exc.detail), detail=detail, slug="http-405", headers=headers
+        )
     else:
         detail = str(exc.detail)
     return problem_response(
@@ -151,6 +166,19 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         slug=f"http-{exc.status_code}",
         headers=exc.headers,
     )
+
+
+def _allowed_methods(request: Request, fallback: str) -> list[str]:
+    """Every method the API takes on this path, from its own document (Starlette names only
+    the first route that matches the path); ``fallback`` (Starlette's) off the document."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods) or [m.strip() for m in fallback.split(",") if m.strip()]
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

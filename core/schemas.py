@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.auth import Role
-from core.identifiers import TOKEN_NAME_PATTERN
+from core.identifiers import FILE_NAME_PATTERN, TOKEN_NAME_PATTERN
 
 
 class AuditEntry(BaseModel):
@@ -31,7 +31,11 @@ class BackupRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    destination: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    destination: Annotated[
+        str,
+        StringConstraints(pattern=FILE_NAME_PATTERN),
+        Field(description="A plain file name: letters, digits, '.', '_', '-'; not a path."),
+    ]
 
 
 class BackupMade(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from core.identifiers import Identifier
+from core.identifiers import Day, Identifier
 from core.usage_metrics import METRIC_MAX
 
 Quantity = Annotated[int, Field(strict=True, ge=0, le=METRIC_MAX)]
@@ -40,7 +40,7 @@ class Addon(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     addon_id: Identifier
-    effective: date
+    effective: Day
     entitlements: AddonEntitlements
 
 
@@ -57,8 +57,8 @@ class OrderForm(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     order_id: Identifier
-    start: date
-    end: date
+    start: Day
+    end: Day
     entitlements: OrderEntitlements
     addons: list[Addon] = Field(default_factory=list, max_length=500)
     counting: dict[CountedMetric, CountingRule] | None = Field(
@@ -103,8 +103,8 @@ class CustomerDocument(BaseModel):
     account_manager: Annotated[
         str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     ]
-    air_gapped: bool = False
-    air_gapped_since: date | None = Field(
+    air_gapped: Annotated[bool, Field(strict=True)] = False
+    air_gapped_since: Day | None = Field(
         None,
         description="The day from which the customer is air-gapped; with air_gapped and no "
         "day, the start of its earliest order.",
@@ -198,4 +198,4 @@ class Retirement(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    retired_on: date
+    retired_on: Day

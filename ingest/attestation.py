@@ -14,6 +14,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.errors import InvalidPayload, MalformedBody
+from core.identifiers import Day
 from core.problems import describe_validation_errors, summarize
 from core.quarters import quarter_bounds
 from ingest.schemas import StatisticsReport, time_window_errors, usage_day
@@ -30,7 +31,7 @@ class Certification(BaseModel):
 
     officer_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     officer_title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    certified_on: date
+    certified_on: Day
     statement: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from core.identifiers import UUID_PATTERN
+from core.identifiers import DAY_PATTERN, UUID_PATTERN
 from core.usage_metrics import METRIC_MAX
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -49,10 +49,13 @@ RandomUuidText = Annotated[
         r"[0-9a-fA-F]{12}$",
     ),
 ]
-#: RFC 3339 with an offset.
+#: RFC 3339 with an offset, on a real day of the calendar: what the published schema says,
+#: exactly. (The time window, 400 days back to 10 minutes ahead of the server's clock, moves
+#: with the clock, so no schema can state it; the description does.)
+_HOUR, _MINUTE = r"(?:[01][0-9]|2[0-3])", r"[0-5][0-9]"
 TIMESTAMP_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    rf"^{DAY_PATTERN[1:-1]}[Tt ]{_HOUR}:{_MINUTE}:{_MINUTE}(?:\.[0-9]{{1,9}})?"
+    rf"(?:[Zz]|[+-]{_HOUR}:{_MINUTE})$"
 )
 #: Checked by pattern in pydantic's Rust core and kept as text; the request side parses it
 #: once (``generated_moment``) and stores the UTC instant.
@@ -85,7 +88,13 @@ class StatisticsReport(TypedDict):
     report_id: RandomUuidText
     instance_id: UuidText
     environment: Literal["production", "non_production"]
-    generated_at: Timestamp
+    generated_at: Annotated[
+        Timestamp,
+        Field(
+            description="When the report was generated (RFC 3339 with an offset): at most 400 "
+            "days before the server's clock and at most 10 minutes after it, or 422."
+        ),
+    ]
     product_version: Annotated[
         str,
         StringConstraints(

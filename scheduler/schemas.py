@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.identifiers import Day
 
 
 class WeeklyReportRequest(BaseModel):
     """What to run: as of which day, without sending, or sending again."""
 
-    as_of: date | None = None
-    dry_run: bool = False
-    force: bool = False
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Day | None = None
+    dry_run: Annotated[bool, Field(strict=True)] = False
+    force: Annotated[bool, Field(strict=True)] = False
 
 
 class Delivery(BaseModel):

@@ -29,6 +29,7 @@ from core.connections import bounded_protocol
 from core.endpoints import admin_router as operations_admin_router
 from core.endpoints import router as operations_router
 from core.errors import SchemaTooNew, StoreUnavailable
+from core.openapi import finish as finish_openapi
 from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
 from core.settings import Settings
@@ -116,7 +117,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.include_router(console_root)
     app.mount("/ui/static", StaticFiles(packages=[("console", "static")]), name="console-static")
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
-    app.openapi = add_reports_path(app.openapi)  # type: ignore[method-assign]
+    app.openapi = finish_openapi(add_reports_path(app.openapi))  # type: ignore[method-assign]
     return app
 
 

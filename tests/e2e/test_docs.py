@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support import RunningServer
+from tests.support import RunningServer, assert_problem
 
 
 def test_the_openapi_document_describes_the_phone_home_route(server: RunningServer) -> None:
@@ -64,3 +64,40 @@ def test_the_docs_pages_load_nothing_from_the_internet(server: RunningServer) ->
             assert "url: '/openapi.json'" in html or '"/openapi.json"' in html
         # The validator badge would send the document's URL to validator.swagger.io.
         assert '"validatorUrl": null' in http.get("/docs").text
+
+
+def test_every_error_answer_is_the_one_problem_schema(server: RunningServer) -> None:
+    with server.client() as http:
+        document = http.get("/openapi.json").json()
+    problem = document["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            statuses = operation["responses"]
+            assert "503" in statuses, (method, path)  # storage can fail under any route
+            for status, response in statuses.items():
+                if int(status) >= 400:
+                    assert response["content"] == {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    }, (method, path, status)
+            if operation.get("security") == [{"staffToken": []}]:
+                assert {"401", "403"} <= set(statuses), (method, path)
+    assert "409" in document["paths"]["/v1/tokens"]["post"]["responses"]
+    assert "404" in document["paths"]["/v1/findings"]["get"]["responses"]
+    metrics = document["paths"]["/metrics"]["get"]
+    assert metrics["security"] == [{"staffToken": []}]
+    assert "text/plain" in metrics["responses"]["200"]["content"]
+
+
+def test_a_wrong_method_names_every_method_the_path_takes(server: RunningServer) -> None:
+    with server.admin() as http:
+        refused = http.delete("/v1/customers/acme")
+        zero = http.get("/v1/findings", params={"as_of": "0"})
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD, PUT"
+    assert "it takes GET, HEAD, PUT" in refused.json()["detail"]
+    # A day is written YYYY-MM-DD: 0 is not 1970-01-01.
+    assert_problem(zero, 422, "YYYY-MM-DD")

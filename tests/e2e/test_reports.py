@@ -234,7 +234,7 @@ def _ts(delta: timedelta) -> str:
         ({"generated_at": "2026-11-20"}, ["generated_at"], "RFC 3339"),
         ({"generated_at": "1763608620"}, ["generated_at"], "RFC 3339"),
         ({"generated_at": "2026-11-20T03:17Z"}, ["generated_at"], "RFC 3339"),
-        ({"generated_at": "2026-02-30T03:17:00Z"}, ["generated_at"], "not a real date"),
+        ({"generated_at": "2026-02-30T03:17:00Z"}, ["generated_at"], "on a real day"),
         # Well past the 10 minutes: the value is computed when the tests are collected.
         ({"generated_at": _ts(timedelta(hours=2))}, ["generated_at"], "future"),
         ({"generated_at": _ts(-timedelta(days=401))}, ["generated_at"], "400 days"),

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,15 +158,24 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
+#: How long the spool keeps a copy of each report the server acknowledged: as long as the
+#: server can be asked about it (it refuses reports older than 400 days).
+KEEP_SENT = timedelta(days=400)
+
+
 class Spool:
-    """Unsent reports on disk, one file each, written atomically; survives restarts."""
+    """Reports on disk, one file each, written atomically; survives restarts. ``pending/``
+    waits to be sent, ``sent/`` keeps what the server acknowledged for 400 days (the
+    administrator's own record, to check a statement against), ``rejected/`` what it refused
+    for good, with the reason."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.pending_dir = directory / "pending"
+        self.sent_dir = directory / "sent"
         self.rejected_dir = directory / "rejected"
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.pending_dir, self.sent_dir, self.rejected_dir):
+            folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, report: dict[str, Any]) -> Path:
         """Persist one report before any attempt to send it."""
@@ -179,6 +188,16 @@ class Spool:
         for path in sorted(self.pending_dir.glob("*.json")):
             entries.append((path, json.loads(path.read_text())))
         return entries
+
+    def acknowledged(self, paths: Sequence[Path], *, now: float | None = None) -> None:
+        """Move acknowledged reports to ``sent/``; forget those sent over 400 days ago."""
+        for path in paths:
+            os.replace(path, self.sent_dir / path.name)
+        oldest = ((now if now is not None else time.time()) - KEEP_SENT.total_seconds()) * 1e9
+        for path in self.sent_dir.glob("*.json"):
+            stamp = path.name.split("-", 1)[0]
+            if stamp.isdigit() and int(stamp) < oldest:
+                path.unlink(missing_ok=True)
 
     def reject(self, path: Path, *, status: int, detail: str) -> None:
         """Move a report the server refused for good aside, with the reason."""
@@ -239,7 +258,7 @@ def flush(
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
 ) -> FlushSummary:
-    """Send the spool's backlog in batches; delete what was acknowledged."""
+    """Send the spool's backlog in batches; keep what was acknowledged in ``sent/``."""
     batch_size = max(1, min(batch_size, MAX_BATCH))
     summary = FlushSummary()
     queue = spool.pending()
@@ -264,8 +283,7 @@ def flush(
             summary.error = str(exc)
             summary.remaining = len(batch) + len(queue)
             return summary
-        for path, _ in batch:
-            path.unlink()
+        spool.acknowledged([path for path, _ in batch])
         summary.stored += result.stored
         summary.duplicates += result.duplicates
         if progress is not None:

@@ -53,6 +53,11 @@ def test_a_report_is_spooled_while_the_server_is_down_and_sent_later(
     assert code == 0, output
     assert "2 stored" in output
     assert list((spool / "pending").glob("*.json")) == []
+    # The administrator keeps a copy of what the server acknowledged, to check a statement.
+    kept = sorted(
+        json.loads(p.read_text())["metrics"]["users"] for p in (spool / "sent").glob("*.json")
+    )
+    assert kept == [42, 43]
     server.stop()
     rows = query(server.data_dir, "SELECT users, sequence FROM reports ORDER BY sequence")
     assert rows == [(42, 0), (43, 1)]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from ingest.attestation import verify_bundle
 from phonehome.attestation import reports_of_quarter
+from phonehome.client import Spool
 from statreport.cli import main
 from tests.support import make_report
 
@@ -55,3 +57,15 @@ def test_export_makes_a_bundle_that_verify_accepts_across_a_quarter_boundary(
     assert result.exit_code == 0, result.output
     bundle = verify_bundle(target.read_bytes(), license_key=KEY)
     assert [r["report_id"] for r in bundle.reports] == [r["report_id"] for r in reports[1:]]
+
+
+def test_the_spool_forgets_what_was_sent_more_than_400_days_ago(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    old = spool.sent_dir / f"{(time.time_ns() - 401 * 86_400 * 10**9):020d}-a.json"
+    recent = spool.sent_dir / f"{(time.time_ns() - 399 * 86_400 * 10**9):020d}-b.json"
+    for path in (old, recent):
+        path.write_text("{}")
+    sent = spool.add({"report_id": "c"})
+    spool.acknowledged([sent])
+    assert sorted(p.name for p in spool.sent_dir.iterdir()) == sorted([recent.name, sent.name])
+    assert list(spool.pending_dir.iterdir()) == []

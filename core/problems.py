@@ -146,7 +146,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         detail = (
-            f"No such endpoint: {request.method} {request.url.path}. See the README's API list."
+            f"No such endpoint: {request.method} {request.url.path}. See /docs, or docs/api.md."
         )
     elif exc.status_code == 405:
         allowed = _allowed_methods(request, (exc.headers or {}).get("Allow", ""))

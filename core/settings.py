@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     port: int = Field(8443, ge=0, le=65535, description="listen port")
     admin_token: SecretStr | None = Field(
         None,
-        description="**required**: bearer token of the admin API; never written to disk, "
+        description="**required**: the root staff token (name `root`, role `admin`), to "
+        "bootstrap named tokens; never written to disk, "
         "checked by hash in constant time",
     )
     tls_cert: Path | None = Field(
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         120, ge=1, description="requests a minute per licence key, then 429 with `Retry-After`"
     )
-    metrics_public: bool = Field(False, description="serve `/metrics` without the admin token")
+    metrics_public: bool = Field(False, description="serve `/metrics` without a staff token")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="`debug`, `info`, `warning` or `error`"
     )

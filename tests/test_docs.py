@@ -1,4 +1,5 @@
-"""The README stays true: its configuration table and its API table match the code."""
+"""The documentation stays true: its tables match the code, and its links stay inside the
+repository and lead somewhere."""
 
 from __future__ import annotations
 
@@ -7,17 +8,27 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from core.settings import Settings
 from docs.configuration import END, START, settings_table
 from statreport.cli import main
 from statreport.server import create_app
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def _page(name: str) -> str:
+    return (DOCS / name).read_text()
+
+
+def _section(page: str, heading: str) -> str:
+    return page.split(f"{heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_configuration_table_is_the_one_generated_from_the_settings_class() -> None:
-    block = README.split(START, 1)[1].split(END, 1)[0].strip()
+    block = _page("operations.md").split(START, 1)[1].split(END, 1)[0].strip()
     assert block == settings_table(), "run: .venv/bin/python docs/configuration.py --write"
     for name in Settings.model_fields:
         assert f"`STATREPORT_{name.upper()}`" in block
@@ -34,7 +45,7 @@ def test_the_api_table_lists_every_route_and_no_other(tmp_path: Path) -> None:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    api_section = README.split("## API\n", 1)[1].split("\n## ", 1)[0]
+    api_section = _page("api.md")
     listed = {
         _route(method, path)
         for method, path in re.findall(r"`(GET|POST|PUT|DELETE) (/[^` ?]*)", api_section)
@@ -53,7 +64,7 @@ def _leaf_commands(group: click.Group, prefix: str = "") -> set[str]:
 
 
 def test_the_command_table_lists_every_command_and_no_other() -> None:
-    section = README.split("## Command line\n", 1)[1].split("\n## ", 1)[0]
+    section = _section(_page("operations.md"), "## Command line")
     listed = set()
     for row in re.findall(r"^\| (.+?) \| ", section, flags=re.MULTILINE):
         for usage in re.findall(r"`([^`]+)`", row):
@@ -64,19 +75,18 @@ def test_the_command_table_lists_every_command_and_no_other() -> None:
             elif command is not None:
                 listed.add(words[0])
             else:
-                raise AssertionError(f"the README names a command that does not exist: {usage}")
+                raise AssertionError(f"the docs name a command that does not exist: {usage}")
     assert listed == _leaf_commands(main)
 
 
 def test_the_wire_format_example_is_the_file_it_names() -> None:
-    section = README.split("## Sending a report\n", 1)[1]
+    section = _page("instances.md")
     shown = section.split("```json\n", 1)[1].split("```", 1)[0]
-    example = Path(__file__).resolve().parent.parent / "examples" / "report.json"
+    example = ROOT / "examples" / "report.json"
     assert json.loads(shown) == json.loads(example.read_text())
-    assert "[`examples/report.json`](examples/report.json)" in section
+    assert "[`examples/report.json`](../examples/report.json)" in section
 
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "core",
     "customers",
@@ -90,13 +100,48 @@ PACKAGES = (
 
 
 def test_the_architecture_table_names_modules_that_exist_and_every_package() -> None:
-    section = README.split("## Architecture\n", 1)[1].split("\n## ", 1)[0]
-    rows = section.split("Where each rule of the SPEC lives:", 1)[1].splitlines()
+    section = _page("architecture.md")
+    rows = section.split("Where each rule lives", 1)[1].splitlines()
     table = "\n".join(row for row in rows if row.startswith("|"))
     named = set(re.findall(r"`([a-z_]+/[a-z_]+\.py)`", table))
     assert named, "the table names no module"
     missing = sorted(module for module in named if not (ROOT / module).is_file())
-    assert missing == [], f"the README names modules that do not exist: {missing}"
+    assert missing == [], f"the docs name modules that do not exist: {missing}"
     assert {module.split("/")[0] for module in named} == set(PACKAGES)
     on_disk = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
     assert on_disk - {"tests", "docs", "benchmarks"} == set(PACKAGES)
+
+
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors a page's headings make, as GitHub writes them."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", page.read_text(), flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_link_and_image_resolves_inside_the_repository(page: Path) -> None:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+    links = _LINK.findall(text)
+    assert links or page.name == "architecture.md", "a page that links nowhere"
+    for link in links:
+        assert not re.match(r"^[a-z]+:", link), f"{page.name} links outside: {link}"
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.is_relative_to(ROOT), f"{page.name} leaves the repository: {link}"
+        assert target.exists(), f"{page.name}: {link} does not exist"
+        if anchor:
+            assert anchor in _anchors(target), f"{page.name}: no heading for {link}"
+
+
+def test_the_readme_is_an_entrance_not_the_reference() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme) < 12_000
+    for page in ("rules.md", "instances.md", "operations.md", "api.md"):
+        assert f"(docs/{page})" in readme

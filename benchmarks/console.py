@@ -19,7 +19,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,15 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from analytics.service import evaluate  # noqa: E402
 from benchmarks.evaluate import generate  # noqa: E402
-from core.settings import Settings  # noqa: E402
 from core.store import Store  # noqa: E402
-from docs.screenshot import chromium_or_exit  # noqa: E402
-from statreport.server import create_app, free_port, uvicorn_config  # noqa: E402
+from docs.screenshot import chromium_or_exit, serve_data  # noqa: E402
 
 
 def _evaluate(data_dir: Path) -> tuple[str, str, str]:
@@ -58,24 +54,6 @@ def _reports(database: Path) -> int:
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()
     return int(row[0]) if row else 0
-
-
-def _serve(data_dir: Path, token: str) -> tuple[uvicorn.Server, threading.Thread, str]:
-    settings = Settings(
-        data_dir=data_dir,
-        port=free_port(),
-        admin_token=token,
-        scheduler_enabled=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            sys.exit("the server did not start")
-        time.sleep(0.05)
-    return server, thread, f"https://127.0.0.1:{settings.port}"
 
 
 def main() -> None:
@@ -101,7 +79,7 @@ def main() -> None:
     count = _reports(database)
     as_of, customer_id, finding_id = _evaluate(work)
     root = secrets.token_urlsafe(24)
-    server, thread, url = _serve(work, root)
+    server, thread, url = serve_data(work, root)
     pages = {
         "sign-in (baseline)": "/ui/login",
         "findings": "/ui/",

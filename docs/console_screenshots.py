@@ -12,20 +12,15 @@ from __future__ import annotations
 import secrets
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from core.settings import Settings  # noqa: E402
-from docs.screenshot import chromium_or_exit, run_demo  # noqa: E402
-from statreport.server import create_app, free_port, uvicorn_config  # noqa: E402
+from docs.screenshot import chromium_or_exit, run_demo, serve_data  # noqa: E402
 
 #: (file, path or None for "follow the first evidence link", height to keep)
 PAGES = (
@@ -35,24 +30,6 @@ PAGES = (
     ("console-weekly.png", "/ui/weekly", 700),
     ("console-audit.png", "/ui/audit", 900),
 )
-
-
-def _serve(data_dir: Path, token: str) -> tuple[uvicorn.Server, threading.Thread, str]:
-    settings = Settings(
-        data_dir=data_dir,
-        port=free_port(),
-        admin_token=token,
-        scheduler_enabled=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            sys.exit("the server did not start")
-        time.sleep(0.05)
-    return server, thread, f"https://127.0.0.1:{settings.port}"
 
 
 def _shoot(page: Page, file: str, height: int) -> None:
@@ -69,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         data_dir = run_demo(Path(work))
         root = secrets.token_urlsafe(24)
-        server, thread, url = _serve(data_dir, root)
+        server, thread, url = serve_data(data_dir, root)
         try:
             with httpx.Client(base_url=url, verify=False) as http:  # noqa: S501 (own server)
                 made = http.post(

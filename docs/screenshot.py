@@ -5,7 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import uvicorn
+
+from core.settings import Settings
+from statreport.server import free_port, start_in_thread
 
 
 def chromium_or_exit() -> str:
@@ -47,3 +53,17 @@ def run_demo(work: Path) -> Path:
         [sys.executable, "-m", "statreport", "demo", "--data-dir", str(data_dir)], check=True
     )
     return data_dir
+
+
+def serve_data(data_dir: Path, token: str) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve a data directory over HTTPS on a free port, quietly, with ``token`` as the root
+    token; answers the server, its thread and its URL."""
+    settings = Settings(
+        data_dir=data_dir,
+        port=free_port(),
+        admin_token=token,
+        scheduler_enabled=False,
+        log_level="warning",
+    )
+    server, thread = start_in_thread(settings)
+    return server, thread, f"https://127.0.0.1:{settings.port}"

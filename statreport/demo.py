@@ -28,7 +28,7 @@ from phonehome.simulate import SimulatedInstance, fleet_reports, seeded_uuid
 from statreport.analytics_cli import format_findings
 from statreport.attest_cli import DEFAULT_STATEMENT
 from statreport.client_cli import send_fleet
-from statreport.server import create_app, free_port, uvicorn_config
+from statreport.server import ServerDidNotStart, free_port, start_in_thread
 
 DAYS = 90
 
@@ -359,14 +359,10 @@ def _attest_earlier_quarter(
 
 
 def _start(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise click.ClickException("the demo server did not start; see the log above")
-        time.sleep(0.05)
-    return server, thread
+    try:
+        return start_in_thread(settings)
+    except ServerDidNotStart as exc:
+        raise click.ClickException(f"the demo server did not start: {exc}") from exc
 
 
 def _create_customers(admin: httpx.Client, customers: list[DemoCustomer]) -> dict[str, str]:

@@ -7,6 +7,8 @@ import gc
 import importlib.metadata
 import logging
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime
@@ -119,6 +121,23 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.openapi = finish_openapi(add_reports_path(app.openapi))  # type: ignore[method-assign]
     return app
+
+
+class ServerDidNotStart(Exception):
+    """The server thread ended before it accepted connections (its log says why)."""
+
+
+def start_in_thread(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    """The whole app under uvicorn in a daemon thread, once it accepts connections: for the
+    demo, the docs' screenshots and the benchmarks. Stop it with ``should_exit = True``."""
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise ServerDidNotStart("the server did not start; see the log above")
+        time.sleep(0.05)
+    return server, thread
 
 
 def free_port() -> int:

@@ -39,7 +39,7 @@ test-quick: lint browser
 
 # The API fuzz test of make test, with 20 times the examples (about 10 minutes).
 fuzz: $(STAMP)
-	STATREPORT_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/fuzz -v
+	STATREPORT_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/fuzz -v --timeout 3600
 
 demo: $(STAMP)
 	$(BIN)/statreport demo

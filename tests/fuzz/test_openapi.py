@@ -80,7 +80,12 @@ def run_schemathesis(server: RunningServer, key: str, work: Path, examples: int)
         "none",
     ]
     done = subprocess.run(
-        command, cwd=work, env=environment, capture_output=True, text=True, timeout=900
+        command,
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=max(900, examples * 6),  # make fuzz's 500 examples take about 15 minutes
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report

@@ -8,7 +8,7 @@ import email.policy
 import hashlib
 import json
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from analytics import evidence as evidence_service
 from analytics import service as analytics
 from analytics import statement as statement_service
 from analytics.charts import over, usage_svg
+from analytics.compliance import GROUP_RANK
 from analytics.schemas import Evaluation
 from analytics.usage import USAGE_METRICS
 from console.sessions import COOKIE, LIFETIME_SECONDS, Session, address_key
@@ -59,22 +60,12 @@ FindingId = Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")]
 DEFAULT_PERIOD_DAYS = 90
 #: Rows a list page shows at once: enough to scan, few enough to draw at once.
 PAGE_ROWS = 100
-KINDS = (
-    "overuse",
-    "telemetry_missing",
-    "instance_cloned",
-    "instance_silent",
-    "attestation_overdue",
-    "no_active_subscription",
-)
+#: The kinds of finding, in the order the findings are listed.
+KINDS = tuple(dict.fromkeys(kind for kind, _ in sorted(GROUP_RANK, key=GROUP_RANK.__getitem__)))
 
 
 def _actor(staff_name: str) -> Actor:
     return Actor(name=staff_name)
-
-
-def _latest_finished_day() -> date:
-    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 @root_router.get("/")
@@ -208,7 +199,7 @@ async def findings(
         names=names,
         matching=len(chosen),
         pages=_pages(request, start, len(chosen)),
-        default_as_of=_latest_finished_day(),
+        default_as_of=customers.latest_finished_day(),
     )
 
 
@@ -354,7 +345,7 @@ async def _customer_page(
     new_key: dict[str, str] | None = None,
 ) -> HTMLResponse:
     customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
-    end = parse_day(to, field="to") or _latest_finished_day()
+    end = parse_day(to, field="to") or customers.latest_finished_day()
     start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
     episodes = await analytics.episode_history(store, customer_id=customer_id)

@@ -157,13 +157,14 @@ def _instance(row: dict[str, Any], *, as_of: date) -> Instance:
     return Instance.model_validate({**row, "active_on_as_of": active})
 
 
-def _latest_finished_day() -> date:
+def latest_finished_day() -> date:
+    """The latest UTC day that has ended: what "now" means for instances and evaluations."""
     return datetime.now(UTC).date() - timedelta(days=1)
 
 
 async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
     """Every instance that ever reported for a customer; 404 for an unknown customer."""
-    as_of = _latest_finished_day()
+    as_of = latest_finished_day()
 
     def read(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
         if repository.customer_row(con, customer_id=customer_id) is None:
@@ -187,7 +188,7 @@ class FleetSummary:
 async def fleet_summary(store: Store, *, customer_ids: list[str]) -> dict[str, FleetSummary]:
     """Per customer of ``customer_ids`` that ever reported: its instances active on the latest
     finished day and its latest report day, by the same rule as ``list_instances``."""
-    as_of = _latest_finished_day()
+    as_of = latest_finished_day()
     rows = await store.read(
         lambda con: repository.instances(con, customer_ids=customer_ids, as_of=as_of)
     )

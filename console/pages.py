@@ -41,7 +41,7 @@ from core import audit, tokens
 from core.auth import Actor, Keyring, Role
 from core.dependencies import ApiMetricsDep, KeyringDep, SettingsDep, StoreDep
 from core.errors import InvalidPayload, NotFound, Unauthenticated
-from core.identifiers import ID_PATTERN, TOKEN_NAME_PATTERN, UUID_PATTERN
+from core.identifiers import ID_PATTERN, TOKEN_NAME_PATTERN, UUID_PATTERN, RecipientPath
 from core.schemas import TokenRequest
 from core.store import Store
 from customers import service as customers
@@ -576,7 +576,7 @@ async def weekly_email(
     session: SessionDep,
     reporter: WeeklyReporterDep,
     iso_week: IsoWeek,
-    recipient: Annotated[str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+$")],
+    recipient: RecipientPath,
 ) -> HTMLResponse:
     """One email as it was sent: its headers, its text, its attachments and its SHA-256."""
     raw = await reporter.delivered_message(iso_week=iso_week, recipient=recipient)
@@ -608,7 +608,7 @@ async def weekly_email_raw(
     session: SessionDep,
     reporter: WeeklyReporterDep,
     iso_week: IsoWeek,
-    recipient: Annotated[str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+$")],
+    recipient: RecipientPath,
 ) -> Response:
     """The message byte for byte, to open in a mail program."""
     raw = await reporter.delivered_message(iso_week=iso_week, recipient=recipient)

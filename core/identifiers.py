@@ -21,6 +21,14 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CustomerIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 KeyIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 CustomerIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+#: An email address as far as statreport checks one: something, an @, a domain with a dot; no
+#: space or control character. Spelled with ASCII classes, not ``\s``, which means different
+#: things in the server's regex engine (Unicode) and in a JSON Schema's (ECMAScript).
+_ADDRESS_PART = r"[^@\x00-\x20\x7f]+"
+EMAIL_PATTERN = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
+#: A weekly email's recipient in a path: an address, and never a ``/``.
+RECIPIENT_PATTERN = r"^[^@/\x00-\x20\x7f]+@[^@/\x00-\x20\x7f]+$"
+RecipientPath = Annotated[str, Path(max_length=254, pattern=RECIPIENT_PATTERN)]
 #: A file name the server writes (a backup): the id's alphabet, up to 255 characters, never
 #: ``.`` or ``..``, so never a path.
 FILE_NAME_PATTERN = (

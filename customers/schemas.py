@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from core.identifiers import Day, Identifier
+from core.identifiers import EMAIL_PATTERN, Day, Identifier
 from core.usage_metrics import METRIC_MAX
 
 Quantity = Annotated[int, Field(strict=True, ge=0, le=METRIC_MAX)]
@@ -100,9 +100,7 @@ class CustomerDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    account_manager: Annotated[
-        str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    ]
+    account_manager: Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
     air_gapped: Annotated[bool, Field(strict=True)] = False
     air_gapped_since: Day | None = Field(
         None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
 from core.dependencies import StaffOnly
+from core.identifiers import RecipientPath
 from scheduler.schemas import DeliveryRecord, WeeklyReportRequest, WeeklyRun
 from scheduler.service import WeeklyReporter
 
@@ -47,7 +48,7 @@ async def get_weekly_report(iso_week: IsoWeek, reporter: WeeklyReporterDep) -> l
 )
 async def get_weekly_email(
     iso_week: IsoWeek,
-    recipient: Annotated[str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+$")],
+    recipient: RecipientPath,
     reporter: WeeklyReporterDep,
 ) -> Response:
     """The message byte for byte (``message/rfc822``): its SHA-256 is the delivery's

@@ -37,7 +37,7 @@ test: lint browser
 test-quick: lint browser
 	$(BIN)/pytest -m "not slow"
 
-# The API fuzz test of make test, with 20 times the examples (about 10 minutes).
+# The API fuzz test of make test, with 20 times the examples (about 6 minutes).
 fuzz: $(STAMP)
 	STATREPORT_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/fuzz -v --timeout 3600
 

@@ -113,8 +113,8 @@ def summarize(errors: list[dict[str, Any]], *, limit: int = 5) -> str:
     return "; ".join(parts) + more
 
 
-async def _statreport_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StatreportError)
+def problem_for(exc: StatreportError) -> JSONResponse:
+    """The problem document of a domain error."""
     if exc.status >= 500:
         log.warning("event=request.failed status=%s problem=%s", exc.status, exc.slug)
     return problem_response(
@@ -125,6 +125,11 @@ async def _statreport_error(request: Request, exc: Exception) -> Response:
         headers=exc.headers,
         extra=exc.extra(),
     )
+
+
+async def _statreport_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StatreportError)
+    return problem_for(exc)
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:
@@ -183,6 +188,11 @@ def _allowed_methods(request: Request, fallback: str) -> list[str]:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("event=request.crashed path=%s", request.url.path)
+    return internal_error()
+
+
+def internal_error() -> JSONResponse:
+    """The answer to a failure no one foresaw: nothing was acknowledged."""
     return problem_response(
         status=500,
         title="Internal error",

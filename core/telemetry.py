@@ -75,7 +75,6 @@ class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.log = logging.getLogger("statreport.http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,16 +94,26 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            if self.log.isEnabledFor(logging.DEBUG) or status >= 400:
-                self.log.log(
-                    logging.INFO if status < 500 else logging.WARNING,
-                    "event=http.request method=%s route=%s status=%d ms=%.1f",
-                    scope["method"],
-                    template,
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                )
+            record_request(self.metrics, template, scope["method"], status, started)
+
+
+_http_log = logging.getLogger("statreport.http")
+
+
+def record_request(
+    metrics: ApiMetrics, template: str, method: str, status: int, started: float
+) -> None:
+    """Count one answered request by route template; log it when it failed (or at DEBUG)."""
+    metrics.requests.labels(template, method, str(status)).inc()
+    if status >= 400 or _http_log.isEnabledFor(logging.DEBUG):
+        _http_log.log(
+            logging.INFO if status < 500 else logging.WARNING,
+            "event=http.request method=%s route=%s status=%d ms=%.1f",
+            method,
+            template,
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 class KeyValueFormatter(logging.Formatter):

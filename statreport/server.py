@@ -31,6 +31,7 @@ from core.connections import bounded_protocol
 from core.endpoints import admin_router as operations_admin_router
 from core.endpoints import router as operations_router
 from core.errors import SchemaTooNew, StoreUnavailable
+from core.fastlane import FastLane
 from core.openapi import finish as finish_openapi
 from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
@@ -42,7 +43,7 @@ from customers import repository as customers_repository
 from customers.endpoints import router as customers_router
 from ingest.archive import ArchivedMonth, archive_reports
 from ingest.attestation_endpoints import router as attestation_router
-from ingest.endpoints import reports_route
+from ingest.endpoints import post_reports, reports_route
 from ingest.openapi import add_reports_path
 from ingest.writer import ReportCommit
 from scheduler.delivery import Mailer
@@ -250,8 +251,11 @@ def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
         tls = {"ssl_certfile": str(settings.cert_path), "ssl_keyfile": str(settings.key_path)}
     else:
         log.warning("event=tls.disabled reason=--insecure-http")
+    lane = FastLane(
+        app, method="POST", path="/v1/reports", endpoint=post_reports, metrics=app.state.api_metrics
+    )
     return uvicorn.Config(
-        app,
+        lane,
         host=settings.host,
         port=settings.port,
         access_log=False,

@@ -70,7 +70,7 @@ _READS = frozenset({"GET", "HEAD"})
 async def current_staff(
     request: Request,
     keyring: KeyringDep,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+    _: StaffBearer,
 ) -> Staff:
     """The staff member behind the bearer token. A viewer may read (GET) and nothing else:
     any change answers 403 naming the role. One rule, for every admin route."""

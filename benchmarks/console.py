@@ -97,7 +97,7 @@ def main() -> None:
             token = (
                 http.post(
                     "/v1/tokens",
-                    json={"name": "bench", "role": "admin"},
+                    json={"name": f"bench-{secrets.token_hex(4)}", "role": "admin"},
                     headers={"Authorization": f"Bearer {root}"},
                 )
                 .raise_for_status()

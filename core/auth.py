@@ -42,7 +42,7 @@ class Staff:
         if not self.is_admin:
             raise Forbidden(
                 f"{what} needs an admin token; the token '{self.name}' has the role "
-                f"'{self.role}', which may only read. Ask an admin to make the change, or for "
+                f"'{self.role}', which may only read. Ask an admin to do it, or for "
                 "an admin token."
             )
 

@@ -67,11 +67,14 @@ class ConsoleRoute(APIRoute):
             try:
                 response = await handler(request)
             except SignInRequired:
+                # Back to the page after signing in; a form's target is no page to return to.
                 query = f"?{request.url.query}" if request.url.query else ""
-                target = quote(request.url.path + query, safe="/")
+                page_asked = request.method == "GET"
+                target = quote(request.url.path + query, safe="/") if page_asked else "/ui/"
                 response = RedirectResponse(f"/ui/login?next={target}", status_code=303)
             except StatreportError as exc:
                 response = error_page(request, exc.status, exc.title, exc.detail)
+                response.headers.update(exc.headers)  # Retry-After of a 503, for one
             except ValidationError as exc:
                 response = error_page(
                     request, 422, "Invalid input", "; ".join(validation_text(exc))

@@ -356,6 +356,15 @@ def test_a_form_too_large_or_of_another_type_is_refused(server_factory: ServerFa
             content=b"token=%ff%fe",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
+        unsigned_page = http.get("/ui/customers/acme?from=2026-11-01")
+        unsigned_form = http.post("/ui/customers/acme/license-keys", data={"csrf": "x"})
+    # Without a session, a page leads to sign-in and back; a form's post changes nothing.
+    assert unsigned_page.status_code == 303
+    assert unsigned_page.headers["location"] == (
+        "/ui/login?next=/ui/customers/acme%3Ffrom%3D2026-11-01"
+    )
+    assert unsigned_form.status_code == 303
+    assert unsigned_form.headers["location"] == "/ui/login?next=/ui/"
     assert large.status_code == 413
     assert "at most 1024 KiB" in html.unescape(large.text)
     assert as_json.status_code == 415

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -26,6 +26,7 @@ from core.schemas import (
     AuditEntry,
     BackupMade,
     BackupRequest,
+    HealthStatus,
     TokenCreated,
     TokenInfo,
     TokenRequest,
@@ -35,7 +36,13 @@ router = APIRouter(tags=["operations"])
 admin_router = APIRouter(tags=["admin"], dependencies=[StaffOnly])
 
 
-@router.get("/healthz", summary="Liveness")
+_HEALTH: dict[int | str, dict[str, Any]] = {
+    200: {"model": HealthStatus},
+    503: {"model": HealthStatus, "description": "Not now; see detail and Retry-After"},
+}
+
+
+@router.get("/healthz", summary="Liveness", responses=_HEALTH)
 async def healthz(store: StoreDep, settings: SettingsDep) -> Response:
     """200 while the process can serve; 503 while its database is invalidated by a fatal
     storage error and not reopened yet (it retries every second)."""
@@ -52,7 +59,7 @@ async def healthz(store: StoreDep, settings: SettingsDep) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: storage accepts writes")
+@router.get("/readyz", summary="Readiness: storage accepts writes", responses=_HEALTH)
 async def readyz(store: StoreDep, settings: SettingsDep) -> Response:
     """200 only while a write to storage commits and its disk has room; 503 otherwise."""
     free_mb = shutil.disk_usage(settings.data_dir).free // (1 << 20)

@@ -88,6 +88,15 @@ def _derived(operation: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return derived
 
 
+def _own_body(response: dict[str, Any]) -> bool:
+    """True when a route declared a model of its own for an error status (the health checks'
+    503 is their status document, not a problem); FastAPI's validation error is not one."""
+    refs = [
+        media.get("schema", {}).get("$ref", "") for media in response.get("content", {}).values()
+    ]
+    return any(ref and not ref.endswith("/HTTPValidationError") for ref in refs)
+
+
 def finish(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     """Wrap the schema builder: add the ``Problem`` schema, list on every route the errors it
     answers by what it takes (a route's own ``responses`` add the rest: 409, 413...), make
@@ -109,7 +118,7 @@ def finish(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
                 for status, response in _derived(operation).items():
                     responses.setdefault(str(status), response)
                 for status, response in responses.items():
-                    if status.isdigit() and int(status) >= 400:
+                    if status.isdigit() and int(status) >= 400 and not _own_body(response):
                         response["content"] = {
                             PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _PROBLEM_REF}}
                         }

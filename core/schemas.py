@@ -26,6 +26,13 @@ class AuditEntry(BaseModel):
     )
 
 
+class HealthStatus(BaseModel):
+    """What ``/healthz`` and ``/readyz`` answer: ``ok`` or ``ready``, else why not."""
+
+    status: str
+    detail: str | None = None
+
+
 class BackupRequest(BaseModel):
     """``POST /v1/backups``: the file name of the copy in the backup directory."""
 

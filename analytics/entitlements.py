@@ -8,11 +8,20 @@ from typing import TypeVar
 
 import polars as pl
 
+#: The metric an entitlement item counts: user packs count users, the rest are their metric.
+_METRIC = pl.when(pl.col("item") == "user_packs").then(pl.lit("users")).otherwise(pl.col("item"))
+
+
+def licensed_metrics(items: pl.DataFrame) -> list[str]:
+    """The metrics any entitlement item names (on any day): the only ones that can be over."""
+    return sorted(items.select(_METRIC.alias("metric")).unique()["metric"])
+
 
 def daily_entitlements(
     orders: pl.LazyFrame, items: pl.LazyFrame, *, start: date, end: date
 ) -> pl.DataFrame:
-    """``customer_id, metric, day, entitled`` for every day from ``start`` to ``end``.
+    """``customer_id, metric, day, entitled`` for every day from ``start`` to ``end``, in
+    no particular order.
 
     On day D a metric's entitlement is the sum, over the orders with start <= D <= end, of
     the order's own quantity and of each of its add-ons effective on or before D. User packs
@@ -21,9 +30,7 @@ def daily_entitlements(
     return (
         items.join(orders, on=["customer_id", "order_id"], how="inner")
         .with_columns(
-            metric=pl.when(pl.col("item") == "user_packs")
-            .then(pl.lit("users"))
-            .otherwise(pl.col("item")),
+            metric=_METRIC,
             amount=pl.when(pl.col("item") == "user_packs")
             .then(pl.col("quantity") * pl.col("users_per_pack"))
             .otherwise(pl.col("quantity"))
@@ -32,7 +39,6 @@ def daily_entitlements(
         .pipe(_each_day, starts=("effective_on", "start_on"), start=start, end=end)
         .group_by("customer_id", "metric", "day")
         .agg(entitled=pl.col("amount").sum())
-        .sort("customer_id", "metric", "day")
         .collect()
     )
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,7 +25,12 @@ from analytics.compliance import (
     overuse_findings,
     telemetry_missing,
 )
-from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
+from analytics.entitlements import (
+    active_order_days,
+    counting_rules,
+    daily_entitlements,
+    licensed_metrics,
+)
 from analytics.schemas import (
     RULES_VERSION,
     CustomerUsage,
@@ -121,7 +127,13 @@ def compute_findings(
     relapse_days: int = 7,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
-    usage = usage_of(inputs, as_of=as_of, activity_days=activity_days)
+    # Only a metric some order names can be over: the others' usage is not added up here.
+    usage = usage_of(
+        inputs,
+        as_of=as_of,
+        activity_days=activity_days,
+        metrics=licensed_metrics(inputs.items),
+    )
     first_day = usage["day"].min() if usage.height else None
     start = min(first_day, as_of - timedelta(days=7)) if isinstance(first_day, date) else as_of
     entitlements = daily_entitlements(
@@ -162,8 +174,14 @@ def compute_findings(
     return findings, episodes
 
 
-def usage_of(inputs: EvaluationInputs, *, as_of: date, activity_days: int) -> pl.DataFrame:
-    """Daily usage up to ``as_of`` under each day's counting rules. Pure."""
+def usage_of(
+    inputs: EvaluationInputs,
+    *,
+    as_of: date,
+    activity_days: int,
+    metrics: Sequence[str] = USAGE_METRICS,
+) -> pl.DataFrame:
+    """Daily usage of ``metrics`` up to ``as_of`` under each day's counting rules. Pure."""
     counting = counting_rules(
         inputs.orders.lazy(), start=as_of - timedelta(days=HISTORY_DAYS), end=as_of
     )
@@ -172,6 +190,7 @@ def usage_of(inputs: EvaluationInputs, *, as_of: date, activity_days: int) -> pl
         as_of=as_of,
         activity_days=activity_days,
         counting=counting.lazy(),
+        metrics=metrics,
     )
 
 

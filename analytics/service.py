@@ -17,6 +17,7 @@ import polars as pl
 from analytics import repository
 from analytics.compliance import (
     GROUP_RANK,
+    above_floors,
     attestation_overdue,
     instance_cloned,
     instance_silent,
@@ -29,6 +30,7 @@ from analytics.entitlements import (
     active_order_days,
     counting_rules,
     daily_entitlements,
+    entitlement_floors,
     licensed_metrics,
 )
 from analytics.schemas import (
@@ -137,10 +139,16 @@ def compute_findings(
     )
     first_day = usage["day"].min() if usage.height else None
     start = min(first_day, as_of - timedelta(days=7)) if isinstance(first_day, date) else as_of
+    # Only the metrics whose usage ever exceeded their least entitlement can have been over:
+    # the others' days are not judged one by one (1.5 -> 0.X s of Polars on 40M reports).
+    floors = entitlement_floors(inputs.orders.lazy(), inputs.items.lazy())
+    usage = above_floors(usage, floors)
+    judged = usage.select("customer_id", "metric").unique()
+    orders = inputs.orders.join(judged, on="customer_id", how="semi")
     entitlements = daily_entitlements(
-        inputs.orders.lazy(), inputs.items.lazy(), start=start, end=as_of
+        orders.lazy(), inputs.items.lazy(), start=start, end=as_of, only=judged
     )
-    subscribed = active_order_days(inputs.orders.lazy(), start=start, end=as_of)
+    subscribed = active_order_days(orders.lazy(), start=start, end=as_of)
     episodes = overuse_episodes(
         usage.lazy(),
         entitlements.lazy(),
@@ -183,12 +191,22 @@ def _keyed(inputs: EvaluationInputs) -> EvaluationInputs:
     """``inputs`` with their ids as categoricals, so that joins, groups and sorts compare
     integers instead of strings: 0.52 -> 0.42 s of Polars on 10M reports. Rows read out of
     them carry the ids as text again."""
-    keyed = {
-        name: frame.with_columns(pl.col(c).cast(pl.Categorical) for c in _IDS if c in frame.columns)
-        for name, frame in vars(inputs).items()
-        if isinstance(frame, pl.DataFrame)
-    }
-    return replace(inputs, **keyed)
+
+    def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col(c).cast(pl.Categorical) for c in _IDS if c in frame.columns
+        )
+
+    return replace(
+        inputs,
+        instance_days=keyed(inputs.instance_days),
+        orders=keyed(inputs.orders),
+        items=keyed(inputs.items),
+        customers=keyed(inputs.customers),
+        last_report_days=keyed(inputs.last_report_days),
+        attestations=keyed(inputs.attestations),
+        regressions=keyed(inputs.regressions),
+    )
 
 
 def usage_of(

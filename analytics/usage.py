@@ -75,7 +75,7 @@ def daily_usage(
     if not wanted:
         return pl.DataFrame(
             schema={
-                "customer_id": pl.String,
+                "customer_id": instance_days.collect_schema()["customer_id"],
                 "metric": pl.String,
                 "day": pl.Date,
                 "usage": pl.Int64,

@@ -13,9 +13,8 @@ import polars as pl
 from analytics import repository
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import Evidence
-from analytics.service import HISTORY_DAYS, customer_inputs, stored_findings
+from analytics.service import HISTORY_DAYS, customer_inputs, stored_finding
 from analytics.usage import INSTANCE_METRICS, active_instance_days, daily_usage
-from core.errors import NotFound
 from core.quarters import quarter_bounds
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
@@ -59,6 +58,10 @@ def overuse_days(
         (row["instance_id"], row["day"]): (row["reports"], row["report_ids"])
         for row in reports.iter_rows(named=True)
     }
+    # Read once, in order, rather than filtered day by day (that took 50 ms for 48 days).
+    active_on: dict[date, list[dict[str, Any]]] = {}
+    for row in active.sort("day", "instance_id").iter_rows(named=True):
+        active_on.setdefault(row["day"], []).append(row)
     days = []
     day = start
     while day <= end:
@@ -76,7 +79,7 @@ def overuse_days(
                 if metric not in INSTANCE_METRICS
                 else [],
             }
-            for row in active.filter(pl.col("day") == day).sort("instance_id").iter_rows(named=True)
+            for row in active_on.get(day, [])
         ]
         _apply_rule(instances, rule)
         usage_today, entitled = used.get(day), allowed.get(day)
@@ -127,13 +130,7 @@ def _desc(text: str) -> tuple[int, ...]:
 
 async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evidence:
     """The evidence behind one finding of the newest evaluation run as of ``as_of``."""
-    run = await stored_findings(store, as_of=as_of)
-    finding = next((f for f in run.findings if f.finding_id == finding_id), None)
-    if finding is None:
-        raise NotFound(
-            f"Finding {finding_id} is not in the newest evaluation as of {as_of} "
-            f"({run.evaluation_id}). List its findings with GET /v1/findings?as_of={as_of}."
-        )
+    run, finding = await stored_finding(store, as_of=as_of, finding_id=finding_id)
     found = finding.model_dump(mode="json")
     customer_id = finding.customer_id
     envelope: dict[str, Any] = {
@@ -167,22 +164,26 @@ async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date)
     start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
     end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
     since = start - timedelta(days=ACTIVITY_DAYS)
-    days, orders, items = await customer_inputs(store, customer_id, since=since, until=end)
-    reports = (
-        await store.read(
+
+    async def holders() -> pl.DataFrame:
+        if metric not in REPORT_METRICS:  # an instance count: no report holds its value
+            return pl.DataFrame(
+                schema={
+                    "instance_id": pl.String,
+                    "day": pl.Date,
+                    "reports": pl.Int64,
+                    "report_ids": pl.List(pl.String),
+                }
+            )
+        return await store.read(
             lambda con: repository.reports_per_day(
                 con, customer_id=customer_id, metric=metric, since=since, until=end
             )
         )
-        if metric in REPORT_METRICS
-        else pl.DataFrame(
-            schema={
-                "instance_id": pl.String,
-                "day": pl.Date,
-                "reports": pl.Int64,
-                "report_ids": pl.List(pl.String),
-            }
-        )
+
+    # Two reads on two cursors at once: the raw lookup of report ids is most of the time.
+    (days, orders, items), reports = await asyncio.gather(
+        customer_inputs(store, customer_id, since=since, until=end), holders()
     )
 
     def compute() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from pydantic import TypeAdapter
 
 from analytics import repository
 from analytics.compliance import (
@@ -39,6 +40,7 @@ from analytics.schemas import (
     EpisodeHistory,
     Evaluation,
     EvaluationRun,
+    Finding,
     Series,
     UsageDay,
 )
@@ -303,13 +305,37 @@ async def newest_run(store: Store) -> Evaluation | None:
 
 async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
     """The newest run as of ``as_of``, as it was answered, without recomputing."""
+    return Evaluation.model_validate(await _newest_run_document(store, as_of=as_of))
+
+
+async def stored_finding(
+    store: Store, *, as_of: date, finding_id: str
+) -> tuple[EvaluationRun, Finding]:
+    """One finding of the newest run as of ``as_of``, and that run. Only the finding is
+    validated: validating a whole run of 2,078 findings took 120 ms."""
+    document = await _newest_run_document(store, as_of=as_of)
+    found = next((f for f in document["findings"] if f["finding_id"] == finding_id), None)
+    if found is None:
+        raise NotFound(
+            f"Finding {finding_id} is not in the newest evaluation as of {as_of} "
+            f"({document['evaluation_id']}). List its findings with "
+            f"GET /v1/findings?as_of={as_of}."
+        )
+    run = EvaluationRun.model_validate({**document, "findings": len(document["findings"])})
+    return run, _FINDING.validate_python(found)
+
+
+_FINDING: TypeAdapter[Finding] = TypeAdapter(Finding)
+
+
+async def _newest_run_document(store: Store, *, as_of: date) -> dict[str, Any]:
     document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))
     if document is None:
         raise NotFound(
             f"No evaluation as of {as_of} has been run. Run one with POST /v1/evaluations "
             f'{{"as_of": "{as_of}"}} (or statreport evaluate --as-of {as_of}).'
         )
-    return Evaluation.model_validate(document)
+    return document
 
 
 async def evaluation_run(store: Store, *, evaluation_id: str) -> Evaluation:

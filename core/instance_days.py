@@ -21,6 +21,9 @@ readers use them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from core.usage_metrics import REPORT_METRICS
 
 _METRIC_COLUMNS = ", ".join(f"{metric} INTEGER" for metric in REPORT_METRICS)
@@ -53,6 +56,53 @@ def rollup(source: str, *, partial: bool) -> str:
         f"{peaks}, count(*), min(generated_at), max(generated_at), min(sequence), "
         f"max(sequence), {str(partial).lower()} FROM {source} GROUP BY instance_id, usage_day"
     )
+
+
+#: The columns of a report row that ``rollup_rows`` reads, in the order of ``reports``.
+_ID, _CUSTOMER, _INSTANCE, _ENVIRONMENT, _GENERATED, _DAY, _VERSION, _SEQUENCE = range(8)
+_METRICS = slice(8, 8 + len(REPORT_METRICS))
+
+
+def rollup_rows(reports: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """``rollup`` in Python, as partial rows of ``instance_days``: for a commit of a few
+    reports, where DuckDB's ``GROUP BY`` costs more to plan than to run (7.6 ms for 30
+    reports, against 0.1 ms here). ``reports`` are rows in the column order of ``reports``.
+    The two are held equal by a test."""
+    days: dict[tuple[Any, Any], list[Any]] = {}
+    for report in reports:
+        metrics = report[_METRICS]
+        moment, sequence = report[_GENERATED], report[_SEQUENCE]
+        day = days.get((report[_INSTANCE], report[_DAY]))
+        if day is None:
+            days[report[_INSTANCE], report[_DAY]] = [
+                report[_INSTANCE],
+                report[_DAY],
+                report[_CUSTOMER],
+                report[_ENVIRONMENT],
+                report[_VERSION],
+                *metrics,
+                1,
+                moment,
+                moment,
+                sequence,
+                sequence,
+            ]
+            continue
+        for n, value in enumerate(metrics, start=5):
+            if value is not None and (day[n] is None or value > day[n]):
+                day[n] = value
+        count = 5 + len(REPORT_METRICS)
+        day[count] += 1
+        if moment < day[count + 1]:
+            day[count + 1] = moment
+        if moment > day[count + 2]:  # the latest report's environment and version
+            day[count + 2] = moment
+            day[3], day[4] = report[_ENVIRONMENT], report[_VERSION]
+        if sequence is not None:
+            lowest, highest = day[count + 3], day[count + 4]
+            day[count + 3] = sequence if lowest is None else min(lowest, sequence)
+            day[count + 4] = sequence if highest is None else max(highest, sequence)
+    return [(*day, True) for day in days.values()]
 
 
 def _merge(source: str) -> str:

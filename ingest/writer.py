@@ -37,6 +37,7 @@ class ReportCommit:
         self._metrics = metrics
         self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._unfolded = 0  # reports stored since the instance-days were last folded
+        self._appenders: repository.Appenders | None = None  # the writer connection's
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
@@ -121,8 +122,15 @@ class ReportCommit:
         alone = not claims and not records
 
         def append(con: duckdb.DuckDBPyConnection) -> None:
+            if self._appenders is None or self._appenders.con is not con:
+                self._appenders = repository.Appenders(con)
             repository.append_reports(
-                con, staged=accepted, new_instances=claims, received_at=now, own_transaction=alone
+                con,
+                staged=accepted,
+                new_instances=claims,
+                received_at=now,
+                own_transaction=alone,
+                appenders=self._appenders,
             )
             for record in records:
                 record(con)

@@ -35,7 +35,11 @@ from analytics.repository import RAW_INSTANCE_DAYS  # noqa: E402
 from analytics.service import compute_findings, evaluate, load_inputs  # noqa: E402
 from analytics.statement import customer_statement  # noqa: E402
 from core import instance_days  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from core.store import Store  # noqa: E402
+
+#: DuckDB's memory cap as the server sets it by default (``STATREPORT_DUCKDB_MEMORY_LIMIT``).
+MEMORY_LIMIT: str = Settings.model_fields["duckdb_memory_limit"].default
 
 
 def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
@@ -126,7 +130,7 @@ def sizes(path: Path, work: Path) -> tuple[float, float]:
 def measure_served(mode: str, path: Path, threads: int, as_of: date) -> dict[str, float]:
     """Evidence of one over-use finding, or a customer's 90-day statement, as the server
     answers them (its services on its store), after an evaluation that stores the findings."""
-    store = Store(path, duckdb_threads=threads)
+    store = Store(path, duckdb_threads=threads, memory_limit=MEMORY_LIMIT)
     store.open()
     try:
         run = asyncio.run(evaluate(store, as_of=as_of))
@@ -174,6 +178,7 @@ def measure(mode: str, path: Path, threads: int, as_of: date) -> None:
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads TO {int(threads)}")
+    con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     started = time.perf_counter()
     if mode == "rollup":
         table = con.sql(

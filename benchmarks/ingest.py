@@ -204,6 +204,29 @@ def provision(url: str, ca: Path) -> tuple[str, list[str]]:
     return key, [str(uuid.uuid4()) for _ in range(64)]
 
 
+#: What the server's ``/metrics`` says its commits took, in all and on instance-days.
+_COMMIT_SUMS = ("statreport_commit_seconds_sum", "statreport_commit_instance_days_seconds_sum")
+
+
+def commit_seconds(url: str, ca: Path) -> tuple[float, float]:
+    """Seconds statreport's commits have taken so far, and of those its instance-days'."""
+    context = ssl.create_default_context(cafile=str(ca))
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    text = httpx.get(f"{url}/metrics", verify=context, headers=headers).raise_for_status().text
+    sums = dict.fromkeys(_COMMIT_SUMS, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in sums:
+            sums[name] = float(value)
+    return sums[_COMMIT_SUMS[0]], sums[_COMMIT_SUMS[1]]
+
+
+def share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """The instance-days' share of the commit time spent between two readings."""
+    commits, days = after[0] - before[0], after[1] - before[1]
+    return days / commits if commits > 0 else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
@@ -281,6 +304,7 @@ def main() -> None:
         for run, name in enumerate(("statreport", "bare", "naive")):  # warm-up
             run_wrk(name, urls[name], seconds=2, run=100 + run, **common, **single)  # type: ignore[arg-type]
         results: list[Figures] = []
+        shares: dict[str, float] = {}
         for run, (label, name) in enumerate(
             [
                 ("statreport durable, single reports", "statreport"),
@@ -289,10 +313,14 @@ def main() -> None:
             ]
         ):
             print(f"measuring {label} ...", file=sys.stderr, flush=True)
+            before = commit_seconds(urls["statreport"], cert)
             results.append(
                 run_wrk(label, urls[name], seconds=args.seconds, run=run, **common, **single)  # type: ignore[arg-type]
             )
+            if name == "statreport":
+                shares["single"] = share(before, commit_seconds(urls["statreport"], cert))
         print("measuring statreport batches ...", file=sys.stderr, flush=True)
+        before = commit_seconds(urls["statreport"], cert)
         batch = run_wrk(
             f"statreport durable, batches of {args.batch}",
             urls["statreport"],
@@ -302,6 +330,7 @@ def main() -> None:
             batch=args.batch,
             **common,  # type: ignore[arg-type]
         )
+        shares["batch"] = share(before, commit_seconds(urls["statreport"], cert))
     finally:
         for process in servers.values():
             stop(process)
@@ -324,6 +353,10 @@ def main() -> None:
     print(f"durable / bare   = {durable.reports_per_s / max(bare.reports_per_s, 1e-9):.2f}x")
     print(f"durable / naive  = {durable.reports_per_s / max(naive.reports_per_s, 1e-9):.1f}x")
     print(f"batch / single   = {batch.reports_per_s / max(durable.reports_per_s, 1e-9):.1f}x")
+    print(
+        f"instance-days' share of commit time: {shares['single']:.0%} with single reports, "
+        f"{shares['batch']:.0%} with batches"
+    )
     print(f"rows in statreport's DuckDB after the run: {stored:,} (every 202 of every run)")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -35,6 +35,12 @@ class StoreMetrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
             registry=registry,
         )
+        self.instance_days_seconds = Histogram(
+            "statreport_commit_instance_days_seconds",
+            "Time of a group commit spent appending the instance-days of its reports.",
+            buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=registry,
+        )
         self.probe_writes = Counter(
             "statreport_readiness_probe_writes",
             "Heartbeat writes made to answer /readyz (at most one a second, however many ask).",

@@ -124,7 +124,7 @@ class ReportCommit:
         def append(con: duckdb.DuckDBPyConnection) -> None:
             if self._appenders is None or self._appenders.con is not con:
                 self._appenders = repository.Appenders(con)
-            repository.append_reports(
+            seconds = repository.append_reports(
                 con,
                 staged=accepted,
                 new_instances=claims,
@@ -132,6 +132,7 @@ class ReportCommit:
                 own_transaction=alone,
                 appenders=self._appenders,
             )
+            self._metrics.instance_days_seconds.observe(seconds)
             for record in records:
                 record(con)
 

@@ -14,23 +14,10 @@ from hypothesis import strategies as st
 
 from core import instance_days
 from core.usage_metrics import REPORT_METRICS
+from ingest.repository import _REPORT_SCHEMA as REPORT_SCHEMA
 
 INSTANCES = [str(uuid.UUID(int=n + 1, version=4)) for n in range(3)]
 START = datetime(2026, 3, 1, tzinfo=UTC)
-COLUMNS = [
-    ("report_id", pa.string()),
-    ("customer_id", pa.string()),
-    ("instance_id", pa.string()),
-    ("environment", pa.string()),
-    ("generated_at", pa.timestamp("us", tz="UTC")),
-    ("usage_day", pa.date32()),
-    ("product_version", pa.string()),
-    ("sequence", pa.int64()),
-    *[(metric, pa.int32()) for metric in REPORT_METRICS],
-    ("source", pa.string()),
-    ("key_id", pa.string()),
-    ("received_at", pa.timestamp("us", tz="UTC")),
-]
 
 
 @st.composite
@@ -64,10 +51,10 @@ def report_rows(draw: st.DrawFn) -> list[tuple[Any, ...]]:
 def _by_sql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     table = pa.Table.from_arrays(
         [
-            pa.array(column, type=kind)
-            for column, (_, kind) in zip(zip(*rows, strict=True), COLUMNS, strict=True)
+            pa.array(column, type=field.type)
+            for column, field in zip(zip(*rows, strict=True), REPORT_SCHEMA, strict=True)
         ],
-        names=[name for name, _ in COLUMNS],
+        schema=REPORT_SCHEMA,
     )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -15,8 +15,10 @@ counts add up, the latest report's environment wins), so a reader always sees th
 every committed report, late ones for an old day included. ``fold`` replaces the partial rows
 by their totals now and then, so that an instance-day is one row again.
 
-The rollup and the merge are written here once: the migration, the writer, the fold and the
-readers use them.
+The merge is written here once, for the fold and the readers. The rollup is written here twice:
+in SQL for the migration and for large commits, and in Python (``rollup_rows``) for commits of
+single reports, where planning the SQL cost more than the rest of the commit;
+``tests/core/test_instance_days.py`` holds the two equal.
 """
 
 from __future__ import annotations

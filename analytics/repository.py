@@ -272,8 +272,12 @@ def sequence_regressions(
     the lowest and the one before it the highest of the previous moment: comparing the two
     is comparing the moments (measured: half the time of grouping by moment first). The
     window carries nothing but the instance, time and sequence; the customer is looked up for
-    the few instances that regressed (an instance has one customer): 370 -> 280 ms on 10M
-    reports.
+    the few instances that regressed (an instance has one customer).
+
+    Only the instances with an instance-day in those days that received a report out of
+    order are read: the others' sequences cannot have gone backwards
+    (``core.instance_days.Frontier``). On 10M reports that arrived in order, this took the
+    whole evaluation from 0.98 s to 0.68 s.
     """
     return _frame(
         con,
@@ -285,6 +289,10 @@ def sequence_regressions(
                    min(generated_at) AS first_regression_at
             FROM (
                 SELECT instance_id, generated_at FROM reports
+                SEMI JOIN (
+                    SELECT DISTINCT instance_id FROM instance_days_out_of_order
+                    WHERE day BETWEEN ? AND ?
+                ) USING (instance_id)
                 WHERE usage_day BETWEEN ? AND ? AND sequence IS NOT NULL
                 WINDOW moments AS (PARTITION BY instance_id ORDER BY generated_at, sequence)
                 QUALIFY sequence < lag(sequence) OVER moments
@@ -293,7 +301,7 @@ def sequence_regressions(
             GROUP BY instance_id
         ) r JOIN instances i USING (instance_id)
         """,
-        [since, until],
+        [since, until, since, until],
     )
 
 

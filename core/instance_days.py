@@ -24,6 +24,7 @@ single reports, where planning the SQL cost more than the rest of the commit;
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from core.usage_metrics import REPORT_METRICS
@@ -105,6 +106,76 @@ def rollup_rows(reports: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
             day[count + 3] = sequence if lowest is None else min(lowest, sequence)
             day[count + 4] = sequence if highest is None else max(highest, sequence)
     return [(*day, True) for day in days.values()]
+
+
+class Frontier:
+    """Per instance, the latest ``generated_at`` and the highest ``sequence`` of the reports it
+    has sent so far, in the order they arrived: what tells which instance-days received a
+    report out of order (SPEC §6 v2, ``instance_cloned``).
+
+    A report with a sequence arrives *in order* when both its ``generated_at`` and its
+    sequence are past the frontier. If every report of an instance in a window of days
+    arrived in order, then ordered by ``generated_at`` its sequences only rise: take two of
+    them, a generated before b; had b arrived first, a would not have been past the
+    frontier. So only instances with an instance-day in the window that received a report
+    out of order can have a sequence regression there; the clone check reads the raw
+    sequences of those alone. A frontier that is too far ahead only marks more days (a
+    group that failed to commit, a restart that counts reports without a sequence): it errs
+    towards reading more, never less.
+    """
+
+    def __init__(self, latest: dict[str, tuple[datetime, int | None]]) -> None:
+        self._latest = latest
+
+    def out_of_order(self, reports: Iterable[Sequence[Any]]) -> set[tuple[str, date]]:
+        """The (instance, day)s of ``reports`` (rows in the column order of ``reports``, in
+        the order they arrived) that arrived out of order; the frontier moves past them."""
+        marked: set[tuple[str, date]] = set()
+        for report in reports:
+            sequence = report[_SEQUENCE]
+            if sequence is None:  # never compared; nothing to order
+                continue
+            instance, moment = report[_INSTANCE], report[_GENERATED]
+            latest = self._latest.get(instance)
+            if latest is None:
+                self._latest[instance] = (moment, sequence)
+                continue
+            moment_before, sequence_before = latest
+            if moment <= moment_before or (
+                sequence_before is not None and sequence <= sequence_before
+            ):
+                marked.add((instance, report[_DAY]))
+            self._latest[instance] = (
+                max(moment, moment_before),
+                sequence if sequence_before is None else max(sequence, sequence_before),
+            )
+        return marked
+
+    def passed(self, instance: str, moment: datetime, sequence: int | None) -> None:
+        """Move the frontier past reports stored without being checked one by one."""
+        latest = self._latest.get(instance)
+        if latest is None:
+            self._latest[instance] = (moment, sequence)
+            return
+        moment_before, sequence_before = latest
+        highest = sequence_before if sequence is None else sequence
+        if sequence is not None and sequence_before is not None:
+            highest = max(sequence, sequence_before)
+        self._latest[instance] = (max(moment, moment_before), highest)
+
+
+#: Every instance's frontier as its stored instance-days give it (when the store opens).
+FRONTIERS = (
+    "SELECT instance_id::VARCHAR, max(last_generated_at), max(max_sequence) "
+    "FROM instance_day_totals GROUP BY instance_id"
+)
+
+#: The instance-days that received a report out of order (``Frontier``): the only ones whose
+#: raw sequences the clone check reads. Every instance-day stored before it counts as one.
+CREATE_OUT_OF_ORDER = (
+    "CREATE TABLE instance_days_out_of_order (instance_id UUID NOT NULL, day DATE NOT NULL);"
+    "INSERT INTO instance_days_out_of_order SELECT DISTINCT instance_id, day FROM instance_days;"
+)
 
 
 def _merge(source: str) -> str:

@@ -218,6 +218,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "instance-days are read as they are, and merged only where partial rows wait to be folded",
         instance_days.CREATE_VIEW,
     ),
+    (
+        11,
+        "the instance-days that received a report out of order, whose raw sequences the clone "
+        "check reads; every instance-day stored before counts as one",
+        instance_days.CREATE_OUT_OF_ORDER,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -45,6 +45,12 @@ _INSERT_REPORTS = (
     "ON CONFLICT DO NOTHING RETURNING report_id::VARCHAR"
 )
 _APPEND = f"INSERT INTO reports SELECT {_REPORT_COLUMNS} FROM stored_reports"  # noqa: S608
+#: Count every instance-day of the reports registered as ``stored_reports`` as received out
+#: of order (``instance_days.Frontier``).
+_MARK_OUT_OF_ORDER = (
+    "INSERT INTO instance_days_out_of_order "
+    "SELECT DISTINCT instance_id::UUID, usage_day FROM stored_reports"
+)
 #: From this many reports on, a request's Arrow table is built on the request's side.
 ARROW_MIN_ROWS = 50
 
@@ -141,20 +147,27 @@ class Appenders:
         self.con = con
         self.reports = con.appender("reports")
         self.days = con.appender("instance_days")
+        self.out_of_order = con.appender("instance_days_out_of_order")
 
-    def append(self, rows: list[tuple[Any, ...]]) -> float:
-        """Append the report rows and their instance-days, in the caller's transaction; the
-        seconds the instance-days took."""
+    def append(self, rows: list[tuple[Any, ...]], *, frontier: instance_days.Frontier) -> float:
+        """Append the report rows, their instance-days and those of them that received a
+        report out of order, in the caller's transaction; the seconds the instance-days
+        took."""
         try:
             self.reports.append_rows(rows)
             self.reports.flush()
             started = time.perf_counter()
             self.days.append_rows(instance_days.rollup_rows(rows))
             self.days.flush()
+            marked = frontier.out_of_order(rows)
+            if marked:
+                self.out_of_order.append_rows(sorted(marked))
+                self.out_of_order.flush()
             return time.perf_counter() - started
         except BaseException:
             self.reports.clear()
             self.days.clear()
+            self.out_of_order.clear()
             raise
 
 
@@ -164,11 +177,12 @@ def insert_reports(
     parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
     new_instances: Mapping[str, str],
     received_at: datetime,
+    frontier: instance_days.Frontier,
 ) -> set[str]:
     """The path for groups with duplicates, in the caller's transaction.
 
     ``parts`` must hold each report_id once. Returns the ids actually inserted; the others
-    were already stored (duplicates).
+    were already stored (duplicates). Their instance-days count as received out of order.
     """
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(reports for _, reports in parts):
@@ -177,9 +191,13 @@ def insert_reports(
     con.register("incoming_reports", table)
     inserted = {row[0] for row in con.execute(_INSERT_REPORTS).fetchall()}
     con.unregister("incoming_reports")
-    _append_days(
-        con, table.filter(pc.is_in(table["report_id"], pa.array(list(inserted), pa.string())))
-    )
+    stored = table.filter(pc.is_in(table["report_id"], pa.array(list(inserted), pa.string())))
+    if stored.num_rows:
+        con.register("stored_reports", stored)
+        con.execute(instance_days.APPEND)
+        con.execute(_MARK_OUT_OF_ORDER)
+        con.unregister("stored_reports")
+        _advance(frontier, stored)
     return inserted
 
 
@@ -195,6 +213,7 @@ def append_reports(
     received_at: datetime,
     own_transaction: bool,
     appenders: Appenders,
+    frontier: instance_days.Frontier,
 ) -> float:
     """The fast path: append every report of the group and their instance-days; the seconds
     the instance-days took.
@@ -202,9 +221,11 @@ def append_reports(
     The group must hold each report_id once. With ``own_transaction`` the call is the whole
     transaction; otherwise it runs in the caller's. A group of small requests goes through
     ``appenders`` (of ``con``), its instance-days rolled up in Python: DuckDB's
-    ``GROUP BY`` cost 7.6 ms for 30 reports, most of such a commit. Larger ones go as one
-    Arrow table, rolled up by DuckDB. Raises ``AlreadyStored`` (and appends nothing) when any
-    report_id is already stored.
+    ``GROUP BY`` cost 7.6 ms for 30 reports, most of such a commit; ``frontier`` tells which
+    of their instance-days received a report out of order. Larger ones go as one Arrow
+    table, rolled up by DuckDB, and each of their instance-days counts as received out of
+    order (batches are how a spool is sent again, late). Raises ``AlreadyStored`` (and
+    appends nothing) when any report_id is already stored.
     """
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(s.reports for s in staged):
@@ -212,15 +233,19 @@ def append_reports(
     small = [(s, s.reports) for s in staged if s.arrow is None]
     if len(small) == len(staged):
         rows = _report_rows(small)
-        return _transaction(con, own_transaction, lambda: appenders.append(rows))
+        return _transaction(con, own_transaction, lambda: appenders.append(rows, frontier=frontier))
     tables = [s.arrow for s in staged if s.arrow is not None]
     tables += [_report_table(small)] if small else []
 
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
     def append_tables() -> float:
-        con.register("stored_reports", tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+        con.register("stored_reports", table)
         con.execute(_APPEND)
         started = time.perf_counter()
         con.execute(instance_days.APPEND)
+        con.execute(_MARK_OUT_OF_ORDER)
+        _advance(frontier, table)
         return time.perf_counter() - started
 
     return _transaction(con, own_transaction, append_tables)
@@ -247,13 +272,23 @@ def _transaction(
         raise
 
 
-def _append_days(con: duckdb.DuckDBPyConnection, stored: pa.Table) -> None:
-    """Append the instance-days of the reports just stored, in the caller's transaction."""
-    if stored.num_rows == 0:
-        return
-    con.register("stored_reports", stored)
-    con.execute(instance_days.APPEND)
-    con.unregister("stored_reports")
+def _advance(frontier: instance_days.Frontier, table: pa.Table) -> None:
+    """Move ``frontier`` past the reports of ``table``, each instance at once."""
+    latest = table.group_by("instance_id").aggregate([("generated_at", "max"), ("sequence", "max")])
+    for instance, moment, sequence in zip(
+        latest["instance_id"].to_pylist(),
+        latest["generated_at_max"].to_pylist(),
+        latest["sequence_max"].to_pylist(),
+        strict=True,
+    ):
+        frontier.passed(instance, moment, sequence)
+
+
+def instance_frontiers(
+    con: duckdb.DuckDBPyConnection,
+) -> dict[str, tuple[datetime, int | None]]:
+    """Every instance's latest ``generated_at`` and highest ``sequence`` stored."""
+    return {row[0]: (row[1], row[2]) for row in con.execute(instance_days.FRONTIERS).fetchall()}
 
 
 def fold_instance_days(con: duckdb.DuckDBPyConnection) -> None:

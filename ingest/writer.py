@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from core import instance_days
 from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
@@ -38,10 +39,12 @@ class ReportCommit:
         self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._unfolded = 0  # reports stored since the instance-days were last folded
         self._appenders: repository.Appenders | None = None  # the writer connection's
+        self._frontier = instance_days.Frontier({})  # touched on the writer thread only
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
+        self._frontier = instance_days.Frontier(repository.instance_frontiers(con))
         con.execute("BEGIN TRANSACTION")
         repository.fold_instance_days(con)
         con.execute("COMMIT")
@@ -131,6 +134,7 @@ class ReportCommit:
                 received_at=now,
                 own_transaction=alone,
                 appenders=self._appenders,
+                frontier=self._frontier,
             )
             self._metrics.instance_days_seconds.observe(seconds)
             for record in records:
@@ -153,7 +157,7 @@ class ReportCommit:
 
         def insert(con: duckdb.DuckDBPyConnection) -> set[str]:
             inserted = repository.insert_reports(
-                con, parts=parts, new_instances=claims, received_at=now
+                con, parts=parts, new_instances=claims, received_at=now, frontier=self._frontier
             )
             for record in records:
                 record(con)

@@ -3,6 +3,7 @@ groups and the migration, Python for the small groups of single reports. They ag
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -92,3 +93,94 @@ def test_one_report_is_its_own_instance_day() -> None:
         7,
         True,
     )
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], list[int], set[int], int | None]:
+    """Reports of a few instances, in the order they arrive: in runs of rising sequences (one
+    installation), interleaved (two sharing an id), restored from a backup, or late. With
+    the commits they arrive in, which of those commits went as batches, and where the
+    server restarted."""
+    rows = []
+    for instance in INSTANCES:
+        moments = sorted(draw(st.lists(st.integers(0, 3 * 24 * 60), max_size=15)))
+        sequences = draw(
+            st.lists(st.none() | st.integers(0, 30), min_size=len(moments), max_size=len(moments))
+        )
+        for minute, sequence in zip(moments, sequences, strict=True):
+            moment = START + timedelta(minutes=minute)
+            rows.append(
+                (
+                    str(uuid.uuid4()),
+                    "acme",
+                    instance,
+                    "production",
+                    moment,
+                    moment.date(),
+                    "1.1.3",
+                    sequence,
+                )
+            )
+    order = draw(st.permutations(range(len(rows))))
+    arrived = [rows[n] for n in order]
+    cuts = sorted(draw(st.sets(st.integers(1, max(len(arrived), 1)), max_size=6)))
+    batches = draw(st.sets(st.integers(0, len(cuts)), max_size=3))
+    restart = draw(st.none() | st.integers(0, len(cuts)))
+    return arrived, cuts, batches, restart
+
+
+def _regressions(rows: list[tuple[Any, ...]], first: date, last: date) -> dict[str, int]:
+    """The clone check's own definition (``analytics.repository.sequence_regressions``)."""
+    found: dict[str, int] = {}
+    for instance in INSTANCES:
+        mine = sorted(
+            (row[4], row[7])
+            for row in rows
+            if row[2] == instance and row[7] is not None and first <= row[5] <= last
+        )
+        found[instance] = sum(
+            1
+            for (moment_before, before), (moment, sequence) in itertools.pairwise(mine)
+            if sequence < before and moment > moment_before
+        )
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrivals(), st.integers(0, 3), st.integers(0, 3))
+def test_every_instance_whose_sequence_went_back_had_a_report_out_of_order(
+    arrival: tuple[list[tuple[Any, ...]], list[int], set[int], int | None], start: int, length: int
+) -> None:
+    rows, cuts, batches, restart = arrival
+    frontier = instance_days.Frontier({})
+    marked: set[tuple[str, date]] = set()
+    bounds = [0, *cuts, len(rows)]
+    for number, (begin, end) in enumerate(itertools.pairwise(bounds)):
+        if number == restart:  # what the store reads when it opens: every stored report
+            stored = rows[:begin]
+            frontier = instance_days.Frontier(
+                {
+                    instance: (
+                        max(row[4] for row in stored if row[2] == instance),
+                        max(
+                            (row[7] for row in stored if row[2] == instance and row[7] is not None),
+                            default=None,
+                        ),
+                    )
+                    for instance in {row[2] for row in stored}
+                }
+            )
+        group = rows[begin:end]
+        if number in batches:  # a batch: every instance-day counts, the frontier moves past
+            marked |= {(row[2], row[5]) for row in group}
+            for row in group:
+                frontier.passed(row[2], row[4], row[7])
+        else:
+            marked |= frontier.out_of_order(group)
+    first = START.date() + timedelta(days=start)
+    last = first + timedelta(days=length)
+    for instance, count in _regressions(rows, first, last).items():
+        if count:
+            assert any(
+                (instance, first + timedelta(days=n)) in marked for n in range(length + 1)
+            ), (instance, count)

@@ -130,3 +130,51 @@ def test_an_existing_data_directory_gets_its_instance_days_when_upgraded(tmp_pat
     assert len(kept) == len({(row[0], row[1]) for row in kept}) > 100
     assert kept == query(tmp_path, _FROM_REPORTS)
     assert sum(row[-5] for row in kept) == 2000
+    # Whether they arrived in order is not known: the clone check reads them all.
+    marked = query(tmp_path, "SELECT instance_id, day FROM instance_days_out_of_order")
+    assert sorted(marked) == sorted((row[0], row[1]) for row in kept)
+
+
+def _at(instance: str, day: str, hour: int, sequence: int) -> dict[str, Any]:
+    return make_report(
+        instance_id=instance, generated_at=f"{day}T{hour:02d}:00:00Z", sequence=sequence
+    )
+
+
+def _out_of_order(data_dir: Path) -> set[tuple[str, str]]:
+    rows = query(
+        data_dir, "SELECT instance_id::VARCHAR, day::VARCHAR FROM instance_days_out_of_order"
+    )
+    return {(row[0], row[1]) for row in rows}
+
+
+def test_only_instance_days_that_received_a_report_out_of_order_are_marked(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """What the clone check reads raw: the instance-days marked here, across a restart."""
+    in_order, late, batched = (str(uuid.uuid4()) for _ in range(3))
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    before = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    server = server_factory(data_dir=tmp_path / "data")
+    key = server.add_customer("acme")
+    with server.client(key) as http:
+        for report in [
+            _at(in_order, day, 1, 1),
+            _at(in_order, day, 2, 2),
+            _at(late, day, 5, 10),
+            _at(late, before, 23, 11),  # generated before the one already stored
+            _at(in_order, day, 3, 3),
+        ]:
+            assert http.post("/v1/reports", json=report).status_code == 202
+        batch = [_at(batched, day, hour % 24, hour) for hour in range(60)]  # sent as Arrow
+        assert http.post("/v1/reports", json={"reports": batch}).status_code == 202
+    server.stop()
+    assert _out_of_order(server.data_dir) == {(late, before), (batched, day)}
+
+    # After a restart the frontier is read back from what is stored.
+    server = server_factory(data_dir=tmp_path / "data")
+    with server.client(key) as http:
+        assert http.post("/v1/reports", json=_at(in_order, day, 4, 4)).status_code == 202
+        assert http.post("/v1/reports", json=_at(in_order, day, 6, 2)).status_code == 202
+    server.stop()
+    assert _out_of_order(server.data_dir) == {(late, before), (batched, day), (in_order, day)}

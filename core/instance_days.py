@@ -124,12 +124,21 @@ class Frontier:
     towards reading more, never less.
     """
 
-    def __init__(self, latest: dict[str, tuple[datetime, int | None]]) -> None:
+    def __init__(
+        self,
+        latest: dict[str, tuple[datetime, int | None]],
+        marked: Iterable[tuple[str, date]] = (),
+    ) -> None:
         self._latest = latest
+        #: Instance-days already marked, so that each is written once.
+        self._marked = set(marked)
+        #: Marks handed out for a commit that has not ended yet.
+        self._pending: set[tuple[str, date]] = set()
 
     def out_of_order(self, reports: Iterable[Sequence[Any]]) -> set[tuple[str, date]]:
         """The (instance, day)s of ``reports`` (rows in the column order of ``reports``, in
-        the order they arrived) that arrived out of order; the frontier moves past them."""
+        the order they arrived) that arrived out of order and were not marked before; the
+        frontier moves past them."""
         marked: set[tuple[str, date]] = set()
         for report in reports:
             sequence = report[_SEQUENCE]
@@ -149,19 +158,44 @@ class Frontier:
                 max(moment, moment_before),
                 sequence if sequence_before is None else max(sequence, sequence_before),
             )
-        return marked
+        return self._new(marked)
 
-    def passed(self, instance: str, moment: datetime, sequence: int | None) -> None:
-        """Move the frontier past reports stored without being checked one by one."""
-        latest = self._latest.get(instance)
-        if latest is None:
-            self._latest[instance] = (moment, sequence)
-            return
-        moment_before, sequence_before = latest
-        highest = sequence_before if sequence is None else sequence
-        if sequence is not None and sequence_before is not None:
-            highest = max(sequence, sequence_before)
-        self._latest[instance] = (max(moment, moment_before), highest)
+    def all_out_of_order(
+        self, days: Iterable[tuple[str, date, datetime, int | None]]
+    ) -> set[tuple[str, date]]:
+        """Count each (instance, day, latest moment, highest sequence) of reports stored
+        without being checked one by one (a batch) as out of order, and move the frontier
+        past them; the instance-days not marked before."""
+        summary = list(days)
+        for instance, _, moment, sequence in summary:
+            latest = self._latest.get(instance)
+            if latest is None:
+                self._latest[instance] = (moment, sequence)
+                continue
+            moment_before, sequence_before = latest
+            if sequence is None or sequence_before is None:
+                highest = sequence if sequence_before is None else sequence_before
+            else:
+                highest = max(sequence, sequence_before)
+            self._latest[instance] = (max(moment, moment_before), highest)
+        return self._new({(instance, day) for instance, day, _, _ in summary})
+
+    def forget_before(self, day: date) -> None:
+        """Forget the marks of days before ``day``: they are stored, and remembering them only
+        saves writing one again for a report that late."""
+        self._marked = {mark for mark in self._marked if mark[1] >= day}
+
+    def committed(self, stored: bool) -> None:
+        """The commit the marks handed out since the last call were for has ended: remember
+        them if it was ``stored``, else forget them, so that its retry writes them again."""
+        if stored:
+            self._marked |= self._pending
+        self._pending = set()
+
+    def _new(self, marked: set[tuple[str, date]]) -> set[tuple[str, date]]:
+        new = marked - self._marked - self._pending
+        self._pending |= new
+        return new
 
 
 #: Every instance's frontier as its stored instance-days give it (when the store opens).
@@ -169,6 +203,12 @@ FRONTIERS = (
     "SELECT instance_id::VARCHAR, max(last_generated_at), max(max_sequence) "
     "FROM instance_day_totals GROUP BY instance_id"
 )
+#: The instance-days marked from a day on (what the writer remembers when the store opens).
+MARKED_SINCE = (
+    "SELECT DISTINCT instance_id::VARCHAR, day FROM instance_days_out_of_order WHERE day >= ?"
+)
+#: How many days of marks the writer remembers: the clone check's window and a day more.
+REMEMBERED_DAYS = 8
 
 #: The instance-days that received a report out of order (``Frontier``): the only ones whose
 #: raw sequences the clone check reads. Every instance-day stored before it counts as one.

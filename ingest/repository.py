@@ -45,12 +45,8 @@ _INSERT_REPORTS = (
     "ON CONFLICT DO NOTHING RETURNING report_id::VARCHAR"
 )
 _APPEND = f"INSERT INTO reports SELECT {_REPORT_COLUMNS} FROM stored_reports"  # noqa: S608
-#: Count every instance-day of the reports registered as ``stored_reports`` as received out
-#: of order (``instance_days.Frontier``).
-_MARK_OUT_OF_ORDER = (
-    "INSERT INTO instance_days_out_of_order "
-    "SELECT DISTINCT instance_id::UUID, usage_day FROM stored_reports"
-)
+#: Mark an instance-day as having received a report out of order (``instance_days.Frontier``).
+_MARK = "INSERT INTO instance_days_out_of_order VALUES (?::UUID, ?)"
 #: From this many reports on, a request's Arrow table is built on the request's side.
 ARROW_MIN_ROWS = 50
 
@@ -159,16 +155,19 @@ class Appenders:
             started = time.perf_counter()
             self.days.append_rows(instance_days.rollup_rows(rows))
             self.days.flush()
-            marked = frontier.out_of_order(rows)
-            if marked:
-                self.out_of_order.append_rows(sorted(marked))
-                self.out_of_order.flush()
+            self.mark(frontier.out_of_order(rows))
             return time.perf_counter() - started
         except BaseException:
             self.reports.clear()
             self.days.clear()
             self.out_of_order.clear()
             raise
+
+    def mark(self, marked: set[tuple[str, date]]) -> None:
+        """Mark instance-days as having received a report out of order (few, and each once)."""
+        if marked:
+            self.out_of_order.append_rows(sorted(marked))
+            self.out_of_order.flush()
 
 
 def insert_reports(
@@ -195,9 +194,10 @@ def insert_reports(
     if stored.num_rows:
         con.register("stored_reports", stored)
         con.execute(instance_days.APPEND)
-        con.execute(_MARK_OUT_OF_ORDER)
         con.unregister("stored_reports")
-        _advance(frontier, stored)
+        marked = frontier.all_out_of_order(_latest_per_day(stored))
+        if marked:
+            con.executemany(_MARK, sorted(marked))
     return inserted
 
 
@@ -244,8 +244,7 @@ def append_reports(
         con.execute(_APPEND)
         started = time.perf_counter()
         con.execute(instance_days.APPEND)
-        con.execute(_MARK_OUT_OF_ORDER)
-        _advance(frontier, table)
+        appenders.mark(frontier.all_out_of_order(_latest_per_day(table)))
         return time.perf_counter() - started
 
     return _transaction(con, own_transaction, append_tables)
@@ -272,16 +271,26 @@ def _transaction(
         raise
 
 
-def _advance(frontier: instance_days.Frontier, table: pa.Table) -> None:
-    """Move ``frontier`` past the reports of ``table``, each instance at once."""
-    latest = table.group_by("instance_id").aggregate([("generated_at", "max"), ("sequence", "max")])
-    for instance, moment, sequence in zip(
-        latest["instance_id"].to_pylist(),
-        latest["generated_at_max"].to_pylist(),
-        latest["sequence_max"].to_pylist(),
-        strict=True,
-    ):
-        frontier.passed(instance, moment, sequence)
+def _latest_per_day(table: pa.Table) -> list[tuple[str, date, datetime, int | None]]:
+    """Per instance and day of the reports of ``table``: the latest moment and the highest
+    sequence (what moves an ``instance_days.Frontier`` past them)."""
+    latest = table.group_by(["instance_id", "usage_day"]).aggregate(
+        [("generated_at", "max"), ("sequence", "max")]
+    )
+    return list(
+        zip(
+            latest["instance_id"].to_pylist(),
+            latest["usage_day"].to_pylist(),
+            latest["generated_at_max"].to_pylist(),
+            latest["sequence_max"].to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def marked_since(con: duckdb.DuckDBPyConnection, *, day: date) -> list[tuple[str, date]]:
+    """The instance-days marked as having received a report out of order, from ``day`` on."""
+    return [(row[0], row[1]) for row in con.execute(instance_days.MARKED_SINCE, [day]).fetchall()]
 
 
 def instance_frontiers(

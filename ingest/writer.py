@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -44,7 +44,10 @@ class ReportCommit:
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
-        self._frontier = instance_days.Frontier(repository.instance_frontiers(con))
+        since = datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
+        self._frontier = instance_days.Frontier(
+            repository.instance_frontiers(con), repository.marked_since(con, day=since)
+        )
         con.execute("BEGIN TRANSACTION")
         repository.fold_instance_days(con)
         con.execute("COMMIT")
@@ -106,7 +109,10 @@ class ReportCommit:
 
     def _fold(self, transact: Transact) -> None:
         """Fold the instance-days after a committed group. A failure leaves partial rows,
-        which readers merge anyway: it is logged, and the group's answers stand."""
+        which readers merge anyway: it is logged, and the group's answers stand. The
+        frontier forgets the marks of days the clone check no longer reads."""
+        since = datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
+        self._frontier.forget_before(since)
         try:
             transact(repository.fold_instance_days)
         except Exception:
@@ -140,7 +146,12 @@ class ReportCommit:
             for record in records:
                 record(con)
 
-        transact(append, single_statement=alone)
+        try:
+            transact(append, single_statement=alone)
+        except BaseException:
+            self._frontier.committed(stored=False)
+            raise
+        self._frontier.committed(stored=True)
         self._owners.update(claims)
 
     def _insert(
@@ -163,7 +174,12 @@ class ReportCommit:
                 record(con)
             return inserted
 
-        inserted = transact(insert)
+        try:
+            inserted = transact(insert)
+        except BaseException:
+            self._frontier.committed(stored=False)
+            raise
+        self._frontier.committed(stored=True)
         self._owners.update(claims)
         return inserted
 

@@ -96,11 +96,13 @@ def test_one_report_is_its_own_instance_day() -> None:
 
 
 @st.composite
-def arrivals(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], list[int], set[int], int | None]:
+def arrivals(
+    draw: st.DrawFn,
+) -> tuple[list[tuple[Any, ...]], list[int], set[int], set[int], int | None]:
     """Reports of a few instances, in the order they arrive: in runs of rising sequences (one
     installation), interleaved (two sharing an id), restored from a backup, or late. With
-    the commits they arrive in, which of those commits went as batches, and where the
-    server restarted."""
+    the commits they arrive in, which of those went as batches, which failed once and were
+    retried, and where the server restarted."""
     rows = []
     for instance in INSTANCES:
         moments = sorted(draw(st.lists(st.integers(0, 3 * 24 * 60), max_size=15)))
@@ -125,8 +127,9 @@ def arrivals(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], list[int], set[int
     arrived = [rows[n] for n in order]
     cuts = sorted(draw(st.sets(st.integers(1, max(len(arrived), 1)), max_size=6)))
     batches = draw(st.sets(st.integers(0, len(cuts)), max_size=3))
+    failed = draw(st.sets(st.integers(0, len(cuts)), max_size=2))
     restart = draw(st.none() | st.integers(0, len(cuts)))
-    return arrived, cuts, batches, restart
+    return arrived, cuts, batches, failed, restart
 
 
 def _regressions(rows: list[tuple[Any, ...]], first: date, last: date) -> dict[str, int]:
@@ -149,9 +152,11 @@ def _regressions(rows: list[tuple[Any, ...]], first: date, last: date) -> dict[s
 @settings(max_examples=300, deadline=None)
 @given(arrivals(), st.integers(0, 3), st.integers(0, 3))
 def test_every_instance_whose_sequence_went_back_had_a_report_out_of_order(
-    arrival: tuple[list[tuple[Any, ...]], list[int], set[int], int | None], start: int, length: int
+    arrival: tuple[list[tuple[Any, ...]], list[int], set[int], set[int], int | None],
+    start: int,
+    length: int,
 ) -> None:
-    rows, cuts, batches, restart = arrival
+    rows, cuts, batches, failed, restart = arrival
     frontier = instance_days.Frontier({})
     marked: set[tuple[str, date]] = set()
     bounds = [0, *cuts, len(rows)]
@@ -172,11 +177,31 @@ def test_every_instance_whose_sequence_went_back_had_a_report_out_of_order(
             )
         group = rows[begin:end]
         if number in batches:  # a batch: every instance-day counts, the frontier moves past
-            marked |= {(row[2], row[5]) for row in group}
-            for row in group:
-                frontier.passed(row[2], row[4], row[7])
+            days = {(row[2], row[5]) for row in group}
+            latest = [
+                (
+                    instance,
+                    day,
+                    max(row[4] for row in group if (row[2], row[5]) == (instance, day)),
+                    max(
+                        (
+                            r[7]
+                            for r in group
+                            if (r[2], r[5]) == (instance, day) and r[7] is not None
+                        ),
+                        default=None,
+                    ),
+                )
+                for instance, day in days
+            ]
+            frontier.all_out_of_order(latest)
+            marked |= days
         else:
+            if number in failed:  # a commit that fails, then its retry
+                frontier.out_of_order(group)
+                frontier.committed(stored=False)
             marked |= frontier.out_of_order(group)
+        frontier.committed(stored=True)
     first = START.date() + timedelta(days=start)
     last = first + timedelta(days=length)
     for instance, count in _regressions(rows, first, last).items():

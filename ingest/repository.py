@@ -425,11 +425,15 @@ def copy_month(
 
 
 def delete_month(con: duckdb.DuckDBPyConnection, *, first: date, last: date) -> int:
-    """Delete the month's raw reports (their instance-days stay); answers how many."""
-    row = con.execute(
+    """Delete the month's raw reports (their instance-days stay), and the out-of-order marks
+    of its days, which only said whether to read those raw reports; answers how many reports."""
+    rows = con.execute(
         "DELETE FROM reports WHERE usage_day BETWEEN ? AND ?", [first, last]
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    con.execute(
+        "DELETE FROM instance_days_out_of_order WHERE day BETWEEN ? AND ?", [first, last]
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _quoted(path: Path) -> str:

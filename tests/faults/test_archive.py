@@ -37,6 +37,7 @@ def _aged_data_dir(data_dir: Path) -> int:
         [30 * 31, datetime.combine(TODAY - timedelta(days=30 * 31), datetime.min.time(), UTC)],
     )
     con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
+    con.execute("INSERT INTO instance_days_out_of_order SELECT instance_id, day FROM instance_days")
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()
     store.close_file()
@@ -104,8 +105,10 @@ def test_old_months_move_to_parquet_and_every_report_stays_exactly_once(tmp_path
     assert 0 < left < total
     con = duckdb.connect(str(data_dir / "statreport.duckdb"), read_only=True)
     oldest_left = con.execute("SELECT min(usage_day) FROM reports").fetchone()
+    oldest_mark = con.execute("SELECT min(day) FROM instance_days_out_of_order").fetchone()
     con.close()
     assert oldest_left == (cutoff.replace(day=1),)
+    assert oldest_mark == oldest_left  # a mark only says whether to read raw reports
     assert _days(data_dir) == days_before  # instance-days are kept for ever
     assert _archive(data_dir) == []  # nothing more to do until a month ages
 

@@ -146,18 +146,11 @@ class Frontier:
                 continue
             instance, moment = report[_INSTANCE], report[_GENERATED]
             latest = self._latest.get(instance)
-            if latest is None:
-                self._latest[instance] = (moment, sequence)
-                continue
-            moment_before, sequence_before = latest
-            if moment <= moment_before or (
-                sequence_before is not None and sequence <= sequence_before
+            if latest is not None and (
+                moment <= latest[0] or (latest[1] is not None and sequence <= latest[1])
             ):
                 marked.add((instance, report[_DAY]))
-            self._latest[instance] = (
-                max(moment, moment_before),
-                sequence if sequence_before is None else max(sequence, sequence_before),
-            )
+            self._move(instance, moment, sequence)
         return self._new(marked)
 
     def all_out_of_order(
@@ -168,16 +161,7 @@ class Frontier:
         past them; the instance-days not marked before."""
         summary = list(days)
         for instance, _, moment, sequence in summary:
-            latest = self._latest.get(instance)
-            if latest is None:
-                self._latest[instance] = (moment, sequence)
-                continue
-            moment_before, sequence_before = latest
-            if sequence is None or sequence_before is None:
-                highest = sequence if sequence_before is None else sequence_before
-            else:
-                highest = max(sequence, sequence_before)
-            self._latest[instance] = (max(moment, moment_before), highest)
+            self._move(instance, moment, sequence)
         return self._new({(instance, day) for instance, day, _, _ in summary})
 
     def forget_before(self, day: date) -> None:
@@ -191,6 +175,18 @@ class Frontier:
         if stored:
             self._marked |= self._pending
         self._pending = set()
+
+    def _move(self, instance: str, moment: datetime, sequence: int | None) -> None:
+        """Move the instance's frontier past a report (or the latest of several)."""
+        latest = self._latest.get(instance)
+        if latest is None:
+            self._latest[instance] = (moment, sequence)
+            return
+        moment_before, sequence_before = latest
+        highest = sequence_before if sequence is None else sequence
+        if sequence is not None and sequence_before is not None:
+            highest = max(sequence, sequence_before)
+        self._latest[instance] = (max(moment, moment_before), highest)
 
     def _new(self, marked: set[tuple[str, date]]) -> set[tuple[str, date]]:
         new = marked - self._marked - self._pending

@@ -7,9 +7,9 @@ together; only after it returns is any of them acknowledged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -29,6 +29,8 @@ _NEW_INSTANCE_VERSIONS = ("4", "7")
 FOLD_AFTER_REPORTS = 20_000
 
 log = logging.getLogger("statreport.store")
+
+T = TypeVar("T")
 
 
 class ReportCommit:
@@ -123,7 +125,7 @@ class ReportCommit:
     def _append(
         self, transact: Transact, accepted: list[StagedReports], *, claims: dict[str, str]
     ) -> None:
-        """The fast path: every report is new; one statement appends them all, with the new
+        """The fast path: every report is new; one transaction appends them all, with the new
         instances ``claims`` names (found while checking the group)."""
         now = datetime.now(UTC)
         records = [s.record for s in accepted if s.record is not None]
@@ -146,13 +148,7 @@ class ReportCommit:
             for record in records:
                 record(con)
 
-        try:
-            transact(append, single_statement=alone)
-        except BaseException:
-            self._frontier.committed(stored=False)
-            raise
-        self._frontier.committed(stored=True)
-        self._owners.update(claims)
+        self._store(transact, append, claims=claims, single_statement=alone)
 
     def _insert(
         self, transact: Transact, accepted: list[StagedReports], firsts: list[list[bool]]
@@ -174,14 +170,26 @@ class ReportCommit:
                 record(con)
             return inserted
 
+        return self._store(transact, insert, claims=claims)
+
+    def _store(
+        self,
+        transact: Transact,
+        write: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        claims: dict[str, str],
+        single_statement: bool = False,
+    ) -> T:
+        """Run ``write`` as the group's transaction; only once it is stored do the instances
+        it claims have owners and its out-of-order marks count as written."""
         try:
-            inserted = transact(insert)
+            result = transact(write, single_statement=single_statement)
         except BaseException:
             self._frontier.committed(stored=False)
             raise
         self._frontier.committed(stored=True)
         self._owners.update(claims)
-        return inserted
+        return result
 
     def _claims(self, accepted: Sequence[StagedReports]) -> dict[str, str]:
         """The instances this group reports for the first time, and their customers."""

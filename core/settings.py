@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     )
 
     commit_window_ms: float = Field(
-        2.0,
+        5.0,
         ge=0,
         le=1000,
         description="how long the writer waits for more requests to share a commit",

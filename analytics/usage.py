@@ -59,6 +59,7 @@ def daily_usage(
     activity_days: int = ACTIVITY_DAYS,
     counting: pl.LazyFrame | None = None,
     metrics: Sequence[str] = USAGE_METRICS,
+    floors: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``customer_id, metric, day, usage`` for each day up to ``as_of`` that has usage, of
     each of ``metrics`` (by default all), in no particular order (sorting 10M reports' usage
@@ -70,6 +71,10 @@ def daily_usage(
     ``sum``: ``production`` counts production instances only (0 when only non-production ones
     are active), ``max_instance`` the largest single instance. Instance counts are always
     counts. A day without an active instance has no row (no usage, not zero).
+
+    With ``floors`` (``customer_id, metric, floor``), a customer's metric whose daily sum never
+    exceeds its floor, or that has none, is left out: it cannot have been over (the caller
+    checks the rest exactly). No counting rule counts more than the sum, so none is lost.
     """
     wanted = [m for m in USAGE_METRICS if m in metrics]
     if not wanted:
@@ -93,6 +98,8 @@ def daily_usage(
         },
     }
     per_day = active.group_by("customer_id", "day").agg(totals[m].alias(m) for m in wanted)
+    if floors is not None:
+        per_day = _possibly_above(per_day, floors, wanted)
     summed = per_day.unpivot(
         index=["customer_id", "day"],
         on=wanted,
@@ -106,6 +113,31 @@ def daily_usage(
         summed.filter(pl.col("usage").is_not_null())
         .select("customer_id", "metric", "day", "usage")
         .collect()
+    )
+
+
+def _possibly_above(
+    per_day: pl.LazyFrame, floors: pl.DataFrame, metrics: Sequence[str]
+) -> pl.LazyFrame:
+    """``per_day`` (a column per metric) with the metrics of the customers whose peak sum is
+    not above their floor set to null. Cut here, before the usage is one row per metric and
+    day, it is a sixth of the rows that ``compliance.above_floors`` would filter (measured on
+    40M reports: 0.18 s of the evaluation)."""
+    limits = floors.filter(pl.col("metric").is_in(metrics)).pivot(
+        on="metric", index="customer_id", values="floor"
+    )
+    limits = limits.rename({m: f"{m}:floor" for m in metrics if m in limits.columns})
+    return (
+        per_day.join(limits.lazy(), on="customer_id", how="left")
+        .with_columns(
+            (
+                pl.when(pl.col(m).max().over("customer_id") > pl.col(f"{m}:floor")).then(pl.col(m))
+                if f"{m}:floor" in limits.columns
+                else pl.lit(None, dtype=pl.Int64)
+            ).alias(m)
+            for m in metrics
+        )
+        .drop(c for c in limits.columns if c != "customer_id")
     )
 
 

@@ -247,8 +247,12 @@ CREATE_VIEW = (
     f"UNION ALL {_merge(f'instance_days SEMI JOIN {_PENDING} USING (instance_id, day)')};"
 )
 
-#: Append the rollup of the reports a commit stores (registered as ``stored_reports``).
-APPEND = f"INSERT INTO instance_days {rollup('stored_reports', partial=True)}"
+#: Append the rollup of the reports a commit stores (registered as ``stored_reports``), and
+#: return each instance-day's latest moment and highest sequence (what moves a ``Frontier``).
+APPEND_RETURNING_LATEST = (
+    f"INSERT INTO instance_days {rollup('stored_reports', partial=True)} "
+    "RETURNING instance_id::VARCHAR, day, last_generated_at, max_sequence"
+)
 
 #: Replace every partial row, and the other rows of its instance and day, by their totals;
 #: in one transaction.

@@ -78,7 +78,8 @@ def overuse_episodes(
 
 def _group_episodes(days: pl.LazyFrame, *, relapse_days: int) -> pl.LazyFrame:
     """Over-days into episodes: a new one starts after a compliant day and a gap of more than
-    ``relapse_days``; each with its start, last over-day, peak and materiality."""
+    ``relapse_days``; each with its start, last over-day, peak and materiality. ``days`` are
+    in day order within each metric."""
     over_days = (
         days.filter(pl.col("over"))
         .with_columns(
@@ -98,9 +99,10 @@ def _group_episodes(days: pl.LazyFrame, *, relapse_days: int) -> pl.LazyFrame:
         started_on=pl.col("day").min(),
         last_over_on=pl.col("day").max(),
         peak_usage=pl.col("usage").max(),
-        # The entitlement on the (first) peak day.
-        entitled=pl.col("entitled").sort_by(["usage", "day"], descending=[True, False]).first(),
-        entitled_last_over=pl.col("entitled").sort_by("day").last(),
+        # A group keeps its rows' order, here the days': the entitlement on the first peak
+        # day, and on the last over-day (sorting each group again cost 40 ms on 40M reports).
+        entitled=pl.col("entitled").get(pl.col("usage").arg_max()),
+        entitled_last_over=pl.col("entitled").last(),
         material=(
             (pl.col("usage") * 100 > pl.col("entitled") * 110) | (pl.col("entitled") == 0)
         ).any(),

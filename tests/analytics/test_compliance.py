@@ -225,6 +225,16 @@ def test_an_addon_mid_episode_regularizes_by_capacity() -> None:
     assert episode["late"] is False
 
 
+def test_the_entitlement_shown_is_the_first_peak_days() -> None:
+    # The same peak on two days, under a larger entitlement the second day: the overage is
+    # counted against the first (docs/rules.md, "Amounts").
+    entitled = dict(FLAT_100)
+    entitled[D("2026-01-06")] = 110
+    usage = {D("2026-01-05"): 120, D("2026-01-06"): 120, D("2026-01-07"): 105}
+    (episode,) = episodes_of(usage, entitled, "2026-01-07")
+    assert (episode["peak_usage"], episode["entitled"], episode["overage"]) == (120, 100, 20)
+
+
 def test_reduced_usage_regularizes_and_late_after_the_deadline() -> None:
     usage = over_on([d.isoformat() for d in span("2026-01-05", "2026-02-06")])
     (episode,) = episodes_of(usage, FLAT_100, "2026-02-10")

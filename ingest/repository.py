@@ -45,8 +45,6 @@ _INSERT_REPORTS = (
     "ON CONFLICT DO NOTHING RETURNING report_id::VARCHAR"
 )
 _APPEND = f"INSERT INTO reports SELECT {_REPORT_COLUMNS} FROM stored_reports"  # noqa: S608
-#: Mark an instance-day as having received a report out of order (``instance_days.Frontier``).
-_MARK = "INSERT INTO instance_days_out_of_order VALUES (?::UUID, ?)"
 #: From this many reports on, a request's Arrow table is built on the request's side.
 ARROW_MIN_ROWS = 50
 
@@ -191,10 +189,16 @@ class Appenders:
             raise
 
     def mark(self, marked: set[tuple[str, date]]) -> None:
-        """Mark instance-days as having received a report out of order (few, and each once)."""
-        if marked:
+        """Mark instance-days as having received a report out of order (few, and each once),
+        in the caller's transaction."""
+        if not marked:
+            return
+        try:
             self.out_of_order.append_rows(sorted(marked))
             self.out_of_order.flush()
+        except BaseException:
+            self.out_of_order.clear()
+            raise
 
 
 def insert_reports(
@@ -203,6 +207,7 @@ def insert_reports(
     parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
     new_instances: Mapping[str, str],
     received_at: datetime,
+    appenders: Appenders,
     frontier: instance_days.Frontier,
 ) -> set[str]:
     """The path for groups with duplicates, in the caller's transaction.
@@ -222,9 +227,7 @@ def insert_reports(
         con.register("stored_reports", stored)
         latest = con.execute(instance_days.APPEND_RETURNING_LATEST).fetchall()
         con.unregister("stored_reports")
-        marked = frontier.all_out_of_order(latest)
-        if marked:
-            con.executemany(_MARK, sorted(marked))
+        appenders.mark(frontier.all_out_of_order(latest))
     return inserted
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import duckdb
@@ -46,9 +46,9 @@ class ReportCommit:
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
-        since = datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
         self._frontier = instance_days.Frontier(
-            repository.instance_frontiers(con), repository.marked_since(con, day=since)
+            repository.instance_frontiers(con),
+            repository.marked_since(con, day=_remembered_since()),
         )
         con.execute("BEGIN TRANSACTION")
         repository.fold_instance_days(con)
@@ -113,8 +113,7 @@ class ReportCommit:
         """Fold the instance-days after a committed group. A failure leaves partial rows,
         which readers merge anyway: it is logged, and the group's answers stand. The
         frontier forgets the marks of days the clone check no longer reads."""
-        since = datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
-        self._frontier.forget_before(since)
+        self._frontier.forget_before(_remembered_since())
         try:
             transact(repository.fold_instance_days)
         except Exception:
@@ -133,15 +132,13 @@ class ReportCommit:
         alone = not claims and not records
 
         def append(con: duckdb.DuckDBPyConnection) -> None:
-            if self._appenders is None or self._appenders.con is not con:
-                self._appenders = repository.Appenders(con)
             seconds = repository.append_reports(
                 con,
                 staged=accepted,
                 new_instances=claims,
                 received_at=now,
                 own_transaction=alone,
-                appenders=self._appenders,
+                appenders=self._appenders_of(con),
                 frontier=self._frontier,
             )
             self._metrics.instance_days_seconds.observe(seconds)
@@ -164,13 +161,24 @@ class ReportCommit:
 
         def insert(con: duckdb.DuckDBPyConnection) -> set[str]:
             inserted = repository.insert_reports(
-                con, parts=parts, new_instances=claims, received_at=now, frontier=self._frontier
+                con,
+                parts=parts,
+                new_instances=claims,
+                received_at=now,
+                appenders=self._appenders_of(con),
+                frontier=self._frontier,
             )
             for record in records:
                 record(con)
             return inserted
 
         return self._store(transact, insert, claims=claims)
+
+    def _appenders_of(self, con: duckdb.DuckDBPyConnection) -> repository.Appenders:
+        """The appenders of the writer's connection, made again after it was reopened."""
+        if self._appenders is None or self._appenders.con is not con:
+            self._appenders = repository.Appenders(con)
+        return self._appenders
 
     def _store(
         self,
@@ -240,6 +248,11 @@ _VERSION_HELP = (
     "a new instance's id must be a random (version 4) or time-ordered (version 7) UUID; "
     "version 1 would carry the host's MAC address"
 )
+
+
+def _remembered_since() -> date:
+    """The first day whose out-of-order marks the writer remembers."""
+    return datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
 
 
 def _random_uuid(text: str) -> bool:

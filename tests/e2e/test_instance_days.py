@@ -152,14 +152,15 @@ def test_only_instance_days_that_received_a_report_out_of_order_are_marked(
     server_factory: Any, tmp_path: Path
 ) -> None:
     """What the clone check reads raw: the instance-days marked here, across a restart."""
-    in_order, late, batched = (str(uuid.uuid4()) for _ in range(3))
+    in_order, late, batched, resent = (str(uuid.uuid4()) for _ in range(4))
     day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
     before = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     server = server_factory(data_dir=tmp_path / "data")
     key = server.add_customer("acme")
+    first = _at(in_order, day, 1, 1)
     with server.client(key) as http:
         for report in [
-            _at(in_order, day, 1, 1),
+            first,
             _at(in_order, day, 2, 2),
             _at(late, day, 5, 10),
             _at(late, before, 23, 11),  # generated before the one already stored
@@ -176,5 +177,14 @@ def test_only_instance_days_that_received_a_report_out_of_order_are_marked(
     with server.client(key) as http:
         assert http.post("/v1/reports", json=_at(in_order, day, 4, 4)).status_code == 202
         assert http.post("/v1/reports", json=_at(in_order, day, 6, 2)).status_code == 202
+        # A request with a report already stored goes the duplicates path: what it stores
+        # counts as out of order, as a batch's reports do.
+        answer = http.post("/v1/reports", json={"reports": [first, _at(resent, day, 7, 1)]})
+        assert (answer.json()["stored"], answer.json()["duplicates"]) == (1, 1)
     server.stop()
-    assert _out_of_order(server.data_dir) == {(late, before), (batched, day), (in_order, day)}
+    assert _out_of_order(server.data_dir) == {
+        (late, before),
+        (batched, day),
+        (in_order, day),
+        (resent, day),
+    }

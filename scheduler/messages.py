@@ -177,8 +177,17 @@ def subject_line(*, iso_week: str, needing_action: int, digest: bool) -> str:
     prefix = "[digest] " if digest else ""
     if needing_action == 0:
         return f"{prefix}Licence compliance {iso_week}: all clear"
-    plural = "account needs" if needing_action == 1 else "accounts need"
-    return f"{prefix}Licence compliance {iso_week}: {needing_action} {plural} action"
+    return f"{prefix}Licence compliance {iso_week}: {_accounts_need(needing_action)} action"
+
+
+def _accounts(count: int) -> str:
+    """``1 account`` or ``3 accounts``: how the subject and both bodies count accounts."""
+    return f"{count} account" if count == 1 else f"{count} accounts"
+
+
+def _accounts_need(count: int) -> str:
+    """``1 account needs`` or ``3 accounts need``."""
+    return _accounts(count) + (" needs" if count == 1 else " need")
 
 
 def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
@@ -250,8 +259,8 @@ def build_weekly_email(
         "recipient": recipient,
         "digest": digest,
         "sections": sections,
-        "needing_action": needing,
-        "accounts": accounts,
+        "needing_action": _accounts_need(needing),
+        "accounts": _accounts(accounts),
     }
     message = EmailMessage()
     message["Subject"] = subject

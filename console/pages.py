@@ -239,12 +239,16 @@ async def finding_evidence(
     session: SessionDep,
     store: StoreDep,
     finding_id: FindingId,
-    as_of: Annotated[str, Query(max_length=10)],
+    as_of: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
-    """A finding's evidence, as ``GET /v1/findings/{id}/evidence`` answers it."""
+    """A finding's evidence, as ``GET /v1/findings/{id}/evidence`` answers it: in the newest
+    run as of ``as_of``, by default the newest run, as the findings page shows it."""
     day = parse_day(as_of, field="as_of")
     if day is None:
-        raise InvalidPayload("as_of is needed.", errors=[{"loc": ["query", "as_of"], "msg": ""}])
+        newest = await analytics.newest_run(store)
+        if newest is None:
+            raise NotFound("No evaluation has been run yet, so there is no finding to show.")
+        day = newest.as_of
     found = await evidence_service.finding_evidence(store, finding_id=finding_id, as_of=day)
     chart = None
     if found.days:

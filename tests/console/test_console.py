@@ -133,6 +133,9 @@ def test_a_viewer_sees_every_page_and_no_button_that_changes_anything(
     peak = page.locator("table.evidence tbody tr", has_text="2026-11-03").first
     assert "58" in peak.inner_text()
     assert page.locator("figure.chart svg circle").count() >= 6  # the over-days are marked
+    shown = page.locator("main").inner_text()
+    page.goto(page.url.split("?")[0])  # a bare address: the newest run's, as the findings page
+    assert page.locator("main").inner_text() == shown
 
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Customers").click()
     listed = page.locator("tbody tr", has_text="acme")

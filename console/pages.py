@@ -8,7 +8,7 @@ import email.policy
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Annotated, Any
 
@@ -349,8 +349,7 @@ async def _customer_page(
     new_key: dict[str, str] | None = None,
 ) -> HTMLResponse:
     customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
-    end = parse_day(to, field="to") or customers.latest_finished_day()
-    start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    start, end = _period(from_, to)
     usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
     episodes = await analytics.episode_history(store, customer_id=customer_id)
     instances = await customers.list_instances(store, customer_id=customer_id)
@@ -505,21 +504,25 @@ async def retire_instance(
     return see_other(f"/ui/customers/{form.get('customer_id', '')}#instance-{instance.instance_id}")
 
 
+def _period(from_: str | None, to: str | None) -> tuple[date, date]:
+    """The days a customer's page and statement cover: as asked, or by default the
+    ``DEFAULT_PERIOD_DAYS`` up to the latest finished day."""
+    end = parse_day(to, field="to") or customers.latest_finished_day()
+    start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    return start, end
+
+
 @router.get("/customers/{customer_id}/statement")
 async def statement(
     session: SessionDep,
     store: StoreDep,
     customer_id: CustomerId,
-    from_: Annotated[str, Query(alias="from", max_length=10)],
-    to: Annotated[str, Query(max_length=10)],
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
-    """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it."""
-    start, end = parse_day(from_, field="from"), parse_day(to, field="to")
-    if start is None or end is None:
-        raise InvalidPayload(
-            "A statement needs both 'from' and 'to'.",
-            errors=[{"loc": ["query", "from"], "msg": "a day"}],
-        )
+    """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it,
+    by default for the period the customer's page shows by default."""
+    start, end = _period(from_, to)
     made = await statement_service.customer_statement(
         store, customer_id=customer_id, start=start, end=end
     )

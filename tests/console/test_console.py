@@ -9,11 +9,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from console.pages import DEFAULT_PERIOD_DAYS
+from customers.service import latest_finished_day
 from tests.conftest import ServerFactory
 from tests.support import (
     ADMIN_TOKEN,
@@ -334,6 +337,11 @@ def test_the_statement_and_an_email_as_sent_open_from_the_console(
     statement = opened.value
     statement.wait_for_load_state()
     assert "2026-10-01" in statement.content()
+    assert "SHA-256" in statement.content()
+    # A bare address: the period the customer's page shows by default.
+    statement.goto(console.url + "/ui/customers/acme/statement")
+    start = latest_finished_day() - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    assert start.isoformat() in statement.content()
     assert "SHA-256" in statement.content()
 
 

@@ -324,6 +324,8 @@ def test_the_statement_and_an_email_as_sent_open_from_the_console(
     assert "sent: " in sent
     assert "outbox" in sent
     page.locator("nav.weeks a").first.click()
+    # Long outbox paths and evaluation ids wrap inside the table, not past the window.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.get_by_role("link", name="alice@vendor.example").click()
     assert "Licence compliance" in page.locator("pre.email").inner_text()
     assert "SHA-256" in page.locator("p.meta").inner_text()

@@ -3,7 +3,9 @@
 One command: ``make bench`` (or ``.venv/bin/python benchmarks/ingest.py``). It needs ``wrk``
 (Debian package ``wrk``) as the load generator, in its own process. It prints reports/s, p50
 and p99 for each server, the batch endpoint's reports/s, and the ratios, all from this one run.
-Timing never fails anything: the figures are printed, not asserted.
+Each of ``--rounds`` rounds measures statreport and the bare endpoint back to back, so that
+each round's ratio compares two figures taken under the same load of the machine. Timing
+never fails anything: the figures are printed, not asserted.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import os
 import shutil
 import signal
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,6 +115,8 @@ class Figures:
     p99_ms: float
     bad: int
     socket_errors: int
+    #: Reports answered 202: each must be in the server's file afterwards.
+    acknowledged: int
 
 
 def wait_ready(url: str, ca: Path, path: str) -> None:
@@ -187,6 +193,7 @@ def run_wrk(
         p99_ms=raw["p99_us"] / 1000,
         bad=raw["bad"],
         socket_errors=raw["socket_errors"],
+        acknowledged=raw["ok"] * per_request,
     )
 
 
@@ -233,6 +240,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of measurements; medians are printed"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian) and run again")
@@ -294,43 +304,55 @@ def main() -> None:
             work / "naive.log",
         ),
     }
+    acknowledged = 0  # reports statreport answered 202, warm-ups included
+    in_flight = args.connections  # at most, when a run of wrk stopped: the warm-up's
+    rounds: list[dict[str, Figures]] = [{} for _ in range(args.rounds)]
+    shares: dict[str, list[float]] = {"single": [], "batch": []}
     try:
         wait_ready(urls["statreport"], cert, "/readyz")
         wait_ready(urls["bare"], cert, "/docs")
         wait_ready(urls["naive"], cert, "/docs")
         token, instances = provision(urls["statreport"], cert)
-        common = {"script": script, "token": token, "instances": instances}
-        single = {"connections": args.connections, "batch": 0}
-        for run, name in enumerate(("statreport", "bare", "naive")):  # warm-up
-            run_wrk(name, urls[name], seconds=2, run=100 + run, **common, **single)  # type: ignore[arg-type]
-        results: list[Figures] = []
-        shares: dict[str, float] = {}
-        for run, (label, name) in enumerate(
-            [
-                ("statreport durable, single reports", "statreport"),
-                ("bare FastAPI 202 (ceiling)", "bare"),
-                ("naive: one DuckDB transaction per report", "naive"),
-            ]
-        ):
-            print(f"measuring {label} ...", file=sys.stderr, flush=True)
-            before = commit_seconds(urls["statreport"], cert)
-            results.append(
-                run_wrk(label, urls[name], seconds=args.seconds, run=run, **common, **single)  # type: ignore[arg-type]
+
+        def measure(name: str, *, run: int, seconds: float) -> Figures:
+            batch = name == "batch"
+            return run_wrk(
+                LABELS[name],
+                urls["statreport" if name in ("single", "batch") else name],
+                script=script,
+                token=token,
+                instances=instances,
+                connections=args.batch_connections if batch else args.connections,
+                seconds=seconds,
+                batch=args.batch if batch else 0,
+                run=run,
             )
-            if name == "statreport":
-                shares["single"] = share(before, commit_seconds(urls["statreport"], cert))
-        print("measuring statreport batches ...", file=sys.stderr, flush=True)
-        before = commit_seconds(urls["statreport"], cert)
-        batch = run_wrk(
-            f"statreport durable, batches of {args.batch}",
-            urls["statreport"],
-            seconds=args.seconds,
-            run=50,
-            connections=args.batch_connections,
-            batch=args.batch,
-            **common,  # type: ignore[arg-type]
-        )
-        shares["batch"] = share(before, commit_seconds(urls["statreport"], cert))
+
+        for run, name in enumerate(("single", "bare", "naive")):  # warm-up
+            warm = measure(name, run=100 + run, seconds=2)
+            acknowledged += warm.acknowledged if name == "single" else 0
+        # Batches come after every round of single reports: the checkpoints of their
+        # hundreds of thousands of rows would otherwise fall into the next single-report run.
+        plans = [["single", "bare", *(["naive"] if n == 0 else [])] for n in range(args.rounds)]
+        plans += [["batch"] for _ in range(args.rounds)]
+        runs = 0
+        for number, plan in enumerate(plans):
+            for key in plan:  # the naive endpoint is slow, and only a reference: once
+                print(
+                    f"round {number % args.rounds + 1} of {args.rounds}: measuring "
+                    f"{LABELS[key]} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                before = commit_seconds(urls["statreport"], cert)
+                runs += 1
+                figures = measure(key, run=1000 + runs, seconds=args.seconds)  # ids: unique
+                rounds[number % args.rounds][key] = figures
+                if key in ("single", "batch"):
+                    acknowledged += figures.acknowledged
+                    in_flight += args.batch * args.batch_connections if key == "batch" else 0
+                    in_flight += args.connections if key == "single" else 0
+                    shares[key].append(share(before, commit_seconds(urls["statreport"], cert)))
     finally:
         for process in servers.values():
             stop(process)
@@ -339,26 +361,87 @@ def main() -> None:
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     stored = int(row[0]) if row else 0
     con.close()
+    shutil.rmtree(work, ignore_errors=True)
+    if not report(
+        args, rounds, shares, acknowledged=acknowledged, stored=stored, in_flight=in_flight
+    ):
+        sys.exit("the file does not hold exactly the reports sent: a durability defect")
 
-    durable, bare, naive = results
+
+#: What each measurement is, as printed.
+LABELS = {
+    "single": "statreport durable, single reports",
+    "bare": "bare FastAPI 202 (ceiling)",
+    "naive": "naive: one DuckDB transaction per report",
+    "batch": "statreport durable, batches",
+}
+
+
+def _spread(values: Sequence[float], fmt: str, unit: str = "") -> str:
+    """The median, and the range when there is more than one value."""
+    middle = format(statistics.median(values), fmt) + unit
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({format(min(values), fmt)}{unit}-{format(max(values), fmt)}{unit})"
+
+
+def report(
+    args: argparse.Namespace,
+    rounds: list[dict[str, Figures]],
+    shares: dict[str, list[float]],
+    *,
+    acknowledged: int,
+    stored: int,
+    in_flight: int,
+) -> bool:
+    """Print each configuration's median figures over the rounds, and the ratios; whether
+    every acknowledged report was in the file."""
     print()
-    print(f"ingest benchmark: {args.connections} connections, {args.seconds:.0f} s each, HTTPS")
-    print(f"{'server':<46}{'reports/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}")
-    for figures in [*results, batch]:
+    print(
+        f"ingest benchmark: {args.connections} connections ({args.batch_connections} for "
+        f"batches of {args.batch}), {args.seconds:.0f} s each, HTTPS, {len(rounds)} round(s); "
+        "median (min-max)"
+    )
+    print(f"{'server':<44}{'reports/s':>26}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}")
+    for key, label in LABELS.items():
+        runs = [measured[key] for measured in rounds if key in measured]
         print(
-            f"{figures.name:<46}{figures.reports_per_s:>12,.0f}{figures.p50_ms:>9.1f}"
-            f"{figures.p99_ms:>9.1f}{figures.bad + figures.socket_errors:>9}"
+            f"{label:<44}{_spread([f.reports_per_s for f in runs], ',.0f'):>26}"
+            f"{statistics.median(f.p50_ms for f in runs):>9.1f}"
+            f"{statistics.median(f.p99_ms for f in runs):>9.1f}"
+            f"{sum(f.bad + f.socket_errors for f in runs):>9}"
         )
     print()
-    print(f"durable / bare   = {durable.reports_per_s / max(bare.reports_per_s, 1e-9):.2f}x")
-    print(f"durable / naive  = {durable.reports_per_s / max(naive.reports_per_s, 1e-9):.1f}x")
-    print(f"batch / single   = {batch.reports_per_s / max(durable.reports_per_s, 1e-9):.1f}x")
+
+    def ratios(top: str, bottom: str) -> list[float]:
+        return [
+            m[top].reports_per_s / max(m[bottom].reports_per_s, 1e-9)
+            for m in rounds
+            if top in m and bottom in m
+        ]
+
+    durable = ratios("single", "bare")
+    each = " ".join(f"{r:.2f}x" for r in durable)
+    print(f"durable / bare, each round: {each} (median {statistics.median(durable):.2f}x)")
+    print(f"durable / naive = {statistics.median(ratios('single', 'naive')):.1f}x")
+    print(f"batch / single, each round: {_spread(ratios('batch', 'single'), '.1f', 'x')}")
     print(
-        f"instance-days' share of commit time: {shares['single']:.0%} with single reports, "
-        f"{shares['batch']:.0%} with batches"
+        f"instance-days' share of commit time: {_spread(shares['single'], '.0%')} with single "
+        f"reports, {_spread(shares['batch'], '.0%')} with batches"
     )
-    print(f"rows in statreport's DuckDB after the run: {stored:,} (every 202 of every run)")
-    shutil.rmtree(work, ignore_errors=True)
+    # A request still in flight when a run of wrk stops is stored, but its 202 is not counted.
+    if acknowledged <= stored <= acknowledged + in_flight:
+        verdict = (
+            f"every 202 is there, and {stored - acknowledged:,} reports of requests still in "
+            f"flight when wrk stopped (at most {in_flight:,} could be)"
+        )
+    else:
+        verdict = "MISSING REPORTS" if stored < acknowledged else "MORE ROWS THAN SENT"
+    print(
+        f"reports statreport acknowledged with 202: {acknowledged:,}; rows in its DuckDB file: "
+        f"{stored:,}: {verdict}"
+    )
+    return acknowledged <= stored <= acknowledged + in_flight
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
+from core.wording import counted
 
 #: The longest period a statement covers, both ends included.
 MAX_DAYS = 400
@@ -33,6 +34,7 @@ _templates = Environment(
     autoescape=select_autoescape(["html.j2"]),
     keep_trailing_newline=True,
 )
+_templates.globals["counted"] = counted
 
 
 @dataclass(frozen=True)

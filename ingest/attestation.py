@@ -17,6 +17,7 @@ from core.errors import InvalidPayload, MalformedBody
 from core.identifiers import Day
 from core.problems import describe_validation_errors, summarize
 from core.quarters import quarter_bounds
+from core.wording import counted
 from ingest.schemas import StatisticsReport, time_window_errors, usage_day
 
 MAX_BUNDLE_BYTES = 16 << 20
@@ -136,9 +137,10 @@ def verify_bundle(
                 }
             )
     if errors:
+        invalid = len({e["loc"][1] for e in errors})
         raise InvalidPayload(
-            f"{len({e['loc'][1] for e in errors})} report(s) of the bundle are invalid, so "
-            "nothing was stored: " + summarize(errors),
+            f"{counted(invalid, 'report')} of the bundle {'is' if invalid == 1 else 'are'} "
+            "invalid, so nothing was stored: " + summarize(errors),
             errors=errors,
         )
     _check_coverage(bundle, first=first, owed_months=owed_months)

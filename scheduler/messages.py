@@ -22,6 +22,7 @@ from analytics.schemas import (
     overage_share,
     time_left,
 )
+from core.wording import counted
 
 _templates = Environment(
     loader=PackageLoader("scheduler", "templates"),
@@ -180,14 +181,9 @@ def subject_line(*, iso_week: str, needing_action: int, digest: bool) -> str:
     return f"{prefix}Licence compliance {iso_week}: {_accounts_need(needing_action)} action"
 
 
-def _accounts(count: int) -> str:
-    """``1 account`` or ``3 accounts``: how the subject and both bodies count accounts."""
-    return f"{count} account" if count == 1 else f"{count} accounts"
-
-
 def _accounts_need(count: int) -> str:
-    """``1 account needs`` or ``3 accounts need``."""
-    return _accounts(count) + (" needs" if count == 1 else " need")
+    """``1 account needs`` or ``3 accounts need``: the subject's words, and both bodies'."""
+    return counted(count, "account") + (" needs" if count == 1 else " need")
 
 
 def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
@@ -260,7 +256,7 @@ def build_weekly_email(
         "digest": digest,
         "sections": sections,
         "needing_action": _accounts_need(needing),
-        "accounts": _accounts(accounts),
+        "accounts": counted(accounts, "account"),
     }
     message = EmailMessage()
     message["Subject"] = subject

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from core.wording import counted
 from customers.schemas import READ_ONLY_FIELDS
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
@@ -38,7 +39,7 @@ def customers_apply(file: Path, server: str, ca_cert: Path | None, admin_token: 
         for customer_id, document in documents.items():
             stored = check(http.put(f"/v1/customers/{customer_id}", json=document))
             click.echo(
-                f"applied {customer_id}: {len(stored['orders'])} order form(s), "
+                f"applied {customer_id}: {counted(len(stored['orders']), 'order form')}, "
                 f"account manager {stored['account_manager']}"
             )
 

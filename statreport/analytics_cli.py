@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from analytics.schemas import overage_share, time_left
+from core.wording import counted
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
 _STATUS_LABEL = {"overdue": "OVERDUE", "in_window": "in window", "regularized": "regularized"}
@@ -82,7 +83,7 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
         else:
             label, metric = "no active subscription", "-"
             detail = (
-                f"{finding['instances']} instance(s) reporting; last order ended "
+                f"{counted(finding['instances'], 'instance')} reporting; last order ended "
                 f"{finding['last_order_end'] or 'never'}"
             )
         lines.append(f"{finding['customer_id']:<20} {label:<24} {metric:<24} {detail}")

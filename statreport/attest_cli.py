@@ -14,6 +14,7 @@ import httpx
 
 from core.errors import StatreportError
 from core.quarters import quarter_bounds
+from core.wording import counted
 from ingest.attestation import build_bundle, verify_bundle
 from ingest.schemas import usage_day
 from phonehome.attestation import reports_of_quarter
@@ -120,7 +121,7 @@ def attest_export(
     )
     target = output or Path(f"attestation-{quarter}.json")
     target.write_text(json.dumps(bundle, ensure_ascii=False, indent=1))
-    click.echo(f"wrote {target}: {len(reports)} report(s) of {quarter}, signed")
+    click.echo(f"wrote {target}: {counted(len(reports), 'report')} of {quarter}, signed")
 
 
 @attest_group.command("verify")
@@ -168,6 +169,6 @@ def attest_upload(file: Path, license_key: str, server: str, ca_cert: Path | Non
             )
         )
     click.echo(
-        f"uploaded {file}: {answer['stored']} report(s) stored, "
+        f"uploaded {file}: {counted(answer['stored'], 'report')} stored, "
         f"{answer['duplicates']} already there"
     )

@@ -114,6 +114,7 @@ def test_a_report_outside_the_quarter_is_named(server: RunningServer) -> None:
     key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
     reports = quarter_reports("2026-09-29", "2026-10-01")
     problem = assert_problem(upload(server, key, bundle_of(reports, key)), 422, "outside 2026Q3")
+    assert problem["detail"].startswith("1 report of the bundle is invalid, so nothing was stored")
     assert problem["errors"] == [
         {
             "loc": ["reports", 2, "generated_at"],
@@ -279,10 +280,10 @@ def test_attest_upload_sends_a_bundle_and_a_resend_is_harmless(
     args = ["attest", "upload", str(path), "--server", server.url]
     first = CliRunner().invoke(main, args, env=env)
     assert first.exit_code == 0, first.output
-    assert f"{len(bundle['reports'])} report(s) stored, 0 already there" in first.output
+    assert f"{len(bundle['reports'])} reports stored, 0 already there" in first.output
     again = CliRunner().invoke(main, args, env=env)
     assert again.exit_code == 0, again.output
-    assert f"0 report(s) stored, {len(bundle['reports'])} already there" in again.output
+    assert f"0 reports stored, {len(bundle['reports'])} already there" in again.output
     bundle["certification"]["officer_name"] = "Someone Else"  # tampered after signing
     path.write_text(json.dumps(bundle))
     refused = CliRunner().invoke(main, args, env=env)

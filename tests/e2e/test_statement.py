@@ -53,7 +53,7 @@ def test_the_statement_states_the_sha256_of_its_daily_rows(server: RunningServer
     assert "OF-2026-01-01" in html
     assert INSTANCE in html
     assert "only production instances count" in html
-    assert "Over the entitlement on 3 day(s): 2026-11-03, 2026-11-04, 2026-11-05." in html
+    assert "Over the entitlement on 3 days: 2026-11-03, 2026-11-04, 2026-11-05." in html
     # The episode, from its start to how it ended, whether or not an evaluation reported it.
     episode = (
         "<td>users</td><td>2026-11-03</td><td>2026-12-03</td><td>58 / 50</td>"

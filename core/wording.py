@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """``1 report`` or ``3 reports`` (``plural`` for a noun that does not take an s)."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+def counted(count: int, noun: str) -> str:
+    """``1 report`` or ``3 reports``."""
+    return f"{count} {noun if count == 1 else noun + 's'}"

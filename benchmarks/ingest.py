@@ -244,6 +244,8 @@ def main() -> None:
         "--rounds", type=int, default=3, help="rounds of measurements; medians are printed"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian) and run again")
 

@@ -237,9 +237,13 @@ def share(before: tuple[float, float], after: tuple[float, float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument(
+        "--connections", type=int, default=32, help="wrk's connections for single reports"
+    )
+    parser.add_argument("--batch", type=int, default=500, help="reports in each batch")
+    parser.add_argument(
+        "--batch-connections", type=int, default=4, help="wrk's connections for batches"
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of measurements; medians are printed"
     )

@@ -177,7 +177,7 @@ def cache_file(path: Path) -> None:
     """Read the database file through once, untimed, so that every measurement starts with
     the file in the OS page cache and only the process cold. This machine's kernel pages out
     memory left idle (DAMON's ``pageout``), which left a varying part of the file on disk
-    from one run to the next. The same evaluation of 40M reports took 1.40-1.98 s over 15
+    from one run to the next. The same evaluation of 40M reports took 1.40-1.98 s over 14
     runs without a read-through, and 1.26-1.60 s over 8 with one."""
     buffer = bytearray(1 << 20)  # small, so that it adds nothing to the peak RSS measured
     with path.open("rb", buffering=0) as file:

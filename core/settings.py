@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     )
     smtp_timeout_seconds: float = Field(30, gt=0, description="per SMTP conversation")
     report_cc: str | None = Field(None, description="an address that gets a digest of all accounts")
+    console_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the address staff reach this server at (for example "
+        "`https://statreport.vendor.example`); the weekly emails then link each finding to its "
+        "evidence in the console",
+    )
     report_timezone: str = Field(
         "UTC", description="time zone of both crons (daylight saving time included)"
     )

@@ -202,6 +202,8 @@ class _Row:
     cells: list[str]
     customer: str
     chart_cid: str | None = None
+    #: The finding's evidence in the console, when the console's address is configured.
+    evidence_url: str | None = None
 
 
 @dataclass
@@ -225,9 +227,11 @@ def build_weekly_email(
     charts: Mapping[tuple[str, str], bytes],
     names: Mapping[str, str],
     digest: bool = False,
+    console_url: str | None = None,
 ) -> EmailMessage:
     """The whole message: text, HTML with inline charts, and the CSV. Customers are named by
-    ``names`` (their documents' names), with the id beside."""
+    ``names`` (their documents' names), with the id beside. With ``console_url``, each finding
+    links to its evidence in the console, as of the evaluation the email shows."""
     sections: list[_Section] = []
     images: list[tuple[str, bytes]] = []
     for spec in SECTIONS:
@@ -239,6 +243,10 @@ def build_weekly_email(
             customer_id = finding["customer_id"]
             label = f"{names.get(customer_id, customer_id)} ({customer_id})"
             row = _Row(finding, spec.cells(finding), label)
+            if console_url is not None:
+                row.evidence_url = (
+                    f"{console_url.rstrip('/')}/ui/findings/{finding['finding_id']}?as_of={as_of}"
+                )
             chart = charts.get((finding["customer_id"], finding.get("metric") or ""))
             if finding["kind"] == "overuse" and chart is not None:
                 cid = make_msgid(domain="statreport.invalid")

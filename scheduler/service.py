@@ -187,6 +187,7 @@ class WeeklyReporter:
             charts=charts,
             names=names,
             digest=digest,
+            console_url=self.settings.console_url,
         )
         message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
         message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))

@@ -31,6 +31,18 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def _invalid_settings(error: ValidationError) -> str:
+    """Each refused setting by its variable, what was wrong, and what it should be. Never the
+    value: it may be a token or a password."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = Settings.model_fields.get(name)
+        meaning = f"; it is {field.description}" if field is not None and field.description else ""
+        lines.append(f"STATREPORT_{name.upper()}: {problem['msg']}{meaning}")
+    return "invalid setting: " + "\n".join(lines)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="statreport")
 def main() -> None:
@@ -67,7 +79,7 @@ def serve(**flags: Any) -> None:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise click.UsageError(f"invalid setting: {exc}") from exc
+        raise click.UsageError(_invalid_settings(exc)) from exc
     configure_logging(settings.log_level)
     try:
         app = create_app(settings)

@@ -132,7 +132,8 @@ def start_thread_server(
     no weekly run starts behind a test's back.
     """
     overrides.setdefault("scheduler_enabled", False)
-    settings = Settings(data_dir=data_dir, port=free_port(), admin_token=ADMIN_TOKEN, **overrides)
+    overrides.setdefault("port", free_port())
+    settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, **overrides)
     app = create_app(settings, clock=clock) if clock else create_app(settings)
     config = uvicorn_config(settings, app)
     server = uvicorn.Server(config)

@@ -220,6 +220,29 @@ def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
     assert "STATREPORT_ADMIN_TOKEN is not set" in result.stderr
 
 
+def test_serve_names_each_refused_setting_and_never_echoes_a_value(tmp_path: Path) -> None:
+    secret = "s3cret-smtp-password"
+    result = subprocess.run(
+        [sys.executable, "-m", "statreport", "serve", "--data-dir", str(tmp_path / "d")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "STATREPORT_ADMIN_TOKEN": "t" * 32,
+            "STATREPORT_CONSOLE_URL": "statreport.vendor.example",
+            "STATREPORT_SMTP_PORT": secret,  # a value in the wrong place must not be printed
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "STATREPORT_CONSOLE_URL: String should match pattern" in result.stderr
+    assert "for example `https://statreport.vendor.example`" in result.stderr
+    assert "STATREPORT_SMTP_PORT: Input should be a valid integer" in result.stderr
+    assert secret not in result.stderr
+
+
 def test_plain_http_only_when_asked(server_factory: ServerFactory) -> None:
     tls = server_factory()
     assert tls.url.startswith("https://")

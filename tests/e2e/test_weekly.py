@@ -21,7 +21,7 @@ from scheduler.jobs import last_fire_time, weekly_trigger
 from statreport.server import free_port
 from tests.conftest import ServerFactory
 from tests.smtp import PASSWORD, USER, Recorder, start_smtp
-from tests.support import D, RunningServer, customer, days, order, send_daily
+from tests.support import ADMIN_TOKEN, D, RunningServer, customer, days, order, send_daily
 
 CC = "licensing-ops@vendor.example"
 YEAR = order("2026-01-01", "2026-12-31", 5)
@@ -169,6 +169,39 @@ def test_one_email_per_manager_with_sections_charts_and_csv(
     assert digest["Subject"] == "[digest] Licence compliance 2026-W48: 3 accounts need action"
     assert {r["customer_id"] for r in csv_rows(digest)} == {"acme", "hooli", "globex"}
     assert "Bob (hooli), bob@vendor.example:" in text_of(digest)
+
+
+def test_with_the_consoles_address_each_finding_links_to_its_evidence(
+    server_factory: ServerFactory, smtp: tuple[int, Recorder]
+) -> None:
+    port, recorder = smtp
+    http_port = free_port()
+    server = server_factory(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        port=http_port,
+        console_url=f"https://127.0.0.1:{http_port}/",  # where staff reach it: here, the test
+    )
+    assert server.url == f"https://127.0.0.1:{http_port}"
+    populate(server)
+    run_weekly(server)
+    bob = by_recipient(recorder.wait_for(3))["bob@vendor.example"]
+    rows = csv_rows(bob)
+    links = [f"{server.url}/ui/findings/{r['finding_id']}?as_of=2026-11-22" for r in rows]
+    assert len(links) == 2  # the over-use and the missing telemetry
+    html = html_of(bob)
+    for link in links:
+        assert f"Evidence: {link}" in text_of(bob)
+        assert f'<a href="{link}"' in html
+    assert not re.search(r'src="https?://', html), "the HTML loads nothing remote"
+    # Each link opens that finding's evidence for staff who sign in.
+    with server.client() as http:
+        assert http.post("/ui/login", data={"token": ADMIN_TOKEN}).status_code == 303
+        for link, row in zip(links, rows, strict=True):
+            page = http.get(link.removeprefix(server.url))
+            assert page.status_code == 200
+            assert row["finding_id"] in page.text
 
 
 def test_starttls_and_authentication(server_factory: ServerFactory, tmp_path: Path) -> None:

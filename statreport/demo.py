@@ -463,12 +463,15 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     """Set up, simulate, evaluate, email, print; then exit, or keep serving."""
     _prepare(data_dir)
     token = secrets.token_urlsafe(24)
+    port = port or free_port()
     settings = Settings(
         data_dir=data_dir,
-        port=port or free_port(),
+        port=port,
         admin_token=token,
         scheduler_enabled=False,
         log_level="warning",
+        # A server that stays up: its emails link each finding to its evidence in the console.
+        console_url=f"https://127.0.0.1:{port}" if serve else None,
     )
     server, thread = _start(settings)
     url = f"https://127.0.0.1:{settings.port}"

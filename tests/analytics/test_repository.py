@@ -44,7 +44,7 @@ def test_the_evaluation_reads_what_the_raw_reports_roll_up_to(tmp_path: Path) ->
         con = store.cursor()
         _insert_reports(store, first_hour=0, hours=60, instances=instances)
         con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
-        # A later commit's partial rows, the second of them for a day already folded.
+        # A later commit's partial rows: for 3 March, beside its folded rows; for 4 March, alone.
         con.execute("CREATE TEMP TABLE before AS SELECT report_id FROM reports")
         _insert_reports(store, first_hour=60, hours=20, instances=instances)
         con.execute(

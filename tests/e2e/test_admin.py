@@ -207,34 +207,31 @@ def test_health_readiness_and_metrics(server_factory: ServerFactory) -> None:
         assert http.get("/metrics").status_code == 200
 
 
-def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
-    result = subprocess.run(
+def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``statreport serve`` in a bare environment plus ``env``, until it exits."""
+    return subprocess.run(
         [sys.executable, "-m", "statreport", "serve", "--data-dir", str(tmp_path / "d")],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
+    result = _serve(tmp_path)
     assert result.returncode == 2
     assert "STATREPORT_ADMIN_TOKEN is not set" in result.stderr
 
 
 def test_serve_names_each_refused_setting_and_never_echoes_a_value(tmp_path: Path) -> None:
     secret = "s3cret-smtp-password"
-    result = subprocess.run(
-        [sys.executable, "-m", "statreport", "serve", "--data-dir", str(tmp_path / "d")],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "STATREPORT_ADMIN_TOKEN": "t" * 32,
-            "STATREPORT_CONSOLE_URL": "statreport.vendor.example",
-            "STATREPORT_SMTP_PORT": secret,  # a value in the wrong place must not be printed
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = _serve(
+        tmp_path,
+        STATREPORT_ADMIN_TOKEN="t" * 32,
+        STATREPORT_CONSOLE_URL="statreport.vendor.example",
+        STATREPORT_SMTP_PORT=secret,  # a value in the wrong place must not be printed
     )
     assert result.returncode == 2
     assert "STATREPORT_CONSOLE_URL: String should match pattern" in result.stderr

@@ -72,8 +72,8 @@ async def _archive(store: Store, settings: Settings, today: date) -> list[Archiv
     )
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
-    """Build the application; resources open in its lifespan. ``clock`` drives the scheduler."""
+def create_app(settings: Settings) -> FastAPI:
+    """Build the application; resources open in its lifespan."""
     if settings.admin_token is None or not settings.admin_token.get_secret_value():
         raise MissingAdminToken(
             "STATREPORT_ADMIN_TOKEN is not set. Set it to a long random secret, e.g. "
@@ -90,7 +90,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         admin_token=admin_token,
         metrics=api_metrics,
         store_metrics=store_metrics,
-        clock=clock,
     )
 
     # FastAPI's own /docs and /redoc pages load their scripts from a CDN; fastapi-offline
@@ -155,7 +154,6 @@ def _lifespan(
     admin_token: str,
     metrics: ApiMetrics,
     store_metrics: StoreMetrics,
-    clock: Callable[[], datetime],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Open the store, the keyring and the scheduler for the app's life; close them after."""
 
@@ -187,7 +185,7 @@ def _lifespan(
         log.info("event=store.opened path=%s", settings.database_path)
         mailer = Mailer(settings)
         reporter = WeeklyReporter(
-            store=store, settings=settings, mailer=mailer, clock=clock, metrics=metrics
+            store=store, settings=settings, mailer=mailer, clock=_utc_now, metrics=metrics
         )
         app.state.weekly_reporter = reporter
         await reporter.restore_gauges()

@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
+from tests import clock
 from tests.support import RunningServer, start_thread_server
 
 ServerFactory = Callable[..., RunningServer]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{clock.MARK}(when, tick=True): run at this moment (ISO 8601 with an offset) instead of "
+        "on the wall clock; on a module, its fixtures run there too (tests/clock.py)",
+    )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_moment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module marked ``moment`` runs, fixtures and all, at that moment."""
+    marker = request.node.get_closest_marker(clock.MARK)
+    if marker is None:
+        yield
+        return
+    when, tick = clock.marker_moment(marker)
+    with clock.at(when, tick=tick):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def moment(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """The test's moved clock, or None on the wall clock. A test marked ``moment`` starts at
+    its moment; a test in a marked module goes on from where the module's clock is. Either
+    way ``moment.move_to(...)`` moves it for this test only."""
+    marker = request.node.get_closest_marker(clock.MARK)
+    if marker is None:
+        yield None
+        return
+    when, tick = clock.marker_moment(marker)
+    if not any(m.name == clock.MARK for m in request.node.own_markers):
+        when = datetime.now(UTC)
+    with clock.at(when, tick=tick) as coordinates:
+        yield coordinates
 
 
 @pytest.fixture

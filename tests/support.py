@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,10 +20,12 @@ from typing import Any
 
 import duckdb
 import httpx
+import pytest
 import uvicorn
 
 from core.settings import Settings
 from statreport.server import create_app, free_port, uvicorn_config
+from tests import clock
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -123,10 +126,16 @@ class RunningServer:
             self._stop = None
 
 
-def start_thread_server(
-    data_dir: Path, clock: Callable[[], datetime] | None = None, **overrides: Any
-) -> RunningServer:
-    """The real app under uvicorn with TLS, in a background thread of this process.
+def _certificate_for_a_moved_clock(settings: Settings) -> None:
+    """On a moved clock the server's own certificate would be dated by it; OpenSSL checks it
+    on the real one, so such a server gets a certificate valid on both (tests/clock.py)."""
+    if clock.travelling() is not None and settings.tls_cert is None:
+        clock.place_certificate(settings.cert_path, settings.key_path)
+
+
+def start_thread_server(data_dir: Path, **overrides: Any) -> RunningServer:
+    """The real app under uvicorn with TLS, in a background thread of this process, on this
+    process's clock (moved by a test's ``moment`` marker).
 
     The scheduler stays off unless a test asks for it (``scheduler_enabled=True``), so that
     no weekly run starts behind a test's back.
@@ -134,7 +143,8 @@ def start_thread_server(
     overrides.setdefault("scheduler_enabled", False)
     overrides.setdefault("port", free_port())
     settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, **overrides)
-    app = create_app(settings, clock=clock) if clock else create_app(settings)
+    _certificate_for_a_moved_clock(settings)
+    app = create_app(settings)
     config = uvicorn_config(settings, app)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -193,10 +203,13 @@ def spawn_server(
         **env,
     }
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=data_dir, port=port, admin_token=ADMIN_TOKEN)
+    if "STATREPORT_TLS_CERT" not in env:
+        _certificate_for_a_moved_clock(settings)
     log_path = (log_dir or data_dir.parent) / f"serve-{port}-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "statreport", "serve"],
+            clock.child_command([sys.executable, "-m", "statreport", "serve"]),
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -204,8 +217,8 @@ def spawn_server(
     server = RunningServer(
         url=f"https://127.0.0.1:{port}",
         data_dir=data_dir,
-        ca_cert=data_dir / "tls" / "cert.pem",
-        settings=Settings(data_dir=data_dir, port=port, admin_token=ADMIN_TOKEN),
+        ca_cert=settings.cert_path,
+        settings=settings,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -223,6 +236,22 @@ def spawn_server(
             raise RuntimeError(f"server did not become ready: {log_path.read_text()}")
         time.sleep(0.1)
     return ServerProcess(process=process, server=server, log_path=log_path)
+
+
+def chromium() -> str:
+    """Debian's chromium for a browser test. Without it a developer's machine skips the test,
+    named in pytest's summary; under CI (``CI=true``) the test fails, since a skipped browser
+    test there would pass a console nobody opened."""
+    path = shutil.which("chromium")
+    if path is None:
+        reason = (
+            "the browser tests need Debian's chromium: apt-get install chromium "
+            "(make test installs it when run as root)"
+        )
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"{reason}; CI=true, so they may not be skipped")
+        pytest.skip(reason)
+    return path
 
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:

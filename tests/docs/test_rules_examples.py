@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests import clock
 from tests.support import RunningServer, make_report, start_thread_server
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 RULES = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 EXAMPLES: list[dict[str, Any]] = [

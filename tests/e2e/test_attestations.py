@@ -6,14 +6,17 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from core.quarters import quarter_of
 from ingest.attestation import build_bundle
 from statreport.cli import main
+from tests import clock
 from tests.support import (
     RunningServer,
     assert_problem,
@@ -25,6 +28,9 @@ from tests.support import (
     query,
     send_daily,
 )
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 YEAR = order("2026-01-01", "2026-12-31", 5)
 
@@ -330,11 +336,15 @@ def test_a_quarter_is_attested_once_over_and_certified_after_its_end(
     whole = quarter_reports("2026-07-01", "2026-09-30")
     early = bundle_of(whole, key, certification=_certified("2026-09-29"))
     future = bundle_of(whole, key, certification=_certified("2099-01-01"))
-    current = bundle_of(quarter_reports("2026-10-01", "2026-10-02"), key, quarter="2026Q4")
+    # The quarter today is in, whatever today is: it has not ended.
+    now = datetime.now(UTC)
+    this_quarter = quarter_of(now.date())
+    report = make_report(generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    current = bundle_of([report], key, quarter=this_quarter)
     assert_problem(
         upload(server, key, early), 422, "certified_on 2026-09-29 must lie from 2026-09-30"
     )
     assert_problem(upload(server, key, future), 422, "certified_on 2099-01-01")
-    assert_problem(upload(server, key, current), 422, "2026Q4 has not ended yet")
+    assert_problem(upload(server, key, current), 422, f"{this_quarter} has not ended yet")
     server.stop()
     assert query(server.data_dir, "SELECT count(*) FROM reports") == [(0,)]

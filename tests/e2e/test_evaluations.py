@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from statreport.cli import main
+from tests import clock
 from tests.support import (
     ADMIN_TOKEN,
     INSTANCE,
@@ -25,6 +26,9 @@ from tests.support import (
     order,
     send_daily,
 )
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 
 def worked_example_usage() -> dict[date, int]:

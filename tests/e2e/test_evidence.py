@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from tests import clock
 from tests.support import (
     WORKED_EXAMPLE_ORDER,
     RunningServer,
@@ -15,6 +18,9 @@ from tests.support import (
     order,
     send_daily,
 )
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 NON_PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fa"

@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from core.migrations import MIGRATIONS
 from core.store import Store
 from core.telemetry import StoreMetrics
 from core.usage_metrics import REPORT_METRICS
 from ingest.writer import ReportCommit
+from tests import clock
 from tests.support import RunningServer, make_report, query
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 # Written out independently of the code under test: per instance and UTC day, what its
 # reports say, with the environment and version of the day's latest report.

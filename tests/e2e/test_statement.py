@@ -6,9 +6,11 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from statreport.cli import main
+from tests import clock
 from tests.support import (
     ADMIN_TOKEN,
     RunningServer,
@@ -19,6 +21,9 @@ from tests.support import (
     order,
     send_daily,
 )
+
+#: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 INSTANCE = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"
 PERIOD = {"from": "2026-10-01", "to": "2026-11-10"}

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import time_machine
 
 from scheduler.jobs import last_fire_time, weekly_trigger
 from statreport.server import free_port
@@ -56,19 +57,12 @@ def populate(server: RunningServer) -> None:
     )
 
 
-#: Unless a test says otherwise, its server lives on the Monday of the week the tests are about.
+#: Unless a test says otherwise, it runs on the Monday of the week the tests are about, its
+#: clock held still there.
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def server_factory(server_factory: ServerFactory) -> ServerFactory:
-    """The conftest's factory, with the clock on ``MONDAY`` by default."""
-
-    def start(**overrides: Any) -> RunningServer:
-        overrides.setdefault("clock", lambda: MONDAY)
-        return server_factory(**overrides)
-
-    return start
+pytestmark = pytest.mark.moment(MONDAY, tick=False)
+#: The Wednesday of that week, 10:00 UTC.
+WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 def run_weekly(server: RunningServer, **body: Any) -> dict[str, Any]:
@@ -264,7 +258,10 @@ def test_a_failed_send_is_not_delivered_and_goes_out_on_the_next_run(
 
 
 def test_at_most_one_email_per_manager_per_week_across_restarts(
-    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+    server_factory: ServerFactory,
+    smtp: tuple[int, Recorder],
+    tmp_path: Path,
+    moment: time_machine.Coordinates,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -279,10 +276,8 @@ def test_at_most_one_email_per_manager_per_week_across_restarts(
 
     # Restarted on the Wednesday of that week, with the scheduler on: its catch-up sees the
     # week done and sends nothing.
-    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-    second = server_factory(
-        data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings
-    )
+    moment.move_to(WEDNESDAY)
+    second = server_factory(data_dir=data_dir, scheduler_enabled=True, **settings)
     assert len(recorder.wait_for(2, timeout=3)) == 1
     forced = run_weekly(second, force=True)["deliveries"]
     assert [d["status"] for d in forced] == ["sent"]
@@ -305,7 +300,10 @@ def _born(data_dir: Path, at: datetime) -> None:
 
 
 def test_a_missed_monday_is_sent_when_the_server_comes_back(
-    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+    server_factory: ServerFactory,
+    smtp: tuple[int, Recorder],
+    tmp_path: Path,
+    moment: time_machine.Coordinates,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -315,8 +313,8 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
     offline.stop()
     _born(data_dir, datetime(2026, 11, 16, 9, 0, tzinfo=UTC))  # the week before
     # Down through Monday 07:00; back on Wednesday.
-    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-    server_factory(data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings)
+    moment.move_to(WEDNESDAY)
+    server_factory(data_dir=data_dir, scheduler_enabled=True, **settings)
     (received,) = recorder.wait_for(1)
     assert received.rcpt_tos == ["carol@vendor.example"]
     assert "2026-W48" in str(received.message["Subject"])
@@ -325,7 +323,10 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
 
 
 def test_no_catch_up_before_birth(
-    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+    server_factory: ServerFactory,
+    smtp: tuple[int, Recorder],
+    tmp_path: Path,
+    moment: time_machine.Coordinates,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -334,31 +335,32 @@ def test_no_catch_up_before_birth(
     offline.add_customer("quiet", customer("carol@vendor.example", YEAR))
     offline.stop()
     _born(data_dir, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))  # after Monday 07:00
-    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-    server = server_factory(
-        data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings
-    )
+    moment.move_to(WEDNESDAY)
+    server = server_factory(data_dir=data_dir, scheduler_enabled=True, **settings)
     assert recorder.wait_for(1, timeout=3) == []
     with server.admin() as http:
         assert http.get("/v1/weekly-reports/2026-W48").json() == []
 
 
 def test_a_customer_loaded_after_the_weeks_run_still_gets_its_email(
-    server_factory: ServerFactory, smtp: tuple[int, Recorder], tmp_path: Path
+    server_factory: ServerFactory,
+    smtp: tuple[int, Recorder],
+    tmp_path: Path,
+    moment: time_machine.Coordinates,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
     settings = _mail_to(port)
-    wednesday = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     empty = server_factory(data_dir=data_dir, **settings)
     empty.stop()
     _born(data_dir, datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
     # The week's run on an empty database sends nothing, and completes nobody.
-    first = server_factory(data_dir=data_dir, clock=lambda: wednesday, **settings)
+    moment.move_to(WEDNESDAY)
+    first = server_factory(data_dir=data_dir, **settings)
     assert run_weekly(first, as_of="2026-11-24")["deliveries"] == []
     first.add_customer("quiet", customer("carol@vendor.example", YEAR))
     first.stop()
-    server_factory(data_dir=data_dir, scheduler_enabled=True, clock=lambda: wednesday, **settings)
+    server_factory(data_dir=data_dir, scheduler_enabled=True, **settings)
     (received,) = recorder.wait_for(1)
     assert received.rcpt_tos == ["carol@vendor.example"]
 

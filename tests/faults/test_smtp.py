@@ -66,6 +66,7 @@ def bad_smtp(request: pytest.FixtureRequest) -> Iterator[int]:
     yield from _bad_smtp(request.param)
 
 
+@pytest.mark.moment(MONDAY)
 def test_a_bad_smtp_server_fails_the_delivery_in_time_and_the_api_keeps_answering(
     server_factory: ServerFactory, bad_smtp: int
 ) -> None:
@@ -74,7 +75,6 @@ def test_a_bad_smtp_server_fails_the_delivery_in_time_and_the_api_keeps_answerin
         smtp_port=bad_smtp,
         smtp_security="none",
         smtp_timeout_seconds=TIMEOUT,
-        clock=lambda: MONDAY,
     )
     for name in ("alice", "bob", "carol", "dave"):
         server.add_customer(name, customer(f"{name}@vendor.example", YEAR))

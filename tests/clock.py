@@ -1,0 +1,133 @@
+"""Time in the tests: one way to move it for each kind of process.
+
+- In this process (a test, and the servers it starts in a thread): ``time-machine``.
+- In a server started as a child process (``spawn_server``): Debian's ``faketime``, started
+  from the moment this process is at, so both sides agree.
+
+A test about a fixed calendar fact (the worked example's November, a DST change, a quarter's
+last day) keeps its literal dates and is marked ``@pytest.mark.moment("2026-11-23T08:00:00Z")``,
+on the test or on its module (``pytestmark``); it then runs at that moment, its clock ticking
+from there (``tick=False`` holds it still). A test that needs "a quarter that has not ended"
+or "a report 401 days old" derives it from today instead. ``statreport serve`` has no setting
+that fakes time: nothing here reaches production code.
+
+The suite is checked on other days by running it under ``faketime`` (``make test-calendar``);
+certificates made for a moved clock are valid from 2000 to 2099, since OpenSSL (in the test's
+HTTP client and in Chromium) reads the real clock, not time-machine's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import time_machine
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+#: The marker that runs a test (or a module's tests) at a chosen moment.
+MARK = "moment"
+
+#: The moment the suite's literal dates were written around: a Sunday in early December 2026,
+#: after the worked example's November and inside 2026Q4.
+WRITTEN_ON = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+_travels: list[time_machine.Coordinates] = []
+
+
+def parse(value: datetime | str) -> datetime:
+    """A marker's moment: an aware datetime or ISO 8601 text with an offset."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"a moment needs an offset (…Z or …+00:00): {value!r}")
+    return moment
+
+
+@contextmanager
+def at(moment: datetime | str, *, tick: bool = True) -> Iterator[time_machine.Coordinates]:
+    """This process's clock at ``moment`` until the block ends."""
+    with time_machine.travel(parse(moment), tick=tick) as coordinates:
+        _travels.append(coordinates)
+        try:
+            yield coordinates
+        finally:
+            _travels.pop()
+
+
+def travelling() -> time_machine.Coordinates | None:
+    """The innermost moved clock, or None on the wall clock."""
+    return _travels[-1] if _travels else None
+
+
+def marker_moment(marker: Any) -> tuple[datetime, bool]:
+    """A ``moment`` marker's arguments: the moment and whether its clock ticks."""
+    return parse(marker.args[0]), bool(marker.kwargs.get("tick", True))
+
+
+def child_command(command: list[str]) -> list[str]:
+    """``command`` as a child process on this process's clock: under faketime from the moment
+    this process is at when the clock is moved, as it is otherwise."""
+    if travelling() is None:
+        return command
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        raise RuntimeError(
+            "this test starts a server at a chosen moment and needs Debian's faketime: "
+            "apt-get install faketime (make test installs it when run as root)"
+        )
+    # "@" starts the child's clock at this local time and lets it run; the child inherits TZ.
+    local = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    return [faketime, "-f", f"@{local}", *command]
+
+
+_CERTIFICATE: tuple[bytes, bytes] | None = None
+
+
+def place_certificate(cert_path: Path, key_path: Path) -> None:
+    """A self-signed localhost certificate valid 2000-2099, where the server looks for its own
+    (it then makes none), for a server whose clock is moved away from OpenSSL's."""
+    global _CERTIFICATE
+    if _CERTIFICATE is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "statreport test")])
+        names: list[x509.GeneralName] = [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime(2099, 12, 31, tzinfo=UTC))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        _CERTIFICATE = (
+            cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    if cert_path.exists() and key_path.exists():
+        return
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.write_bytes(_CERTIFICATE[1])
+    key_path.chmod(0o600)
+    cert_path.write_bytes(_CERTIFICATE[0])

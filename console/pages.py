@@ -29,6 +29,7 @@ from console.web import (
     ConsoleRoute,
     FormDep,
     SessionDep,
+    attachment,
     error_page,
     page,
     parse_day,
@@ -622,7 +623,7 @@ async def weekly_email_raw(
     return Response(
         raw,
         media_type="message/rfc822",
-        headers={"Content-Disposition": f'attachment; filename="{iso_week}-{recipient}.eml"'},
+        headers={"Content-Disposition": attachment(f"{iso_week}-{recipient}.eml")},
     )
 
 

@@ -26,6 +26,16 @@ from core.errors import (
 )
 from core.problems import describe_validation_errors, format_loc
 
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` that names a download (RFC 6266): an ASCII ``filename`` for
+    old clients, and the exact name, percent-encoded UTF-8, in ``filename*``."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 #: Only the console's own origin, no framing, no inline script (SPEC §12). Inline SVG charts
 #: use presentation attributes, so styles need no exception either.
 CONTENT_SECURITY_POLICY = (

@@ -56,18 +56,43 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._parsed_head_bytes = 0  # what the parser has passed on of this head
         self._ends = 0  # heads and messages completed, to tell what a read carried
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Admit the connection if there is room, and start the clock on its first head."""
+        """Admit the connection if there is room, making room by closing a connection idle
+        between requests (keep-alive) when there is none; and start the clock on its first
+        head. Only when every open connection is busy is the new one refused."""
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) > self.max_connections and not self._close_an_idle_one():
             log.warning("event=http.connection_refused open=%d", self.max_connections)
             transport.abort()
             return
         self._arm_head_timer()
+
+    @property
+    def idle(self) -> bool:
+        """Between requests of a kept-alive connection: no head begun, no response owed."""
+        return (
+            self._in_head
+            and self._head_bytes == 0
+            and self._parsed_head_bytes == 0
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.transport.is_closing()
+        )
+
+    def _close_an_idle_one(self) -> bool:
+        """Close one other connection idle between requests (a client reopens one when it
+        needs it); False when every other one is busy."""
+        for other in self.connections:
+            if other is not self and isinstance(other, BoundedHttpProtocol) and other.idle:
+                other.transport.close()
+                other.connections.discard(other)
+                log.info("event=http.idle_connection_closed reason=connection_limit")
+                return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the head's deadline."""
@@ -91,15 +116,32 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request: its head gets a fresh deadline."""
         super().on_message_begin()
+        self._parsed_head_bytes = 0
         if self._head_timer is None:
             self._arm_head_timer()
 
+    def on_url(self, url: bytes) -> None:
+        """Take the request target, counted toward the head's size."""
+        if self._refused:
+            return
+        self._parsed_head_bytes += len(url)
+        if self._parsed_head_bytes > MAX_HEAD_BYTES:
+            self._refuse(431, f"The request head is larger than {MAX_HEAD_BYTES} bytes.")
+            return
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Take a header, up to ``MAX_HEADERS`` of them."""
+        """Take a header, up to ``MAX_HEADERS`` of them and ``MAX_HEAD_BYTES`` in all: counted
+        as parsed too, since a head that arrives in one read is parsed whole before
+        ``data_received`` can count it."""
         if self._refused:
             return
         if len(self.headers) >= MAX_HEADERS:
             self._refuse(431, f"The request has more than {MAX_HEADERS} header fields.")
+            return
+        self._parsed_head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._parsed_head_bytes > MAX_HEAD_BYTES:
+            self._refuse(431, f"The request head is larger than {MAX_HEAD_BYTES} bytes.")
             return
         super().on_header(name, value)
 
@@ -124,6 +166,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+        self._parsed_head_bytes = 0
         self._ends += 1
 
     def _arm_head_timer(self) -> None:

@@ -6,8 +6,9 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
+from email_validator import EmailNotValidError, validate_email
 from fastapi import Path, Query
-from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
 #: Letters, digits, ``.``, ``_`` and ``-``, 1 to 64 of them, but never ``.`` or ``..`` (SPEC
 #: §3 v2): spelled without a look-ahead, which pydantic's Rust regex engine does not have.
@@ -26,6 +27,25 @@ CustomerIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 #: things in the server's regex engine (Unicode) and in a JSON Schema's (ECMAScript).
 _ADDRESS_PART = r"[^@\x00-\x20\x7f]+"
 EMAIL_PATTERN = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
+
+
+def _deliverable_address(value: str) -> str:
+    """An address an email can be sent to, as email-validator judges it (no DNS lookup): no
+    line separators or other unsafe characters, no quoting, a real domain. Kept as written, so
+    that the weekly email is recorded under exactly the address stored."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not an email address that can be sent to: {exc}") from None
+    return value
+
+
+#: An address that statreport will send email to (an account manager), checked when written.
+EmailAddress = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
+    AfterValidator(_deliverable_address),
+]
 #: A weekly email's recipient in a path: an address, and never a ``/``.
 RECIPIENT_PATTERN = r"^[^@/\x00-\x20\x7f]+@[^@/\x00-\x20\x7f]+$"
 RecipientPath = Annotated[str, Path(max_length=254, pattern=RECIPIENT_PATTERN)]

@@ -437,15 +437,12 @@ def copy_month(
     return int(row[0]) if row else 0
 
 
-def delete_month(con: duckdb.DuckDBPyConnection, *, first: date, last: date) -> int:
-    """Delete the month's raw reports (their instance-days stay), and the out-of-order marks
-    of its days, which only said whether to read those raw reports; answers how many reports."""
-    rows = con.execute(
-        "DELETE FROM reports WHERE usage_day BETWEEN ? AND ?", [first, last]
-    ).fetchall()
-    con.execute(
-        "DELETE FROM instance_days_out_of_order WHERE day BETWEEN ? AND ?", [first, last]
-    ).fetchall()
+def delete_day(con: duckdb.DuckDBPyConnection, *, day: date) -> int:
+    """Delete one day's raw reports (their instance-days stay), and the out-of-order mark of
+    that day, which only said whether to read those raw reports; answers how many reports.
+    A day at a time, so that the writer is held for a day's rows, never a month's."""
+    rows = con.execute("DELETE FROM reports WHERE usage_day = ?", [day]).fetchall()
+    con.execute("DELETE FROM instance_days_out_of_order WHERE day = ?", [day]).fetchall()
     return int(rows[0][0]) if rows else 0
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from core.files import fsync_path
 from core.settings import Settings
 
 
@@ -134,11 +135,7 @@ class Mailer:
         except OSError:
             temporary.unlink(missing_ok=True)
             raise
-        directory = os.open(self.outbox, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_path(self.outbox)
         return str(path)
 
 

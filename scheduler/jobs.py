@@ -26,14 +26,45 @@ def weekly_trigger(cron: str, timezone: str) -> CronTrigger:
     return CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
 
 
+#: The most fire times the catch-up looks at in its 8 days: a cron every minute has 11,520.
+MAX_FIRE_TIMES = 20_000
+
+
 def last_fire_time(trigger: CronTrigger, *, now: datetime) -> datetime | None:
-    """The latest time ``trigger`` fired (or should have) in the 8 days up to ``now``."""
+    """The latest time ``trigger`` fired (or should have) in the 8 days up to ``now``.
+
+    Walks the fire times as APScheduler's own scheduler does (each from the previous one, up
+    to ``now``). Around a repeated wall-clock hour (the autumn DST change) the trigger can
+    answer a time that does not move forward; the walk then asks again from a later start
+    (a second, a minute, an hour, two hours on), so it always advances, and it is bounded
+    whatever the trigger answers.
+    """
     latest = None
     fire = trigger.get_next_fire_time(None, now - timedelta(days=8))
-    while fire is not None and fire <= now:
+    for _ in range(MAX_FIRE_TIMES):
+        if fire is None or fire > now:
+            break
         latest = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        fire = trigger.get_next_fire_time(latest, now)
+        for step in _STUCK_STEPS:
+            if fire is None or fire > latest:
+                break
+            fire = trigger.get_next_fire_time(None, latest + step)
+        else:
+            if fire is not None and fire <= latest:
+                log.error("event=weekly_report.cron_stuck at=%s", latest.isoformat())
+                break
     return latest
+
+
+#: The later starts that get a trigger past a time it repeats (a DST change moves a clock by
+#: at most two hours).
+_STUCK_STEPS = (
+    timedelta(seconds=1),
+    timedelta(minutes=1),
+    timedelta(hours=1),
+    timedelta(hours=2, minutes=1),
+)
 
 
 async def weekly_report_job(reporter: WeeklyReporter) -> None:

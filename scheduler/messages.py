@@ -186,13 +186,31 @@ def _accounts_need(count: int) -> str:
     return counted(count, "account") + (" needs" if count == 1 else " need")
 
 
+#: What makes a spreadsheet read a cell as a formula when it comes first (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: text that a spreadsheet would run as a formula
+    (``=1+2@vendor.example``, ``-atk``) gets a leading ``'``, as OWASP advises and as Excel,
+    LibreOffice and Google Sheets read it; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
-    """One row per finding, every column of every kind."""
+    """One row per finding, every column of every kind; no cell runs as a formula."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for finding in findings:
-        writer.writerow({k: "" if finding.get(k) is None else finding.get(k) for k in CSV_COLUMNS})
+        writer.writerow(
+            {
+                k: "" if finding.get(k) is None else spreadsheet_cell(finding.get(k))
+                for k in CSV_COLUMNS
+            }
+        )
     return buffer.getvalue()
 
 

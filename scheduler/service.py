@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal
@@ -33,6 +34,18 @@ def iso_week_of(day: date) -> str:
     """``2026-W48``."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One recipient's weekly email as built, or the problem that kept it from being built."""
+
+    recipient: str
+    kind: Literal["manager", "digest"]
+    findings: int
+    subject: str
+    message: EmailMessage | None
+    problem: str | None
 
 
 @dataclass
@@ -75,22 +88,22 @@ class WeeklyReporter:
         accounts = await analytics_service.accounts_per_manager(self.store)
         names = await analytics_service.customer_names(self.store)
         charts = await self._charts(findings, as_of=as_of)
-        letters: list[tuple[EmailMessage, int, Literal["manager", "digest"]]] = []
+        letters: list[Letter] = []
         for manager in sorted(accounts):
             mine = [f for f in findings if f["account_manager"] == manager]
-            message = self._email(manager, iso_week, as_of, mine, accounts[manager], charts, names)
-            letters.append((message, len(mine), "manager"))
+            letters.append(
+                self._letter(manager, iso_week, as_of, mine, accounts[manager], charts, names)
+            )
         if self.settings.report_cc:
             total = sum(accounts.values())
-            message = self._email(
-                self.settings.report_cc, iso_week, as_of, findings, total, charts, names, True
+            letters.append(
+                self._letter(
+                    self.settings.report_cc, iso_week, as_of, findings, total, charts, names, True
+                )
             )
-            letters.append((message, len(findings), "digest"))
         deliveries = [
-            await self._deliver(
-                message, iso_week, count, kind, built_from, dry_run=dry_run, force=force
-            )
-            for message, count, kind in letters
+            await self._deliver(letter, iso_week, built_from, dry_run=dry_run, force=force)
+            for letter in letters
         ]
         if not dry_run:
             now = self.clock()
@@ -166,7 +179,7 @@ class WeeklyReporter:
 
         return await asyncio.to_thread(render)
 
-    def _email(
+    def _letter(
         self,
         recipient: str,
         iso_week: str,
@@ -176,38 +189,48 @@ class WeeklyReporter:
         charts: dict[tuple[str, str], bytes],
         names: dict[str, str],
         digest: bool = False,
-    ) -> EmailMessage:
-        message = build_weekly_email(
-            sender=self.settings.smtp_from,
-            recipient=recipient,
-            iso_week=iso_week,
-            as_of=as_of.isoformat(),
-            findings=findings,
-            accounts=accounts,
-            charts=charts,
-            names=names,
-            digest=digest,
-            console_url=self.settings.console_url,
-        )
-        message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
-        message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))
-        return message
+    ) -> Letter:
+        """One recipient's email, or why it cannot be built (an address stored before the
+        strict check, say): that recipient's delivery fails, never the others'."""
+        kind: Literal["manager", "digest"] = "digest" if digest else "manager"
+        try:
+            message = build_weekly_email(
+                sender=self.settings.smtp_from,
+                recipient=recipient,
+                iso_week=iso_week,
+                as_of=as_of.isoformat(),
+                findings=findings,
+                accounts=accounts,
+                charts=charts,
+                names=names,
+                digest=digest,
+                console_url=self.settings.console_url,
+            )
+            message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
+            message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))
+        except (ValueError, HeaderParseError) as exc:
+            log.warning("event=weekly_report.unbuildable week=%s error=%r", iso_week, str(exc))
+            problem = (
+                f"no email could be built for {recipient!r} ({exc}); correct the account "
+                "manager's address in the customer's document"
+            )
+            return Letter(recipient, kind, len(findings), subject="", message=None, problem=problem)
+        return Letter(recipient, kind, len(findings), str(message["Subject"]), message, None)
 
     async def _deliver(
-        self,
-        message: EmailMessage,
-        iso_week: str,
-        findings: int,
-        kind: Literal["manager", "digest"],
-        built_from: str,
-        *,
-        dry_run: bool,
-        force: bool,
+        self, letter: Letter, iso_week: str, built_from: str, *, dry_run: bool, force: bool
     ) -> Delivery:
-        recipient, subject = str(message["To"]), str(message["Subject"])
+        """Claim, send and record one letter, under the recipient exactly as it is stored."""
+        recipient = letter.recipient
         delivery = Delivery(
-            recipient=recipient, kind=kind, subject=subject, findings=findings, status="dry_run"
+            recipient=recipient,
+            kind=letter.kind,
+            subject=letter.subject,
+            findings=letter.findings,
+            status="dry_run",
         )
+        if letter.message is None:
+            return delivery.model_copy(update={"status": "failed", "detail": letter.problem})
         if dry_run:
             return delivery
         claimed_at = self.clock()
@@ -216,9 +239,9 @@ class WeeklyReporter:
                 con,
                 iso_week=iso_week,
                 recipient=recipient,
-                kind=kind,
-                subject=subject,
-                findings=findings,
+                kind=letter.kind,
+                subject=letter.subject,
+                findings=letter.findings,
                 built_from=built_from,
                 claimed_at=claimed_at,
                 force=force,
@@ -226,6 +249,7 @@ class WeeklyReporter:
         )
         if refusal is not None:
             return delivery.model_copy(update={"status": "skipped", "detail": refusal})
+        message = letter.message
         raw = message.as_bytes()
         try:
             delivery.status, delivery.detail = "sent", await self.mailer.send(message)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.endpoints import router as analytics_router
 from console.pages import root_router as console_root
@@ -32,6 +33,7 @@ from core.endpoints import admin_router as operations_admin_router
 from core.endpoints import router as operations_router
 from core.errors import SchemaTooNew, StoreUnavailable
 from core.fastlane import FastLane
+from core.gate import BodyGate
 from core.openapi import finish as finish_openapi
 from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
@@ -118,9 +120,40 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(console_router)
     app.include_router(console_root)
     app.mount("/ui/static", StaticFiles(packages=[("console", "static")]), name="console-static")
+    app.add_middleware(BodyGate)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    app.add_middleware(UnframedDocs)
     app.openapi = finish_openapi(add_reports_path(app.openapi))  # type: ignore[method-assign]
     return app
+
+
+class UnframedDocs:
+    """The API documentation pages (``/docs``, ``/redoc``) under the console's frame rules: no
+    other site may frame them (``frame-ancestors 'none'``, and ``X-Frame-Options`` for older
+    browsers). Their inline scripts stay allowed: only framing is ruled."""
+
+    PATHS = ("/docs", "/redoc")
+    HEADERS = (
+        (b"content-security-policy", b"frame-ancestors 'none'"),
+        (b"x-frame-options", b"DENY"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.PATHS):
+            await self.app(scope, receive, send)
+            return
+
+        async def framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self.HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, framed)
 
 
 class ServerDidNotStart(Exception):

@@ -17,7 +17,7 @@ from analytics.schemas import (
 )
 from core.dependencies import ApiMetricsDep, StaffOnly, StoreDep
 from core.errors import NotFound
-from core.identifiers import CustomerIdPath, CustomerIdQuery, Day, DayQuery
+from core.identifiers import CustomerIdPath, CustomerIdQuery, ReportingDay, ReportingDayQuery
 from core.openapi import problem
 
 router = APIRouter(tags=["compliance"], dependencies=[StaffOnly])
@@ -38,7 +38,7 @@ async def post_evaluation(
     summary="The findings kept by an earlier evaluation",
     responses=problem(NotFound, "No evaluation as of that day has been run"),
 )
-async def get_findings(as_of: DayQuery, store: StoreDep) -> Evaluation:
+async def get_findings(as_of: ReportingDayQuery, store: StoreDep) -> Evaluation:
     """Answers from storage; 404 when no evaluation as of that day was run."""
     return await service.stored_findings(store, as_of=as_of)
 
@@ -46,7 +46,7 @@ async def get_findings(as_of: DayQuery, store: StoreDep) -> Evaluation:
 @router.get("/v1/evaluations", summary="Evaluation runs, newest first")
 async def get_evaluations(
     store: StoreDep,
-    as_of: Annotated[Day | None, Query()] = None,
+    as_of: Annotated[ReportingDay | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EvaluationRun]:
     """Every run is kept: evaluating a day again makes another run, never overwrites one."""
@@ -64,7 +64,7 @@ async def get_evaluation(
 @router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
 async def get_evidence(
     finding_id: Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")],
-    as_of: DayQuery,
+    as_of: ReportingDayQuery,
     store: StoreDep,
 ) -> Evidence:
     """For the newest run of ``as_of`` (404 if the finding is not in it): an over-use
@@ -88,8 +88,8 @@ async def get_episodes(
 async def get_usage(
     customer_id: CustomerIdPath,
     store: StoreDep,
-    from_: Annotated[Day, Query(alias="from")],
-    to: DayQuery,
+    from_: Annotated[ReportingDay, Query(alias="from")],
+    to: ReportingDayQuery,
 ) -> Response:
     """One entry per day; a null entitlement means no active order names the metric."""
     usage = await service.customer_usage(store, customer_id=customer_id, start=from_, end=to)
@@ -105,8 +105,8 @@ async def get_usage(
 async def get_statement(
     customer_id: CustomerIdPath,
     store: StoreDep,
-    from_: Annotated[Day, Query(alias="from")],
-    to: DayQuery,
+    from_: Annotated[ReportingDay, Query(alias="from")],
+    to: ReportingDayQuery,
     format: Literal["html", "csv"] = "html",
 ) -> Response:
     """Self-contained HTML (inline SVG charts, nothing loaded from elsewhere, printable on A4),

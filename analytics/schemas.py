@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.identifiers import Day
+from core.identifiers import ReportingDay
 
 #: The version of the contract's counting rules that evaluations follow (SPEC §6 v2).
 RULES_VERSION = "2"
@@ -173,7 +173,7 @@ class EvaluationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: Day | None = None
+    as_of: ReportingDay | None = None
 
 
 class EpisodeHistory(BaseModel):

@@ -7,9 +7,10 @@ route's token was checked only after the whole body sat in memory: three unauthe
 answers 401 to a missing or unknown token, with the keyring's own words, and 413 to a
 ``Content-Length`` over ``ADMIN_BODY_LIMIT_BYTES``; a body sent without a length is counted
 as it arrives and cut off at the limit. The routes that authenticate and read their bodies
-themselves (licence-key routes, bounded in ``ingest/body.py``) and the console (its forms are
-bounded in ``console/web.py``) get the size check only. The routes' own checks (roles,
-schemas) stay where they are: the gate only refuses early what they would refuse late.
+themselves (the licence-key routes, bounded in ``ingest/body.py``) pass untouched, and the
+console (its forms are bounded in ``console/web.py``) gets a size check only. The routes' own
+checks (roles, schemas) stay where they are: the gate only refuses early what they would
+refuse late.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from core.problems import problem_for
 
 #: The largest body of a staff route: a customer document of 1,000 orders is about 170 KB.
 ADMIN_BODY_LIMIT_BYTES = 4 << 20
-#: The largest body any other route may send (a route's own limit may be lower): an
-#: attestation bundle is at most 16 MiB.
-ANY_BODY_LIMIT_BYTES = 16 << 20
+#: The largest body of any other route but the licence-key ones: the console's forms, which
+#: refuse more than 1 MiB themselves, with a page that says so.
+ANY_BODY_LIMIT_BYTES = 2 << 20
 #: Routes that take a licence key, not a staff token, and authenticate before reading.
 LICENCE_KEY_ROUTES = frozenset({"/v1/reports", "/v1/attestations"})
 _WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,12 +44,16 @@ class BodyGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _WITHOUT_BODY:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in _WITHOUT_BODY
+            or scope["path"] in LICENCE_KEY_ROUTES  # bounded by ingest/body.py, after the key
+        ):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        staff_route = path.startswith("/v1/") and path not in LICENCE_KEY_ROUTES
+        staff_route = path.startswith("/v1/")
         limit = ADMIN_BODY_LIMIT_BYTES if staff_route else ANY_BODY_LIMIT_BYTES
         try:
             if staff_route:

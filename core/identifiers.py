@@ -94,3 +94,34 @@ Day = Annotated[
     WithJsonSchema({"type": "string", "format": "date", "pattern": DAY_PATTERN}),
 ]
 DayQuery = Annotated[Day, Query()]
+
+#: A day that reports, evaluations and usage may be asked about: 2000-01-01 to 2999-12-31
+#: (no report is older; far from where date arithmetic overflows), stated in the pattern so
+#: that the document says what the server accepts.
+_REPORTING_LEAP_YEAR = r"(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2[048]00)"
+REPORTING_DAY_PATTERN = (
+    r"^(?:2[0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    rf"|{_REPORTING_LEAP_YEAR}-02-29)$"
+)
+_REPORTING_DAY = re.compile(REPORTING_DAY_PATTERN)
+
+
+def _reporting_day_text(value: Any) -> Any:
+    """``YYYY-MM-DD`` from 2000-01-01 to 2999-12-31."""
+    value = _day_text(value)
+    if isinstance(value, str) and not _REPORTING_DAY.fullmatch(value):
+        raise ValueError("must be a day from 2000-01-01 to 2999-12-31, written YYYY-MM-DD")
+    if isinstance(value, date) and not date(2000, 1, 1) <= value <= date(2999, 12, 31):
+        raise ValueError("must be a day from 2000-01-01 to 2999-12-31, written YYYY-MM-DD")
+    return value
+
+
+#: A day asked about in an evaluation, a usage range, a statement or a weekly run.
+ReportingDay = Annotated[
+    date,
+    BeforeValidator(_reporting_day_text),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": REPORTING_DAY_PATTERN}),
+]
+ReportingDayQuery = Annotated[ReportingDay, Query()]

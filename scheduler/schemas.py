@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.identifiers import Day
+from core.identifiers import ReportingDay
 
 
 class WeeklyReportRequest(BaseModel):
@@ -15,7 +15,7 @@ class WeeklyReportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: Day | None = None
+    as_of: ReportingDay | None = None
     dry_run: Annotated[bool, Field(strict=True)] = False
     force: Annotated[bool, Field(strict=True)] = False
 

@@ -1,8 +1,8 @@
 """Time in the tests: one way to move it for each kind of process.
 
 - In this process (a test, and the servers it starts in a thread): ``time-machine``.
-- In a server started as a child process (``spawn_server``): Debian's ``faketime``, started
-  from the moment this process is at, so both sides agree.
+- In a server started as a child process (``spawn_server``): libfaketime, started from the
+  moment this process is at, so both sides agree.
 
 A test about a fixed calendar fact (the worked example's November, a DST change, a quarter's
 last day) keeps its literal dates and is marked ``@pytest.mark.moment("2026-11-23T08:00:00Z")``,
@@ -11,7 +11,7 @@ from there (``tick=False`` holds it still). A test that needs "a quarter that ha
 or "a report 401 days old" derives it from today instead. ``statreport serve`` has no setting
 that fakes time: nothing here reaches production code.
 
-The suite is checked on other days by running it under ``faketime`` (``make test-calendar``);
+The suite is checked on other days by running it under libfaketime (``make test-calendar``);
 certificates made for a moved clock are valid from 2000 to 2099, since OpenSSL (in the test's
 HTTP client and in Chromium) reads the real clock, not time-machine's.
 """
@@ -19,13 +19,15 @@ HTTP client and in Chromium) reads the real clock, not time-machine's.
 from __future__ import annotations
 
 import ipaddress
-import shutil
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import libfaketime  # type: ignore[import-untyped]
 import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,7 +41,7 @@ MARK = "moment"
 #: after the worked example's November and inside 2026Q4.
 WRITTEN_ON = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
-_travels: list[time_machine.Coordinates] = []
+_travels: list[time_machine.Traveller] = []
 
 
 def parse(value: datetime | str) -> datetime:
@@ -51,7 +53,7 @@ def parse(value: datetime | str) -> datetime:
 
 
 @contextmanager
-def at(moment: datetime | str, *, tick: bool = True) -> Iterator[time_machine.Coordinates]:
+def at(moment: datetime | str, *, tick: bool = True) -> Iterator[time_machine.Traveller]:
     """This process's clock at ``moment`` until the block ends."""
     with time_machine.travel(parse(moment), tick=tick) as coordinates:
         _travels.append(coordinates)
@@ -61,7 +63,7 @@ def at(moment: datetime | str, *, tick: bool = True) -> Iterator[time_machine.Co
             _travels.pop()
 
 
-def travelling() -> time_machine.Coordinates | None:
+def travelling() -> time_machine.Traveller | None:
     """The innermost moved clock, or None on the wall clock."""
     return _travels[-1] if _travels else None
 
@@ -71,20 +73,45 @@ def marker_moment(marker: Any) -> tuple[datetime, bool]:
     return parse(marker.args[0]), bool(marker.kwargs.get("tick", True))
 
 
-def child_command(command: list[str]) -> list[str]:
-    """``command`` as a child process on this process's clock: under faketime from the moment
-    this process is at when the clock is moved, as it is otherwise."""
+def faketime_environment(faketime: str) -> dict[str, str]:
+    """What a child process needs to run on a moved clock: libfaketime preloaded, with
+    ``FAKETIME`` (``+400d`` ahead, or ``@2026-10-26 09:00:00`` to start there and tick).
+
+    The library is the build that PyPI's ``libfaketime`` package carries, with the monotonic
+    clock left real. Debian 12's libfaketime 0.9.10 cannot run this suite: faking the
+    monotonic clock, it never ends Python's timed lock waits (``queue.get(timeout=0.2)``
+    waits for ever, so the first group commit hangs); not faking it, ``time.sleep`` fails
+    with EINVAL.
+    """
+    _, additions = libfaketime.get_reload_information()
+    environment = {str(k): str(v) for k, v in additions.items()}
+    preload = [environment["LD_PRELOAD"], os.environ.get("LD_PRELOAD", "")]
+    environment["LD_PRELOAD"] = ":".join(p for p in dict.fromkeys(preload) if p)
+    environment["FAKETIME"] = faketime
+    environment["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    return environment
+
+
+def child_environment() -> dict[str, str]:
+    """The environment additions that put a child process (a server a test starts) on this
+    process's clock: from the moment this process is at, ticking; none on the wall clock."""
     if travelling() is None:
-        return command
-    faketime = shutil.which("faketime")
-    if faketime is None:
-        raise RuntimeError(
-            "this test starts a server at a chosen moment and needs Debian's faketime: "
-            "apt-get install faketime (make test installs it when run as root)"
-        )
+        return {}
     # "@" starts the child's clock at this local time and lets it run; the child inherits TZ.
     local = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    return [faketime, "-f", f"@{local}", *command]
+    return faketime_environment(f"@{local}")
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.clock +400d COMMAND…``: run a command with the clock moved (the suite
+    on another day: ``make test-calendar``)."""
+    if len(argv) < 2 or argv[0] in ("-h", "--help"):
+        print(
+            "usage: python -m tests.clock +400d COMMAND [ARGS...]"
+            "  (or -30d, '@2027-01-01 00:00:00')"
+        )
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    os.execvpe(argv[1], argv[1:], {**os.environ, **faketime_environment(argv[0])})  # noqa: S606
 
 
 _CERTIFICATE: tuple[bytes, bytes] | None = None
@@ -131,3 +158,7 @@ def place_certificate(cert_path: Path, key_path: Path) -> None:
     key_path.write_bytes(_CERTIFICATE[1])
     key_path.chmod(0o600)
     cert_path.write_bytes(_CERTIFICATE[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

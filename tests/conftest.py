@@ -37,7 +37,7 @@ def _module_moment(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def moment(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+def moment(request: pytest.FixtureRequest) -> Iterator[time_machine.Traveller | None]:
     """The test's moved clock, or None on the wall clock. A test marked ``moment`` starts at
     its moment; a test in a marked module goes on from where the module's clock is. Either
     way ``moment.move_to(...)`` moves it for this test only."""

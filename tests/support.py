@@ -209,8 +209,8 @@ def spawn_server(
     log_path = (log_dir or data_dir.parent) / f"serve-{port}-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            clock.child_command([sys.executable, "-m", "statreport", "serve"]),
-            env=environment,
+            [sys.executable, "-m", "statreport", "serve"],
+            env={**environment, **clock.child_environment()},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -238,20 +238,25 @@ def spawn_server(
     return ServerProcess(process=process, server=server, log_path=log_path)
 
 
-def chromium() -> str:
-    """Debian's chromium for a browser test. Without it a developer's machine skips the test,
-    named in pytest's summary; under CI (``CI=true``) the test fails, since a skipped browser
-    test there would pass a console nobody opened."""
-    path = shutil.which("chromium")
+def debian_tool(name: str, needed_for: str) -> str:
+    """The path of a Debian package's command a test drives. Without it a developer's machine
+    skips the test, named in pytest's summary; under CI (``CI=true``) the test fails, since a
+    skipped test there would pass what nobody checked."""
+    path = shutil.which(name)
     if path is None:
         reason = (
-            "the browser tests need Debian's chromium: apt-get install chromium "
+            f"{needed_for} need Debian's {name}: apt-get install {name} "
             "(make test installs it when run as root)"
         )
         if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
             pytest.fail(f"{reason}; CI=true, so they may not be skipped")
         pytest.skip(reason)
     return path
+
+
+def chromium() -> str:
+    """Debian's chromium, for the tests of pages in a browser."""
+    return debian_tool("chromium", "the browser tests")
 
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import pytest
+import time_machine
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from console.pages import DEFAULT_PERIOD_DAYS
@@ -287,7 +287,8 @@ def test_the_session_cookie_and_the_security_headers(
     assert cookie["name"] == "statreport_session"
     assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
     assert cookie["path"] == "/ui"
-    lifetime = cookie["expires"] - time.time()
+    # The browser dates the cookie by its own clock, not by this process's moved one.
+    lifetime = cookie["expires"] - time_machine.escape_hatch.time.time()
     assert 11.9 * 3600 < lifetime <= 12 * 3600
     assert cookie["value"] not in page.content()
 

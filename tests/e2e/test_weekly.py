@@ -261,7 +261,7 @@ def test_at_most_one_email_per_manager_per_week_across_restarts(
     server_factory: ServerFactory,
     smtp: tuple[int, Recorder],
     tmp_path: Path,
-    moment: time_machine.Coordinates,
+    moment: time_machine.Traveller,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -303,7 +303,7 @@ def test_a_missed_monday_is_sent_when_the_server_comes_back(
     server_factory: ServerFactory,
     smtp: tuple[int, Recorder],
     tmp_path: Path,
-    moment: time_machine.Coordinates,
+    moment: time_machine.Traveller,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -326,7 +326,7 @@ def test_no_catch_up_before_birth(
     server_factory: ServerFactory,
     smtp: tuple[int, Recorder],
     tmp_path: Path,
-    moment: time_machine.Coordinates,
+    moment: time_machine.Traveller,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"
@@ -346,7 +346,7 @@ def test_a_customer_loaded_after_the_weeks_run_still_gets_its_email(
     server_factory: ServerFactory,
     smtp: tuple[int, Recorder],
     tmp_path: Path,
-    moment: time_machine.Coordinates,
+    moment: time_machine.Traveller,
 ) -> None:
     port, recorder = smtp
     data_dir = tmp_path / "data"

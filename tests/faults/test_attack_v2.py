@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import socket
 import ssl
 import threading
@@ -437,7 +438,9 @@ def test_no_weekly_csv_cell_runs_as_a_formula(server: RunningServer) -> None:
         assert http.post("/v1/evaluations", json={"as_of": "2026-11-22"}).status_code == 200
     _weekly(server)
     message = _message(server, "2026-W48", "=1+2@vendor.example")
-    (attachment,) = [p for p in message.iter_attachments() if p.get_filename().endswith(".csv")]
+    (attachment,) = [
+        p for p in message.iter_attachments() if (p.get_filename() or "").endswith(".csv")
+    ]
     rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
     assert rows, "the CSV has no finding"
     cells = [cell for row in rows for cell in row.values() if cell]
@@ -506,3 +509,27 @@ def test_a_single_header_over_64_kib_is_431(server: RunningServer) -> None:
     assert response.json()["detail"] == "The request head is larger than 65536 bytes."
     with server.client() as http:  # a large but allowed header still passes
         assert http.get("/healthz", headers={"X-Big": "a" * 60_000}).status_code == 200
+
+
+# --- item 13: requests the schema allowed, refused with 422 ---------------------------------
+
+
+def test_the_bounds_of_a_day_asked_about_are_in_the_schema(server: RunningServer) -> None:
+    """``from=1000-01-01`` was schema-valid and refused by a 2000-2999 bound nobody stated."""
+    with server.client() as http:
+        document = http.get("/openapi.json").json()
+    usage = document["paths"]["/v1/customers/{customer_id}/usage"]["get"]
+    (from_,) = [p for p in usage["parameters"] if p["name"] == "from"]
+    pattern = re.compile(from_["schema"]["pattern"])
+    assert pattern.fullmatch("2026-11-01")
+    assert not pattern.fullmatch("1000-01-01")
+    assert not pattern.fullmatch("3000-01-01")
+    evaluation = document["components"]["schemas"]["EvaluationRequest"]["properties"]["as_of"]
+    assert evaluation["anyOf"][0]["pattern"] == from_["schema"]["pattern"]
+
+    server.add_customer("acme")
+    with server.admin() as http:
+        response = http.get(
+            "/v1/customers/acme/usage", params={"from": "1000-01-01", "to": "1000-01-31"}
+        )
+    assert_problem(response, 422, "from", "2000-01-01 to 2999-12-31")

@@ -6,13 +6,18 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ingest.attestation import verify_bundle
 from phonehome.attestation import reports_of_quarter
 from phonehome.client import Spool
 from statreport.cli import main
+from tests import clock
 from tests.support import make_report
+
+#: Its dates are literal (2026Q3 and its edges): it runs on the day they were written for.
+pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 
 KEY = "srk_test-key-for-the-export"
 

@@ -256,9 +256,15 @@ def _sort_key(finding: dict[str, Any]) -> tuple[int, float, str, str]:
 
 
 async def evaluate(
-    store: Store, *, as_of: date, activity_days: int = ACTIVITY_DAYS, relapse_days: int = 7
+    store: Store,
+    *,
+    as_of: date,
+    activity_days: int = ACTIVITY_DAYS,
+    relapse_days: int = 7,
+    keep: bool = True,
 ) -> Evaluation:
-    """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them."""
+    """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them.
+    With ``keep=False`` (a dry run, SPEC §7 v3) nothing is stored: no run, no history."""
     inputs = await store.read(lambda con: load_inputs(con, as_of=as_of))
     findings, episodes = await asyncio.to_thread(
         compute_findings,
@@ -278,16 +284,18 @@ async def evaluate(
             "findings": findings,
         }
     )
-    reported = overuse_findings(episodes, as_of=as_of)
-    document = result.model_dump(mode="json")
-    await store.write(
-        lambda con: repository.save_evaluation(con, document=document, episodes=reported)
-    )
+    if keep:
+        reported = overuse_findings(episodes, as_of=as_of)
+        document = result.model_dump(mode="json")
+        await store.write(
+            lambda con: repository.save_evaluation(con, document=document, episodes=reported)
+        )
     log.info(
-        "event=evaluation.done as_of=%s findings=%d episodes=%d",
+        "event=evaluation.done as_of=%s findings=%d episodes=%d kept=%s",
         as_of,
         len(findings),
         episodes.height,
+        keep,
     )
     return result
 

@@ -42,19 +42,19 @@ _HEALTH: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/healthz", summary="Liveness", responses=_HEALTH)
-async def healthz(store: StoreDep, settings: SettingsDep) -> Response:
-    """200 while the process can serve; 503 while its database is invalidated by a fatal
-    storage error and not reopened yet (it retries every second)."""
+@router.get("/healthz", summary="Liveness: the process answers", response_model=HealthStatus)
+async def healthz(store: StoreDep) -> Response:
+    """200 while the process is alive, also while its storage fails or recovers (SPEC §9
+    v3): a liveness probe must never restart it in mid-recovery. Whether storage takes writes
+    is ``/readyz``'s answer; the ``detail`` here says so when it does not."""
     if store.invalidated:
         return JSONResponse(
             {
-                "status": "unhealthy",
-                "detail": "The database was invalidated by a fatal storage error (a full disk "
-                "during a checkpoint?) and is being reopened; free disk space, or restart.",
-            },
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_seconds)},
+                "status": "ok",
+                "detail": "The process is alive and is reopening its database after a fatal "
+                "storage error (a full disk during a checkpoint?); /readyz answers 503 until "
+                "it takes writes again. Free disk space; no restart is needed.",
+            }
         )
     return JSONResponse({"status": "ok"})
 

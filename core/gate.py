@@ -7,9 +7,9 @@ route's token was checked only after the whole body sat in memory: three unauthe
 answers 401 to a missing or unknown token, with the keyring's own words, and 413 to a
 ``Content-Length`` over ``ADMIN_BODY_LIMIT_BYTES``; a body sent without a length is counted
 as it arrives and cut off at the limit. The routes that authenticate and read their bodies
-themselves (the licence-key routes, bounded in ``ingest/body.py``) pass untouched, and the
-console (its forms are bounded in ``console/web.py``) gets a size check only. The routes' own
-checks (roles, schemas) stay where they are: the gate only refuses early what they would
+themselves pass untouched: the licence-key routes (bounded in ``ingest/body.py``, after the
+key) and the console's forms (bounded in ``console/web.py``, after the session). The routes'
+own checks (roles, schemas) stay where they are: the gate only refuses early what they would
 refuse late.
 """
 
@@ -25,9 +25,6 @@ from core.problems import problem_for
 
 #: The largest body of a staff route: a customer document of 1,000 orders is about 170 KB.
 ADMIN_BODY_LIMIT_BYTES = 4 << 20
-#: The largest body of any other route but the licence-key ones: the console's forms, which
-#: refuse more than 1 MiB themselves, with a page that says so.
-ANY_BODY_LIMIT_BYTES = 2 << 20
 #: Routes that take a licence key, not a staff token, and authenticate before reading.
 LICENCE_KEY_ROUTES = frozenset({"/v1/reports", "/v1/attestations"})
 _WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -47,18 +44,17 @@ class BodyGate:
         if (
             scope["type"] != "http"
             or scope["method"] in _WITHOUT_BODY
+            or not scope["path"].startswith("/v1/")  # the console bounds its forms itself
             or scope["path"] in LICENCE_KEY_ROUTES  # bounded by ingest/body.py, after the key
         ):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        staff_route = path.startswith("/v1/")
-        limit = ADMIN_BODY_LIMIT_BYTES if staff_route else ANY_BODY_LIMIT_BYTES
+        limit = ADMIN_BODY_LIMIT_BYTES
         try:
-            if staff_route:
-                keyring: Keyring = scope["app"].state.keyring
-                keyring.staff(bearer_token(headers.get("authorization")))
+            keyring: Keyring = scope["app"].state.keyring
+            keyring.staff(bearer_token(headers.get("authorization")))
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
                 raise PayloadTooLarge(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     )
     insecure_http: bool = Field(
         False, description="plain HTTP, only behind a TLS-terminating proxy (`--insecure-http`)"
+    )
+    trusted_proxies: str | None = Field(
+        None,
+        description="reverse proxies whose `X-Forwarded-For` is believed, as addresses or "
+        "networks, comma-separated (`127.0.0.1`, `10.0.0.0/8`): the console's sign-in throttle "
+        "then counts each client, not the proxy; none: the header is ignored",
     )
 
     rate_limit_per_minute: int = Field(
@@ -148,6 +155,23 @@ class Settings(BaseSettings):
     def backups_path(self) -> Path:
         """The one folder backups are written to."""
         return self.backup_dir or self.data_dir / "backups"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str | None) -> str | None:
+        """Each entry an address or a network, as uvicorn's proxy-header middleware reads them."""
+        if value is None or not value.strip():
+            return None
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "must be addresses or networks, comma-separated, such as 127.0.0.1 or "
+                    "10.0.0.0/8"
+                ) from None
+        return ",".join(entries)
 
     @property
     def cert_path(self) -> Path:

@@ -80,8 +80,10 @@ class WeeklyReporter:
         as_of = as_of or self.default_as_of()
         analytics_service.check_as_of(as_of, today=self.clock().astimezone(UTC).date())
         iso_week = iso_week_of(self.today())
-        evaluation = await analytics_service.evaluate(self.store, as_of=as_of)
-        if self.metrics is not None:
+        # A dry run stores nothing (SPEC §7 v3): its evaluation is not kept either, so the
+        # newest run stays what it was.
+        evaluation = await analytics_service.evaluate(self.store, as_of=as_of, keep=not dry_run)
+        if self.metrics is not None and not dry_run:
             self.metrics.last_evaluation.set(evaluation.evaluated_at.timestamp())
         built_from = f"evaluation {evaluation.evaluation_id} as of {as_of}"
         findings = [f.model_dump(mode="json") for f in evaluation.findings]

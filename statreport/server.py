@@ -291,7 +291,11 @@ def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
         port=settings.port,
         access_log=False,
         log_config=None,
-        proxy_headers=False,
+        # X-Forwarded-For is believed only from STATREPORT_TRUSTED_PROXIES (SPEC §12 v3):
+        # uvicorn's middleware then gives the app the client's address, as the sign-in
+        # throttle needs; nothing stores it.
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
         server_header=False,
         timeout_keep_alive=30,
         # Bounded TLS handshakes, request heads and connections (core/connections.py).

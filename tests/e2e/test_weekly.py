@@ -495,3 +495,18 @@ def test_an_outbox_that_cannot_be_written_is_a_failed_delivery_not_a_crash(
     assert delivery["status"] == "failed"
     assert "could not be written" in delivery["detail"]
     assert "retried" in delivery["detail"]
+
+
+def test_a_dry_run_stores_nothing(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """SPEC §7 v3: no evaluation run, no delivery, no claim; the newest run stays what it was."""
+    server = server_factory()
+    populate(server)
+    run_weekly(server, force=True)
+    with server.admin() as http:
+        runs_before = http.get("/v1/evaluations").json()
+        deliveries_before = http.get("/v1/weekly-reports/2026-W48").json()
+        dry = run_weekly(server, dry_run=True, force=True)
+        assert {d["status"] for d in dry["deliveries"]} == {"dry_run"}
+        assert http.get("/v1/evaluations").json() == runs_before
+        assert http.get("/v1/weekly-reports/2026-W48").json() == deliveries_before
+    assert len(list((server.data_dir / "outbox").glob("*.eml"))) == len(deliveries_before)

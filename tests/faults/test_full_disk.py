@@ -81,6 +81,8 @@ def test_a_checkpoint_on_a_full_disk_is_survived_and_recovered_from(
                     break
             assert statuses.get(503, 0) > 0, statuses  # the disk did fill
             assert [http.get("/readyz").status_code for _ in range(10)] == [503] * 10
+            # Alive all along: a liveness probe must not restart it in mid-recovery (§9 v3).
+            assert [http.get("/healthz").status_code for _ in range(10)] == [200] * 10
             assert "FATAL Error" in child.log_path.read_text(), "no checkpoint failed"
 
             filler.unlink()

@@ -61,7 +61,12 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 #: An instance's id as the wire format writes it.
 InstanceIdPath = Annotated[str, Path(pattern=UUID_PATTERN)]
 #: A named staff token's name (SPEC §10).
-TOKEN_NAME_PATTERN = r"^[a-z0-9._-]{1,64}$"  # noqa: S105 (a pattern)
+#: Lower-case letters, digits, ``.``, ``_`` and ``-``, 1 to 64, never ``.`` or ``..``.
+TOKEN_NAME_PATTERN = (  # noqa: S105 (a pattern)
+    r"^(?:[a-z0-9_-][a-z0-9._-]{0,63}"
+    r"|\.[a-z0-9_-][a-z0-9._-]{0,62}"
+    r"|\.\.[a-z0-9._-]{1,62})$"
+)
 TokenNamePath = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]
 
 #: A day of the calendar written ``YYYY-MM-DD``: only real days (30 days hath September; the

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from core.auth import LicenseKeyRecord
 from core.repository import rows_as_dicts
@@ -119,32 +120,53 @@ def replace_customer(
             document.effective_air_gapped_since(),
         ],
     )
-    entitlement_rows: list[tuple[str, str, str, Any, str, int]] = []
+    # Each table in one statement from an Arrow table: row by row, 1,000 orders held the
+    # writer (and every acknowledgement queued behind it) for 0.9 s (issue 32).
+    orders = pa.table(
+        {
+            "customer_id": pa.array([customer_id] * len(document.orders), pa.string()),
+            "order_id": pa.array([o.order_id for o in document.orders], pa.string()),
+            "start_on": pa.array([o.start for o in document.orders], pa.date32()),
+            "end_on": pa.array([o.end for o in document.orders], pa.date32()),
+            "users_per_pack": pa.array(
+                [o.entitlements.users_per_pack for o in document.orders], pa.int32()
+            ),
+            "counting": pa.array([json.dumps(o.counting or {}) for o in document.orders]),
+        }
+    )
+    items: list[tuple[str, str, Any, str, int]] = []
     for order in document.orders:
-        con.execute(
-            "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack, "
-            "counting) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                customer_id,
-                order.order_id,
-                order.start,
-                order.end,
-                order.entitlements.users_per_pack,
-                json.dumps(order.counting or {}),
-            ],
-        )
         for item, quantity in order.entitlements.model_dump(exclude_none=True).items():
             if item != "users_per_pack":
-                entitlement_rows.append(
-                    (customer_id, order.order_id, "", order.start, item, quantity)
-                )
+                items.append((order.order_id, "", order.start, item, quantity))
         for addon in order.addons:
             for item, quantity in addon.entitlements.model_dump(exclude_none=True).items():
-                entitlement_rows.append(
-                    (customer_id, order.order_id, addon.addon_id, addon.effective, item, quantity)
-                )
-    if entitlement_rows:
-        con.executemany("INSERT INTO entitlements VALUES (?, ?, ?, ?, ?, ?)", entitlement_rows)
+                items.append((order.order_id, addon.addon_id, addon.effective, item, quantity))
+    entitlements = pa.table(
+        {
+            "customer_id": pa.array([customer_id] * len(items), pa.string()),
+            "order_id": pa.array([row[0] for row in items], pa.string()),
+            "addon_id": pa.array([row[1] for row in items], pa.string()),
+            "effective_on": pa.array([row[2] for row in items], pa.date32()),
+            "item": pa.array([row[3] for row in items], pa.string()),
+            "quantity": pa.array([row[4] for row in items], pa.int64()),
+        }
+    )
+    con.register("new_order_forms", orders)
+    con.register("new_entitlements", entitlements)
+    try:
+        con.execute(
+            "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack, "
+            "counting) SELECT customer_id, order_id, start_on, end_on, users_per_pack, "
+            "counting::JSON FROM new_order_forms"
+        )
+        con.execute(
+            "INSERT INTO entitlements (customer_id, order_id, addon_id, effective_on, item, "
+            "quantity) SELECT * FROM new_entitlements"
+        )
+    finally:
+        con.unregister("new_order_forms")
+        con.unregister("new_entitlements")
 
 
 _INSTANCE_COLUMNS = (

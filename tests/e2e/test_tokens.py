@@ -79,6 +79,8 @@ def test_names_are_unique_and_revocation_is_immediate(server: RunningServer) -> 
         assert_problem(again, 409, "'bob' already exists", "Revoke it first")
         bad = http.post("/v1/tokens", json={"name": "Bob Smith", "role": "admin"})
         assert_problem(bad, 422)
+        for dots in (".", ".."):  # never a path segment of its own (SPEC §10 v3)
+            assert_problem(http.post("/v1/tokens", json={"name": dots, "role": "viewer"}), 422)
         assert_problem(http.post("/v1/tokens", json={"name": "root", "role": "admin"}), 409)
         assert_problem(http.delete("/v1/tokens/root"), 409, "STATREPORT_ADMIN_TOKEN")
         assert http.delete("/v1/tokens/bob").status_code == 204

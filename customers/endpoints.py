@@ -10,7 +10,14 @@ from starlette.responses import Response
 from core.dependencies import ActorDep, KeyringDep, StaffOnly, StoreDep
 from core.identifiers import CustomerIdPath, InstanceIdPath, KeyIdPath
 from customers import service as customers
-from customers.schemas import Customer, CustomerDocument, Instance, LicenseKeyCreated, Retirement
+from customers.schemas import (
+    Attestation,
+    Customer,
+    CustomerDocument,
+    Instance,
+    LicenseKeyCreated,
+    Retirement,
+)
 
 router = APIRouter(tags=["admin"], dependencies=[StaffOnly])
 
@@ -62,6 +69,16 @@ async def delete_license_key(
     """From now on, reports sent with this key get 401."""
     await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor)
     return Response(status_code=204)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/attestations",
+    summary="A customer's quarterly attestations, as first received",
+)
+async def get_attestations(customer_id: CustomerIdPath, store: StoreDep) -> list[Attestation]:
+    """Newest quarter first: when each was first stored (sending it again changes nothing),
+    the day it was due, whether it came late, and who certified it (SPEC §4 v3)."""
+    return await customers.attestations(store, customer_id=customer_id)
 
 
 @router.get(

@@ -207,3 +207,17 @@ class Retirement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retired_on: Day
+
+
+class Attestation(BaseModel):
+    """A quarter's attestation as first received (SPEC §4 v3)."""
+
+    quarter: str
+    received_at: datetime = Field(description="When it was first stored; a resend keeps it.")
+    due_on: date = Field(description="The quarter's last day plus 30 days.")
+    late: bool = Field(description="First stored after due_on (UTC).")
+    reports: int
+    officer_name: str | None
+    officer_title: str | None
+    certified_on: date | None
+    bundle_sha256: str | None

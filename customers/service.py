@@ -12,10 +12,17 @@ import duckdb
 from core import repository as audit_repository
 from core.auth import Actor, Keyring, LicenseKeyRecord, hash_secret, new_license_key
 from core.errors import InvalidPayload, NotFound
+from core.quarters import attestation_due_on
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
 from customers import repository
-from customers.schemas import Customer, CustomerDocument, Instance, LicenseKeyCreated
+from customers.schemas import (
+    Attestation,
+    Customer,
+    CustomerDocument,
+    Instance,
+    LicenseKeyCreated,
+)
 
 log = logging.getLogger("statreport.admin")
 
@@ -203,11 +210,26 @@ async def fleet_summary(store: Store, *, customer_ids: list[str]) -> dict[str, F
     return summary
 
 
-async def attestations(store: Store, *, customer_id: str) -> list[dict[str, Any]]:
-    """A customer's attestations as received, newest quarter first."""
-    return await store.read(
-        lambda con: repository.customer_attestations(con, customer_id=customer_id)
-    )
+async def attestations(store: Store, *, customer_id: str) -> list[Attestation]:
+    """A customer's attestations as first received, newest quarter first, each with the day it
+    was due and whether it came late; 404 for an unknown customer."""
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+        if repository.customer_row(con, customer_id=customer_id) is None:
+            return None
+        return repository.customer_attestations(con, customer_id=customer_id)
+
+    rows = await store.read(read)
+    if rows is None:
+        raise NotFound(f"No customer {customer_id!r}. List customers with GET /v1/customers.")
+    return [
+        Attestation(
+            **row,
+            due_on=attestation_due_on(row["quarter"]),
+            late=row["received_at"].astimezone(UTC).date() > attestation_due_on(row["quarter"]),
+        )
+        for row in rows
+    ]
 
 
 async def set_retirement(

@@ -386,11 +386,13 @@ def record_attestation(
     bundle_sha256: str,
     key_id: str,
 ) -> None:
-    """Keep that a valid attestation for ``quarter`` arrived (the latest one wins)."""
+    """Keep that a valid attestation for ``quarter`` arrived. The first one stays (SPEC §4
+    v3): when it was first stored, and so whether it was late; a bundle sent again adds what
+    reports it brings and changes nothing of the record."""
     con.execute(
-        "INSERT OR REPLACE INTO attestations (customer_id, quarter, received_at, reports, "
+        "INSERT INTO attestations (customer_id, quarter, received_at, reports, "
         "officer_name, officer_title, certified_on, bundle_sha256, key_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, quarter) DO NOTHING",
         [
             customer_id,
             quarter,

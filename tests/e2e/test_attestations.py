@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 
 from core.quarters import quarter_of
@@ -348,3 +349,35 @@ def test_a_quarter_is_attested_once_over_and_certified_after_its_end(
     assert_problem(upload(server, key, current), 422, f"{this_quarter} has not ended yet")
     server.stop()
     assert query(server.data_dir, "SELECT count(*) FROM reports") == [(0,)]
+
+
+@pytest.mark.moment("2026-10-10T12:00:00Z")
+def test_the_listing_keeps_when_each_quarter_first_arrived_and_whether_it_was_late(
+    server: RunningServer, moment: time_machine.Traveller
+) -> None:
+    """SPEC §4 v3: a resent bundle used to overwrite received_at (INSERT OR REPLACE)."""
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    on_time = bundle_of(quarter_reports("2026-07-01", "2026-09-30"), key)
+    assert upload(server, key, on_time).status_code == 202
+    moment.move_to("2026-12-06T12:00:00Z")
+    assert upload(server, key, on_time).status_code == 202  # sent again, after due_on
+    with server.admin() as http:
+        (listed,) = http.get("/v1/customers/airco/attestations").json()
+        missing = http.get("/v1/customers/nobody/attestations")
+    assert listed["quarter"] == "2026Q3"
+    assert listed["received_at"].startswith("2026-10-10T12:00")
+    assert (listed["due_on"], listed["late"]) == ("2026-10-30", False)
+    assert (listed["reports"], listed["officer_name"]) == (92, "Jane Roe")
+    assert_problem(missing, 404, "No customer 'nobody'")
+
+
+@pytest.mark.moment("2026-11-02T09:00:00Z")
+def test_an_attestation_first_stored_after_its_due_day_is_late(server: RunningServer) -> None:
+    key = server.add_customer("airco", customer("carol@vendor.example", YEAR, air_gapped=True))
+    assert (
+        upload(server, key, bundle_of(quarter_reports("2026-07-01", "2026-09-30"), key)).status_code
+        == 202
+    )
+    with server.admin() as http:
+        (listed,) = http.get("/v1/customers/airco/attestations").json()
+    assert (listed["due_on"], listed["late"]) == ("2026-10-30", True)

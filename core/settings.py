@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000,
         ge=1,
-        description="open connections beyond this are closed as they arrive; keep it under "
-        "the process's file descriptor limit",
+        description="open connections beyond this close an idle keep-alive connection, or are "
+        "closed as they arrive when none is idle; keep it under the process's file descriptor "
+        "limit",
     )
     backup_dir: Path | None = Field(
         None,

@@ -195,11 +195,15 @@ class EpisodeHistory(BaseModel):
 
 
 class UsageDay(BaseModel):
-    """One day of a customer's usage and entitlement; a missing entitlement is unlimited."""
+    """One day of a customer's usage and entitlement (SPEC §5 v3)."""
 
     day: date
     usage: dict[str, int | None]
-    entitled: dict[str, int | None]
+    entitled: dict[str, int | None] = Field(
+        description="Per metric; null is unlimited when `subscription` is true, and no licence "
+        "at all when it is false."
+    )
+    subscription: bool = Field(description="Whether an order form of the customer is active.")
 
 
 class CustomerUsage(BaseModel):

@@ -406,11 +406,13 @@ async def customer_usage(
     series = await asyncio.to_thread(
         series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
     )
+    subscribed = set(active_order_days(inputs.orders.lazy(), start=start, end=end)["day"])
     days = [
         UsageDay(
             day=day,
             usage={m: series[(customer_id, m)][n][1] for m in USAGE_METRICS},
             entitled={m: series[(customer_id, m)][n][2] for m in USAGE_METRICS},
+            subscription=day in subscribed,
         )
         for n, day in enumerate(_span(start, end))
     ]

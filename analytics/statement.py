@@ -22,7 +22,7 @@ from core.wording import counted
 
 #: The longest period a statement covers, both ends included.
 MAX_DAYS = 400
-CSV_HEADER = ("date", "metric", "usage", "entitled", "over")
+CSV_HEADER = ("date", "metric", "usage", "entitled", "subscription", "over")
 _RULE_WORDS = {
     "sum": "every active instance counts, production and non-production",
     "production": "only production instances count; non-production use is free",
@@ -80,7 +80,8 @@ async def customer_statement(
         for day in usage.days
         for metric in USAGE_METRICS
     ]
-    daily_csv = _csv(rows)
+    subscribed = {day.day for day in usage.days if day.subscription}
+    daily_csv = _csv(rows, subscribed=subscribed)
     digest = hashlib.sha256(daily_csv.encode()).hexdigest()
     licensed = [m for m in USAGE_METRICS if any(e is not None for _, mm, _, e in rows if mm == m)]
     charts = [
@@ -115,8 +116,10 @@ async def customer_statement(
     return Statement(csv=daily_csv, sha256=digest, html=html)
 
 
-def _csv(rows: list[tuple[date, str, int | None, int | None]]) -> str:
-    """The daily rows, one per day and metric; empty cells are no usage or unlimited."""
+def _csv(rows: list[tuple[date, str, int | None, int | None]], *, subscribed: set[date]) -> str:
+    """The daily rows, one per day and metric. An empty ``usage`` is no active instance; an
+    empty ``entitled`` is unlimited when ``subscription`` is true, no licence at all when it
+    is false (SPEC §5 v3)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
@@ -127,7 +130,8 @@ def _csv(rows: list[tuple[date, str, int | None, int | None]]) -> str:
                 metric,
                 _cell(usage),
                 _cell(entitled),
-                str(over(usage, entitled)).lower(),
+                str(day in subscribed).lower(),
+                str(day in subscribed and over(usage, entitled)).lower(),
             ]
         )
     return out.getvalue()

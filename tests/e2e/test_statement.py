@@ -50,9 +50,9 @@ def test_the_statement_states_the_sha256_of_its_daily_rows(server: RunningServer
     html = page.text
     assert digest in html  # both sides can refer to the same figures
     lines = rows.text.splitlines()
-    assert lines[0] == "date,metric,usage,entitled,over"
-    assert "2026-11-03,users,58,50,true" in lines
-    assert "2026-11-06,users,40,50,false" in lines
+    assert lines[0] == "date,metric,usage,entitled,subscription,over"
+    assert "2026-11-03,users,58,50,true,true" in lines
+    assert "2026-11-06,users,40,50,true,false" in lines
     assert len(lines) == 1 + 41 * 8  # every day of the period, every metric
     # What the customer needs to check it: the order, the instance, the rule, the episode.
     assert "OF-2026-01-01" in html
@@ -100,3 +100,28 @@ def test_statreport_statement_writes_the_file(server: RunningServer, tmp_path: P
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Licence usage statement" in target.read_text()
+
+
+def test_subscription_tells_unlimited_from_no_licence(server: RunningServer) -> None:
+    """SPEC §5 v3: a null entitlement read the same for 'unlimited' and 'no order at all'."""
+    key = server.add_customer(
+        "lapsed", customer("alice@vendor.example", order("2026-01-01", "2026-10-31", 5))
+    )
+    send_daily(server, key, dict.fromkeys(days("2026-10-25", "2026-11-05"), 70), instance=INSTANCE)
+    period = {"from": "2026-10-30", "to": "2026-11-02"}
+    with server.admin() as http:
+        usage = http.get("/v1/customers/lapsed/usage", params=period).json()
+        rows = http.get("/v1/customers/lapsed/statement", params={**period, "format": "csv"})
+    by_day = {d["day"]: d for d in usage["days"]}
+    # Tenants are not named by the order: unlimited while it runs, no licence after it.
+    assert (by_day["2026-10-31"]["entitled"]["tenants"], by_day["2026-10-31"]["subscription"]) == (
+        None,
+        True,
+    )
+    assert (by_day["2026-11-01"]["entitled"]["users"], by_day["2026-11-01"]["subscription"]) == (
+        None,
+        False,
+    )
+    lines = rows.text.splitlines()
+    assert "2026-10-31,users,70,50,true,true" in lines
+    assert "2026-11-01,users,70,,false,false" in lines  # no licence: not judged over

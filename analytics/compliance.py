@@ -9,7 +9,12 @@ import polars as pl
 from core.quarters import ATTESTATION_GRACE_DAYS, next_quarter, quarter_bounds, quarter_of
 
 KEYS = ["customer_id", "metric"]
+#: Days a customer has to regularize an over-use (SPEC §6; licence §11.2).
 REGULARIZATION_DAYS = 30
+#: Over-use above this share of the entitlement is material (licence §11.3).
+MATERIAL_PCT = 10
+#: Days without a report after which a customer or an instance is silent.
+SILENCE_DAYS = 7
 #: Findings groups, in the order the SPEC sorts them.
 GROUP_RANK = {
     ("overuse", "overdue"): 0,
@@ -104,7 +109,8 @@ def _group_episodes(days: pl.LazyFrame, *, relapse_days: int) -> pl.LazyFrame:
         entitled=pl.col("entitled").get(pl.col("usage").arg_max()),
         entitled_last_over=pl.col("entitled").last(),
         material=(
-            (pl.col("usage") * 100 > pl.col("entitled") * 110) | (pl.col("entitled") == 0)
+            (pl.col("usage") * 100 > pl.col("entitled") * (100 + MATERIAL_PCT))
+            | (pl.col("entitled") == 0)
         ).any(),
     )
 
@@ -195,7 +201,7 @@ def telemetry_missing(
     last_report_days: pl.DataFrame,
     *,
     as_of: date,
-    silence_days: int = 7,
+    silence_days: int = SILENCE_DAYS,
 ) -> pl.DataFrame:
     """Phoning-home customers under an order on T and the 7 days before, silent for 7 days."""
     needed = pl.date_range(as_of - timedelta(days=silence_days), as_of, eager=True)
@@ -304,7 +310,7 @@ def instance_silent(
     order_days: pl.DataFrame,
     *,
     as_of: date,
-    silence_days: int = 7,
+    silence_days: int = SILENCE_DAYS,
 ) -> pl.DataFrame:
     """Instances silent for ``silence_days`` to 30 days while another instance of the same
     customer reported in the 2 days up to T (SPEC §6 v2).

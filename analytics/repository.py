@@ -46,6 +46,29 @@ def instance_days(
     return _frame(con, f"{_INSTANCE_DAYS} AND customer_id = ?", [since, until, customer_id])
 
 
+def open_episode_starts(
+    con: duckdb.DuckDBPyConnection, *, before: date, customer_id: str | None = None
+) -> dict[str, date]:
+    """Per customer, the earliest start before ``before`` of an over-use episode that the
+    latest evaluation to see it left open (SPEC §6 v3: episodes of any length). Only the
+    newest episode of a metric counts: an older row still open was followed by another."""
+    mine = "AND e.customer_id = ?" if customer_id is not None else ""
+    rows = con.execute(
+        f"""
+        SELECT e.customer_id, min(e.started_on) FROM episodes e
+        WHERE e.ended_on IS NULL AND e.started_on < ? {mine}
+          AND NOT EXISTS (
+              SELECT 1 FROM episodes later
+              WHERE later.customer_id = e.customer_id AND later.metric = e.metric
+                AND later.started_on > e.started_on
+          )
+        GROUP BY e.customer_id
+        """,  # noqa: S608 - a fixed fragment, values as parameters
+        [before] if customer_id is None else [before, customer_id],
+    ).fetchall()
+    return {str(customer): start for customer, start in rows}
+
+
 def reports_per_day(
     con: duckdb.DuckDBPyConnection, *, customer_id: str, metric: str, since: date, until: date
 ) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.identifiers import ReportingDay
 
 #: The version of the contract's counting rules that evaluations follow (SPEC §6 v2).
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 #: What identifies "the same situation" of each kind of finding, besides kind and customer.
 _IDENTITY = {
     "overuse": ("metric", "started_on"),
@@ -153,6 +153,11 @@ class Evaluation(BaseModel):
     rules_version: str = Field(description="The contract's counting rules it followed.")
     customers_version: int | None = Field(
         description="The latest audit-log entry when it ran: the order forms it used."
+    )
+    parameters: dict[str, int] | None = Field(
+        None,
+        description="What it judged with (SPEC §6 v3): activity_days, relapse_days, "
+        "silence_days, regularization_days, material_pct; none on runs kept before rules 3.",
     )
     findings: list[Finding]
 

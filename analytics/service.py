@@ -18,6 +18,9 @@ from pydantic import TypeAdapter
 from analytics import repository
 from analytics.compliance import (
     GROUP_RANK,
+    MATERIAL_PCT,
+    REGULARIZATION_DAYS,
+    SILENCE_DAYS,
     above_floors,
     attestation_overdue,
     instance_cloned,
@@ -75,6 +78,9 @@ class EvaluationInputs:
     regressions: pl.DataFrame
     #: The latest audit-log entry: the version of the order forms read.
     customers_version: int | None = None
+    #: Instance-days before the 400-day window, of the customers with an over-use episode
+    #: open since before it: they judge over-use only (SPEC §6 v3, episodes of any length).
+    earlier_days: pl.DataFrame | None = None
 
 
 def load_inputs(
@@ -91,6 +97,9 @@ def load_inputs(
     try:
         since = as_of - timedelta(days=HISTORY_DAYS)
         return EvaluationInputs(
+            earlier_days=earlier_instance_days(
+                con, since=since, as_of=as_of, customer_id=customer_id
+            ),
             instance_days=repository.instance_days(
                 con, since=since, until=as_of, customer_id=customer_id
             ).join(repository.retirements(con), on="instance_id", how="left"),
@@ -111,6 +120,32 @@ def load_inputs(
         )
     finally:
         con.execute("COMMIT")
+
+
+def earlier_instance_days(
+    con: duckdb.DuckDBPyConnection, *, since: date, as_of: date, customer_id: str | None = None
+) -> pl.DataFrame | None:
+    """The instance-days before ``since`` that an over-use episode still open needs, for the
+    customers with one that began before the window (or about when it begins): without them
+    its start, deadline and id would move forward a day every day. None when no customer has
+    one. Instance-days are kept for ever, so the episode is recomputed whole, not carried."""
+    edge = since + timedelta(days=ACTIVITY_DAYS)
+    starts = repository.open_episode_starts(con, before=edge, customer_id=customer_id)
+    frames = [
+        repository.instance_days(
+            con,
+            since=start - timedelta(days=ACTIVITY_DAYS),
+            until=since - timedelta(days=1),
+            customer_id=customer,
+        )
+        for customer, start in sorted(starts.items())
+        if start - timedelta(days=ACTIVITY_DAYS) < since
+    ]
+    if not frames:
+        return None
+    return pl.concat(frames, how="vertical_relaxed").join(
+        repository.retirements(con), on="instance_id", how="left"
+    )
 
 
 _NO_REGRESSIONS = pl.DataFrame(
@@ -203,6 +238,7 @@ def _keyed(inputs: EvaluationInputs) -> EvaluationInputs:
     return replace(
         inputs,
         instance_days=keyed(inputs.instance_days),
+        earlier_days=None if inputs.earlier_days is None else keyed(inputs.earlier_days),
         orders=keyed(inputs.orders),
         items=keyed(inputs.items),
         customers=keyed(inputs.customers),
@@ -222,11 +258,15 @@ def usage_of(
 ) -> pl.DataFrame:
     """Daily usage of ``metrics`` up to ``as_of`` under each day's counting rules, without the
     metrics that never exceed ``floors`` when given (``daily_usage``). Pure."""
-    counting = counting_rules(
-        inputs.orders.lazy(), start=as_of - timedelta(days=HISTORY_DAYS), end=as_of
-    )
+    days, start = inputs.instance_days, as_of - timedelta(days=HISTORY_DAYS)
+    if inputs.earlier_days is not None and inputs.earlier_days.height:
+        days = pl.concat([inputs.earlier_days, days], how="vertical_relaxed")
+        earliest = inputs.earlier_days["day"].min()
+        if isinstance(earliest, date):
+            start = min(start, earliest)
+    counting = counting_rules(inputs.orders.lazy(), start=start, end=as_of)
     return daily_usage(
-        inputs.instance_days.lazy(),
+        days.lazy(),
         as_of=as_of,
         activity_days=activity_days,
         counting=counting.lazy(),
@@ -281,6 +321,13 @@ async def evaluate(
             "evaluated_at": evaluated_at,
             "rules_version": RULES_VERSION,
             "customers_version": inputs.customers_version,
+            "parameters": {
+                "activity_days": activity_days,
+                "relapse_days": relapse_days,
+                "silence_days": SILENCE_DAYS,
+                "regularization_days": REGULARIZATION_DAYS,
+                "material_pct": MATERIAL_PCT,
+            },
             "findings": findings,
         }
     )
@@ -532,6 +579,13 @@ async def customer_episodes(
     """Every over-use episode of one customer up to ``as_of``, as an evaluation as of that
     day sees them, whether or not an evaluation ever reported them."""
     since = as_of - timedelta(days=HISTORY_DAYS)
+    earlier = await store.read(
+        lambda con: repository.open_episode_starts(
+            con, before=since + timedelta(days=ACTIVITY_DAYS), customer_id=customer_id
+        )
+    )
+    if customer_id in earlier:  # an episode open since before the window (SPEC §6 v3)
+        since = min(since, earlier[customer_id] - timedelta(days=ACTIVITY_DAYS))
     days, orders, items = await customer_inputs(store, customer_id, since=since, until=as_of)
 
     def compute() -> pl.DataFrame:

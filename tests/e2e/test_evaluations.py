@@ -350,7 +350,14 @@ def test_each_evaluation_is_a_run_of_its_own(server: RunningServer) -> None:
     first = evaluate(server, "2026-11-08")
     second = evaluate(server, "2026-11-08")
     assert first["evaluation_id"] != second["evaluation_id"]
-    assert (second["rules_version"], second["customers_version"]) == ("2", 2)  # customer, key
+    assert (second["rules_version"], second["customers_version"]) == ("3", 2)  # customer, key
+    assert second["parameters"] == {
+        "activity_days": 3,
+        "relapse_days": 7,
+        "silence_days": 7,
+        "regularization_days": 30,
+        "material_pct": 10,
+    }
     with server.admin() as http:
         runs = http.get("/v1/evaluations", params={"as_of": "2026-11-08"}).json()
         kept = http.get(f"/v1/evaluations/{first['evaluation_id']}").json()

@@ -15,7 +15,8 @@ TERMS = order("2025-01-01", "2027-12-31", 5)  # 50 users
 
 
 def _overuse(run: dict[str, Any]) -> dict[str, Any]:
-    (finding,) = [f for f in run["findings"] if f["kind"] == "overuse"]
+    found: list[dict[str, Any]] = [f for f in run["findings"] if f["kind"] == "overuse"]
+    (finding,) = found
     return finding
 
 

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from analytics import repository
+from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import Evidence
 from analytics.service import HISTORY_DAYS, customer_inputs, stored_finding
@@ -155,7 +156,9 @@ async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evi
     elif finding.kind == "attestation_overdue":
         envelope.update(await _attestation_evidence(store, customer_id, found["quarter"]))
     else:  # telemetry_missing, instance_silent, no_active_subscription
-        envelope["instances"] = await _instances_evidence(store, customer_id, as_of=as_of)
+        envelope["instances"] = await _instances_evidence(
+            store, customer_id, as_of=as_of, kind=finding.kind, instance_id=found.get("instance_id")
+        )
     return Evidence.model_validate(envelope)
 
 
@@ -215,8 +218,12 @@ async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date)
 
 
 async def _instances_evidence(
-    store: Store, customer_id: str, *, as_of: date
+    store: Store, customer_id: str, *, as_of: date, kind: str, instance_id: str | None
 ) -> list[dict[str, Any]]:
+    """The instances behind a finding, with when each reported: for ``telemetry_missing``
+    every instance of the 400 days (none reported lately); for ``no_active_subscription`` the
+    ones that reported in the 7 days up to ``as_of``; for ``instance_silent`` the silent one
+    and the ones that went on reporting meanwhile."""
     days, _, _ = await customer_inputs(
         store, customer_id, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
     )
@@ -234,6 +241,11 @@ async def _instances_evidence(
         )
         .sort("last_report_on", "instance_id")
     )
+    recent = pl.col("last_report_on") > as_of - timedelta(days=SILENCE_DAYS)
+    if kind == "no_active_subscription":
+        summary = summary.filter(recent)
+    elif kind == "instance_silent":
+        summary = summary.filter(recent | (pl.col("instance_id") == instance_id))
     rows: list[dict[str, Any]] = summary.to_dicts()
     return rows
 

@@ -120,3 +120,37 @@ def test_a_silent_customer_shows_its_instances(server: RunningServer) -> None:
         "2026-11-01",
         21,
     )
+
+
+SILENT = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fb"
+LONG_GONE = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fc"
+
+
+def _three_instances(server: RunningServer, terms: dict[str, Any]) -> None:
+    """One instance reporting every day, one silent for 10 days, one gone since May."""
+    key = server.add_customer("initech", customer("bob@vendor.example", terms))
+    send_daily(server, key, dict.fromkeys(days("2026-05-01", "2026-05-03"), 5), instance=LONG_GONE)
+    send_daily(server, key, dict.fromkeys(days("2026-11-01", "2026-11-12"), 5), instance=SILENT)
+    send_daily(server, key, dict.fromkeys(days("2026-11-01", "2026-11-22"), 5), instance=PRODUCTION)
+
+
+def test_a_silent_instance_shows_itself_and_the_ones_still_reporting(
+    server: RunningServer,
+) -> None:
+    """Not every instance of 400 days (issue 26, item 10)."""
+    _three_instances(server, order("2026-01-01", "2026-12-31", 5))
+    findings = evaluate(server, "2026-11-22")["findings"]
+    (silent,) = [f for f in findings if f["kind"] == "instance_silent"]
+    assert silent["instance_id"] == SILENT
+    evidence = _evidence(server, silent["finding_id"], "2026-11-22").json()
+    assert sorted(i["instance_id"] for i in evidence["instances"]) == sorted([SILENT, PRODUCTION])
+
+
+def test_no_subscription_shows_the_instances_that_reported_without_one(
+    server: RunningServer,
+) -> None:
+    _three_instances(server, order("2026-01-01", "2026-10-31", 5))
+    findings = evaluate(server, "2026-11-22")["findings"]
+    (lapsed,) = [f for f in findings if f["kind"] == "no_active_subscription"]
+    evidence = _evidence(server, lapsed["finding_id"], "2026-11-22").json()
+    assert [i["instance_id"] for i in evidence["instances"]] == [PRODUCTION]

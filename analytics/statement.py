@@ -7,7 +7,7 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -18,6 +18,7 @@ from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
+from core.usage_metrics import ACTIVITY_DAYS
 from core.wording import counted
 
 #: The longest period a statement covers, both ends included.
@@ -62,13 +63,21 @@ async def customer_statement(
     if document is None:
         raise NotFound(f"No customer {customer_id!r}. List customers with GET /v1/customers.")
     usage = await customer_usage(store, customer_id=customer_id, start=start, end=end)
+    # Every instance counted on a day of the period, also one active on its first day from a
+    # report of the days before (the activity window carries it there).
     instances = await store.read(
         lambda con: repository.reporting_instances(
-            con, customer_id=customer_id, since=start, until=end
+            con,
+            customer_id=customer_id,
+            since=start - timedelta(days=ACTIVITY_DAYS - 1),
+            until=end,
         )
     )
+    # Episodes as of the last day that has begun: a period reaching past today must not judge
+    # an open episode overdue before its deadline has come.
+    judged_on = min(end, datetime.now(UTC).date())
     episodes = (
-        (await customer_episodes(store, customer_id, as_of=end))
+        (await customer_episodes(store, customer_id, as_of=judged_on))
         .filter(
             (pl.col("started_on") <= end)
             & (pl.col("ended_on").is_null() | (pl.col("ended_on") >= start))

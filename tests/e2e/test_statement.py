@@ -125,3 +125,27 @@ def test_subscription_tells_unlimited_from_no_licence(server: RunningServer) -> 
     lines = rows.text.splitlines()
     assert "2026-10-31,users,70,50,true,true" in lines
     assert "2026-11-01,users,70,,false,false" in lines  # no licence: not judged over
+
+
+CARRIED = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e70"
+
+
+def test_a_period_past_today_judges_episodes_as_of_today_and_lists_carried_instances(
+    server: RunningServer,
+) -> None:
+    """Issue 26, item 5: an open episode read 'overdue' before its deadline when ``to`` lay
+    after today, and an instance active on the first day from an earlier report was missing."""
+    key = server.add_customer(
+        "acme", customer("alice@vendor.example", order("2026-01-01", "2026-12-31", 5))
+    )
+    send_daily(server, key, {days("2026-10-31", "2026-10-31")[0]: 10}, instance=CARRIED)
+    send_daily(server, key, dict.fromkeys(days("2026-11-20", "2026-12-05"), 70), instance=INSTANCE)
+    with server.admin() as http:
+        page = http.get(
+            "/v1/customers/acme/statement", params={"from": "2026-11-01", "to": "2026-12-31"}
+        ).text
+    episode = re.search(r"<td>users</td><td>2026-11-20</td><td>2026-12-20</td>.*?</tr>", page)
+    assert episode is not None, page
+    assert "in window" in episode.group(0)  # today is 2026-12-06: the deadline has not come
+    assert "overdue" not in episode.group(0)
+    assert CARRIED in page  # active on 2026-11-01 from its report of 10-31

@@ -14,8 +14,15 @@ from analytics import repository
 from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import Evidence
-from analytics.service import HISTORY_DAYS, customer_inputs, stored_finding
-from analytics.usage import INSTANCE_METRICS, active_instance_days, daily_usage
+from analytics.service import (
+    HISTORY_DAYS,
+    EvaluationInputs,
+    customer_inputs,
+    load_inputs,
+    overuse_of,
+    stored_finding,
+)
+from analytics.usage import INSTANCE_METRICS, active_instance_days
 from core.quarters import quarter_bounds
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
@@ -185,36 +192,51 @@ async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date)
         )
 
     # Two reads on two cursors at once: the raw lookup of report ids is most of the time.
-    (days, orders, items), reports = await asyncio.gather(
-        customer_inputs(store, customer_id, since=since, until=end), holders()
+    inputs, reports = await asyncio.gather(
+        store.read(lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id)), holders()
+    )
+    return await asyncio.to_thread(
+        overuse_evidence, inputs, found=found, as_of=as_of, reports=reports
     )
 
-    def compute() -> dict[str, Any]:
-        rules = counting_rules(orders.lazy(), start=start, end=end)
-        usage = daily_usage(days.lazy(), as_of=end, counting=rules.lazy())
-        evidence = overuse_days(
-            instance_days=days,
-            usage=usage,
-            entitlements=daily_entitlements(orders.lazy(), items.lazy(), start=start, end=end),
-            subscribed=active_order_days(orders.lazy(), start=start, end=end).filter(
-                pl.col("customer_id") == customer_id
-            ),
-            rules=rules,
-            reports=reports,
-            metric=metric,
-            start=start,
-            end=end,
-            activity_days=ACTIVITY_DAYS,
-        )
-        over_days = [d for d in evidence if d["over"]]
-        peak = max(over_days, key=lambda d: d["usage"], default=None)
-        return {
-            "metric": metric,
-            "counting": peak["counting"] if peak else "sum",
-            "days": evidence,
-        }
 
-    return await asyncio.to_thread(compute)
+def overuse_evidence(
+    inputs: EvaluationInputs,
+    *,
+    found: dict[str, Any],
+    as_of: date,
+    reports: pl.DataFrame,
+    activity_days: int = ACTIVITY_DAYS,
+) -> dict[str, Any]:
+    """The days of an over-use finding, from the computation that made it (``overuse_of``
+    over the same inputs and ``as_of``): its peak day's usage and entitlement are the
+    finding's ``peak_usage`` and ``entitled``. Pure."""
+    customer_id, metric = found["customer_id"], found["metric"]
+    start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
+    end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
+    overuse = overuse_of(inputs, as_of=as_of, activity_days=activity_days)
+    mine = (pl.col("customer_id") == customer_id) & (pl.col("metric") == metric)
+    orders = inputs.orders.filter(pl.col("customer_id") == customer_id).lazy()
+    items = inputs.items.filter(pl.col("customer_id") == customer_id).lazy()
+    days = inputs.instance_days
+    if inputs.earlier_days is not None:
+        days = pl.concat([inputs.earlier_days, days], how="vertical_relaxed")
+    rules = counting_rules(orders, start=start, end=end)
+    evidence = overuse_days(
+        instance_days=days.filter(pl.col("customer_id") == customer_id),
+        usage=overuse.usage.filter(mine & pl.col("day").is_between(start, end)),
+        entitlements=daily_entitlements(orders, items, start=start, end=end),
+        subscribed=active_order_days(orders, start=start, end=end),
+        rules=rules,
+        reports=reports,
+        metric=metric,
+        start=start,
+        end=end,
+        activity_days=activity_days,
+    )
+    over_days = [d for d in evidence if d["over"]]
+    peak = max(over_days, key=lambda d: d["usage"], default=None)
+    return {"metric": metric, "counting": peak["counting"] if peak else "sum", "days": evidence}
 
 
 async def _instances_evidence(

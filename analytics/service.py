@@ -158,15 +158,32 @@ _NO_REGRESSIONS = pl.DataFrame(
 )
 
 
-def compute_findings(
+@dataclass(frozen=True)
+class Overuse:
+    """Over-use as one computation reads it (SPEC §11 v3): the evaluation's findings, a
+    finding's evidence and a statement's episodes all come from here, so they cannot disagree
+    about a day. Only the (customer, metric) pairs that exceeded their least entitlement are
+    judged; the others cannot have been over."""
+
+    #: ``customer_id, metric, day, usage`` of the judged pairs.
+    usage: pl.DataFrame
+    #: ``customer_id, metric, day, entitled`` of the judged pairs, from ``start``.
+    entitlements: pl.DataFrame
+    #: ``customer_id, day`` with an active order, from ``start``.
+    subscribed: pl.DataFrame
+    #: Every over-use episode up to ``as_of``, judged at ``as_of``.
+    episodes: pl.DataFrame
+    start: date
+
+
+def overuse_of(
     inputs: EvaluationInputs,
     *,
     as_of: date,
     activity_days: int = ACTIVITY_DAYS,
     relapse_days: int = 7,
-) -> tuple[list[dict[str, Any]], pl.DataFrame]:
-    """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
-    inputs = _keyed(inputs)
+) -> Overuse:
+    """Usage against entitlement, day by day, and the episodes it makes, as of ``as_of``. Pure."""
     # Only the metrics whose usage ever exceeded their least entitlement can have been over:
     # the others' days are not judged one by one (1.52 -> 1.24 s of Polars on 40M reports).
     # A metric no order names has no floor, and its usage is not added up at all.
@@ -194,6 +211,21 @@ def compute_findings(
         relapse_days=relapse_days,
         subscribed=subscribed.lazy(),
     )
+    return Overuse(usage, entitlements, subscribed, episodes, start)
+
+
+def compute_findings(
+    inputs: EvaluationInputs,
+    *,
+    as_of: date,
+    activity_days: int = ACTIVITY_DAYS,
+    relapse_days: int = 7,
+) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+    """The sorted findings as of ``as_of``, and every over-use episode. Pure."""
+    inputs = _keyed(inputs)
+    episodes = overuse_of(
+        inputs, as_of=as_of, activity_days=activity_days, relapse_days=relapse_days
+    ).episodes
     managers = inputs.customers.select("customer_id", "account_manager")
     order_days = active_order_days(inputs.orders.lazy(), start=as_of - timedelta(days=7), end=as_of)
     frames = [
@@ -577,29 +609,8 @@ async def customer_episodes(
     store: Store, customer_id: str, *, as_of: date, activity_days: int = ACTIVITY_DAYS
 ) -> pl.DataFrame:
     """Every over-use episode of one customer up to ``as_of``, as an evaluation as of that
-    day sees them, whether or not an evaluation ever reported them."""
-    since = as_of - timedelta(days=HISTORY_DAYS)
-    earlier = await store.read(
-        lambda con: repository.open_episode_starts(
-            con, before=since + timedelta(days=ACTIVITY_DAYS), customer_id=customer_id
-        )
-    )
-    if customer_id in earlier:  # an episode open since before the window (SPEC §6 v3)
-        since = min(since, earlier[customer_id] - timedelta(days=ACTIVITY_DAYS))
-    days, orders, items = await customer_inputs(store, customer_id, since=since, until=as_of)
-
-    def compute() -> pl.DataFrame:
-        rules = counting_rules(orders.lazy(), start=since, end=as_of)
-        usage = daily_usage(
-            days.lazy(), as_of=as_of, activity_days=activity_days, counting=rules.lazy()
-        )
-        first = usage["day"].min() if usage.height else None
-        start = first if isinstance(first, date) else as_of
-        return overuse_episodes(
-            usage.lazy(),
-            daily_entitlements(orders.lazy(), items.lazy(), start=start, end=as_of).lazy(),
-            as_of=as_of,
-            subscribed=active_order_days(orders.lazy(), start=start, end=as_of).lazy(),
-        )
-
-    return await asyncio.to_thread(compute)
+    day sees them (the same computation, ``overuse_of``), whether or not an evaluation ever
+    reported them."""
+    inputs = await store.read(lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id))
+    overuse = await asyncio.to_thread(overuse_of, inputs, as_of=as_of, activity_days=activity_days)
+    return overuse.episodes

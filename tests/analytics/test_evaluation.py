@@ -4,6 +4,7 @@ entitlement left unjudged) change no episode."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,7 +15,14 @@ from polars.testing import assert_frame_equal
 
 from analytics.compliance import overuse_episodes
 from analytics.entitlements import active_order_days, daily_entitlements
-from analytics.service import _NO_REGRESSIONS, EvaluationInputs, compute_findings, usage_of
+from analytics.evidence import overuse_evidence
+from analytics.service import (
+    _NO_REGRESSIONS,
+    EvaluationInputs,
+    compute_findings,
+    overuse_of,
+    usage_of,
+)
 from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
 
 START = date(2026, 1, 1)
@@ -146,3 +154,60 @@ def test_the_evaluation_judges_every_episode_its_parts_find(
     inputs, as_of = fleet
     _, episodes = compute_findings(inputs, as_of=as_of)
     assert_frame_equal(episodes, _every_day_judged(inputs, as_of=as_of))
+
+
+def _one_customer(inputs: EvaluationInputs, customer: str) -> EvaluationInputs:
+    """What a customer's evidence or statement reads: its own rows of every input."""
+    mine = pl.col("customer_id") == customer
+    return replace(
+        inputs,
+        instance_days=inputs.instance_days.filter(mine),
+        orders=inputs.orders.filter(mine),
+        items=inputs.items.filter(mine),
+        customers=inputs.customers.filter(mine),
+    )
+
+
+_NO_REPORT_IDS = pl.DataFrame(
+    schema={
+        "instance_id": pl.String,
+        "day": pl.Date,
+        "reports": pl.Int64,
+        "report_ids": pl.List(pl.String),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets())
+def test_the_run_its_evidence_and_a_statement_agree_on_every_day(
+    fleet: tuple[EvaluationInputs, date],
+) -> None:
+    """SPEC §11 v3, one computation: a customer's episodes read alone (a statement) are the
+    run's; each over-use finding's evidence peaks on the finding's peak_usage and entitled."""
+    inputs, as_of = fleet
+    findings, episodes = compute_findings(inputs, as_of=as_of)
+    order = ["customer_id", "metric", "started_on"]
+    for customer in inputs.customers["customer_id"].to_list():
+        alone = overuse_of(_one_customer(inputs, customer), as_of=as_of).episodes
+        assert_frame_equal(
+            alone.sort(order),
+            episodes.filter(pl.col("customer_id") == customer).sort(order),
+            check_dtypes=False,
+        )
+    for finding in (f for f in findings if f["kind"] == "overuse"):
+        found = {
+            **finding,
+            "started_on": finding["started_on"].isoformat(),
+            "ended_on": finding["ended_on"].isoformat() if finding["ended_on"] else None,
+        }
+        evidence = overuse_evidence(
+            _one_customer(inputs, finding["customer_id"]),
+            found=found,
+            as_of=as_of,
+            reports=_NO_REPORT_IDS,
+        )
+        over = [day for day in evidence["days"] if day["over"]]
+        peak = max(over, key=lambda day: day["usage"])
+        assert (peak["usage"], peak["entitled"]) == (finding["peak_usage"], finding["entitled"])
+        assert over[0]["date"] == finding["started_on"]

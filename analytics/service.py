@@ -49,14 +49,15 @@ from analytics.schemas import (
 )
 from analytics.usage import USAGE_METRICS, daily_usage
 from core.errors import InvalidPayload, NotFound
+from core.identifiers import FIRST_REPORTING_DAY, LAST_REPORTING_DAY
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
 
 #: The first day an evaluation or a usage range may be asked about; no report is older.
-EARLIEST_AS_OF = date(2000, 1, 1)
+EARLIEST_AS_OF = FIRST_REPORTING_DAY
 #: The last day a usage range may reach: far enough for any order's term, and far from the
 #: end of the calendar that date arithmetic would overflow.
-LATEST_DAY = date(2999, 12, 31)
+LATEST_DAY = LAST_REPORTING_DAY
 
 log = logging.getLogger("statreport.analytics")
 

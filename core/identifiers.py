@@ -74,12 +74,20 @@ TokenNamePath = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]
 #: 29th of February in leap years only), years 0001 to 9999.
 _YEAR = r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 _LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
-DAY_PATTERN = (
-    rf"^(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
-    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
-    rf"|{_LEAP_YEAR}-02-29)$"
-)
+
+
+def _day_pattern(year: str, leap_year: str) -> str:
+    """``YYYY-MM-DD`` of the real days of the years ``year`` matches, 29 February of the years
+    ``leap_year`` matches."""
+    return (
+        rf"^(?:{year}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+        r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+        rf"|{leap_year}-02-29)$"
+    )
+
+
+DAY_PATTERN = _day_pattern(_YEAR, _LEAP_YEAR)
 _DAY = re.compile(DAY_PATTERN)
 
 
@@ -104,12 +112,10 @@ DayQuery = Annotated[Day, Query()]
 #: A day that reports, evaluations and usage may be asked about: 2000-01-01 to 2999-12-31
 #: (no report is older; far from where date arithmetic overflows), stated in the pattern so
 #: that the document says what the server accepts.
-_REPORTING_LEAP_YEAR = r"(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2[048]00)"
-REPORTING_DAY_PATTERN = (
-    r"^(?:2[0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
-    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
-    rf"|{_REPORTING_LEAP_YEAR}-02-29)$"
+FIRST_REPORTING_DAY = date(2000, 1, 1)
+LAST_REPORTING_DAY = date(2999, 12, 31)
+REPORTING_DAY_PATTERN = _day_pattern(
+    r"2[0-9]{3}", r"(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2[048]00)"
 )
 _REPORTING_DAY = re.compile(REPORTING_DAY_PATTERN)
 
@@ -119,7 +125,7 @@ def _reporting_day_text(value: Any) -> Any:
     value = _day_text(value)
     if isinstance(value, str) and not _REPORTING_DAY.fullmatch(value):
         raise ValueError("must be a day from 2000-01-01 to 2999-12-31, written YYYY-MM-DD")
-    if isinstance(value, date) and not date(2000, 1, 1) <= value <= date(2999, 12, 31):
+    if isinstance(value, date) and not FIRST_REPORTING_DAY <= value <= LAST_REPORTING_DAY:
         raise ValueError("must be a day from 2000-01-01 to 2999-12-31, written YYYY-MM-DD")
     return value
 

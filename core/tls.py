@@ -93,7 +93,6 @@ def ensure_self_signed(cert_path: Path, key_path: Path, *, host: str) -> bool:
     if cert_path.exists() and key_path.exists():
         return False
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName("localhost")]
     addresses = {"127.0.0.1", "::1"}
     try:
@@ -104,16 +103,33 @@ def ensure_self_signed(cert_path: Path, key_path: Path, *, host: str) -> bool:
         if host != "localhost":
             names.append(x509.DNSName(host))
     names.extend(x509.IPAddress(ipaddress.ip_address(a)) for a in sorted(addresses))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "statreport self-signed")])
     now = datetime.now(UTC)
+    cert_bytes, key_bytes = self_signed_certificate(
+        names,
+        not_before=now - timedelta(minutes=5),
+        not_after=now + timedelta(days=825),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_bytes)
+    cert_path.write_bytes(cert_bytes)
+    return True
+
+
+def self_signed_certificate(
+    names: list[x509.GeneralName], *, not_before: datetime, not_after: datetime
+) -> tuple[bytes, bytes]:
+    """A new P-256 key and a self-signed server certificate for ``names``, both PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "statreport self-signed")])
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=825))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -125,8 +141,4 @@ def ensure_self_signed(cert_path: Path, key_path: Path, *, host: str) -> bool:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return True
+    return cert.public_bytes(serialization.Encoding.PEM), key_bytes

@@ -30,9 +30,8 @@ from typing import Any
 import libfaketime  # type: ignore[import-untyped]
 import time_machine
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from core.tls import self_signed_certificate
 
 #: The marker that runs a test (or a module's tests) at a chosen moment.
 MARK = "moment"
@@ -122,42 +121,18 @@ def place_certificate(cert_path: Path, key_path: Path) -> None:
     (it then makes none), for a server whose clock is moved away from OpenSSL's."""
     global _CERTIFICATE
     if _CERTIFICATE is None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "statreport test")])
-        names: list[x509.GeneralName] = [
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
-            .not_valid_after(datetime(2099, 12, 31, tzinfo=UTC))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        _CERTIFICATE = (
-            cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
+        _CERTIFICATE = self_signed_certificate(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+            not_before=datetime(2000, 1, 1, tzinfo=UTC),
+            not_after=datetime(2099, 12, 31, tzinfo=UTC),
         )
     if cert_path.exists() and key_path.exists():
         return
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    key_path.write_bytes(_CERTIFICATE[1])
+    cert, key = _CERTIFICATE
+    key_path.write_bytes(key)
     key_path.chmod(0o600)
-    cert_path.write_bytes(_CERTIFICATE[0])
+    cert_path.write_bytes(cert)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from core.tls import ensure_self_signed
+from tests import clock
 
 USER, PASSWORD = "statreport", "s3cret-for-tests"
 
@@ -73,7 +73,8 @@ def start_smtp(port: int, *, tls_dir: Path | None = None) -> tuple[Controller, R
     kwargs: dict[str, Any] = {}
     if tls_dir is not None:
         cert, key = tls_dir / "smtp-cert.pem", tls_dir / "smtp-key.pem"
-        ensure_self_signed(cert, key, host="127.0.0.1")
+        # The test's SMTP server: a certificate valid whatever the clock (tests/clock.py).
+        clock.place_certificate(cert, key)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         kwargs = {

@@ -8,11 +8,11 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from core.auth import Keyring
-from core.errors import RateLimited
+from core.errors import InvalidPayload, RateLimited
 from core.ratelimit import RateLimiter
 from core.store import Store
 from ingest.body import read_json_body
-from ingest.service import ingest_reports, parse_reports
+from ingest.service import ingest_reports, parse_reports, with_new_instance_errors
 
 
 async def post_reports(request: Request) -> Response:
@@ -30,7 +30,11 @@ async def post_reports(request: Request) -> Response:
             retry_after=wait,
         )
     within = state.settings.body_timeout_seconds
-    reports, batch = parse_reports(await read_json_body(request, within_seconds=within))
+    body = await read_json_body(request, within_seconds=within)
+    try:
+        reports, batch = parse_reports(body)
+    except InvalidPayload as refusal:
+        raise await with_new_instance_errors(store, refusal, body=body) from None
     result = await ingest_reports(store, holder=holder, reports=reports, batch=batch)
     return Response(result.to_json(), status_code=202, media_type="application/json")
 

@@ -347,6 +347,16 @@ def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     }
 
 
+def known_instances(con: duckdb.DuckDBPyConnection, *, instance_ids: list[str]) -> set[str]:
+    """Which of ``instance_ids`` (valid UUID text) have reported before."""
+    rows = con.execute(
+        "SELECT instance_id::VARCHAR FROM instances WHERE instance_id IN "
+        "(SELECT unnest(?::UUID[]))",
+        [instance_ids],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def report_owners(con: duckdb.DuckDBPyConnection, *, report_ids: list[str]) -> dict[str, str]:
     """The customer under which each of ``report_ids`` is already stored (the others are
     new)."""

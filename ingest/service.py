@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from core.auth import LicenseHolder
 from core.errors import InvalidPayload, MalformedBody
+from core.identifiers import UUID_PATTERN
 from core.problems import describe_validation_errors, summarize
 from core.store import Store
 from ingest import repository
@@ -28,6 +29,7 @@ from ingest.schemas import (
     StatisticsReport,
     time_window_errors,
 )
+from ingest.writer import VERSION_HELP, random_uuid
 
 log = logging.getLogger("statreport.attestation")
 
@@ -64,6 +66,49 @@ def parse_reports(body: bytes) -> tuple[list[StatisticsReport], bool]:
     if errors:
         raise _invalid(errors, body=body, batch=batch)
     return reports, batch
+
+
+async def with_new_instance_errors(
+    store: Store, refusal: InvalidPayload, *, body: bytes
+) -> InvalidPayload:
+    """A batch refused for its schema, also naming its reports that would be refused next for
+    a new instance's id that is not a version 4 or 7 UUID (SPEC §2 v2): every bad report is
+    named at once, whatever its fault. Runs on the error path only, and reads which of those
+    instances are known (an instance first seen before version 2 keeps its id)."""
+    if b'"reports"' not in body:
+        return refusal
+    items = pydantic_core.from_json(body).get("reports")
+    if not isinstance(items, list):
+        return refusal
+    named = {
+        e["loc"][1] for e in refusal.errors if len(e["loc"]) > 2 and e["loc"][2] == "instance_id"
+    }
+    candidates = {
+        index: item["instance_id"].lower()
+        for index, item in enumerate(items)
+        if index not in named
+        and isinstance(item, dict)
+        and isinstance(item.get("instance_id"), str)
+        and _UUID.fullmatch(item["instance_id"])
+        and not random_uuid(item["instance_id"].lower())
+    }
+    if not candidates:
+        return refusal
+    known = await store.read(
+        lambda con: repository.known_instances(con, instance_ids=sorted(set(candidates.values())))
+    )
+    added = [
+        {"loc": ["reports", index, "instance_id"], "msg": VERSION_HELP}
+        for index, instance_id in candidates.items()
+        if instance_id not in known
+    ]
+    if not added:
+        return refusal
+    errors = sorted(refusal.errors + added, key=lambda e: e["loc"][1] if len(e["loc"]) > 1 else -1)
+    return _invalid(errors, body=body, batch=True)
+
+
+_UUID = re.compile(UUID_PATTERN)
 
 
 def _with_window_errors(errors: list[dict[str, Any]], *, body: bytes) -> list[dict[str, Any]]:

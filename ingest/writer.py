@@ -226,9 +226,9 @@ class ReportCommit:
             other = report_owners.get(report["report_id"])
             if other is not None and other != staged.customer_id:
                 return _report_conflict(report["report_id"])
-            if owner is None and not _random_uuid(instance_id):
+            if owner is None and not random_uuid(instance_id):
                 loc: list[Any] = ["reports", index, "instance_id"]
-                errors.append({"loc": loc if staged.batch else loc[2:], "msg": _VERSION_HELP})
+                errors.append({"loc": loc if staged.batch else loc[2:], "msg": VERSION_HELP})
         if errors:
             what = (
                 f"{len(errors)} of {len(staged.reports)} reports are invalid, so none was stored"
@@ -244,7 +244,7 @@ class ReportCommit:
         return None
 
 
-_VERSION_HELP = (
+VERSION_HELP = (
     "a new instance's id must be a random (version 4) or time-ordered (version 7) UUID; "
     "version 1 would carry the host's MAC address"
 )
@@ -255,7 +255,7 @@ def _remembered_since() -> date:
     return datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
 
 
-def _random_uuid(text: str) -> bool:
+def random_uuid(text: str) -> bool:
     """Version 4 or 7 with the RFC 9562 variant; the text is validated lower-case UUID."""
     return text[14] in _NEW_INSTANCE_VERSIONS and text[19] in "89ab"
 

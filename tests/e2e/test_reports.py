@@ -462,6 +462,38 @@ def test_a_batch_names_every_bad_report_whatever_the_kind_of_error(
     assert sorted(e["loc"][1] for e in problem["errors"]) == [1, 2]
 
 
+def test_a_batch_names_a_new_version_1_instance_beside_a_schema_error(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Issue 26, item 10: the schema error alone was named, and the version 1 instance was
+    refused only on the resend. An instance known from before version 2 is not named."""
+    data_dir = tmp_path / "data"
+    first = server_factory(data_dir=data_dir)
+    key = first.add_customer("acme")
+    first.stop()
+    known = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
+    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
+    con.execute(
+        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+        "VALUES (?::UUID, 'acme', now())",
+        [known],
+    )
+    con.close()
+    server = server_factory(data_dir=data_dir)
+    reports = [
+        make_report(metrics={"users": "many"}),
+        make_report(),
+        make_report(instance_id="1b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"),  # new, version 1
+        make_report(instance_id=known),
+    ]
+    problem = assert_problem(post(server, key, {"reports": reports}), 422, "2 of 4")
+    assert [e["loc"] for e in problem["errors"]] == [
+        ["reports", 0, "metrics", "users"],
+        ["reports", 2, "instance_id"],
+    ]
+    assert "version 1 would carry the host's MAC address" in problem["errors"][1]["msg"]
+
+
 def test_a_report_id_stored_under_another_customer_is_a_conflict(
     server: RunningServer, acme_key: str
 ) -> None:

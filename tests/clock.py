@@ -84,7 +84,7 @@ def faketime_environment(faketime: str) -> dict[str, str]:
     """
     _, additions = libfaketime.get_reload_information()
     environment = {str(k): str(v) for k, v in additions.items()}
-    preload = [environment["LD_PRELOAD"], os.environ.get("LD_PRELOAD", "")]
+    preload = [*environment["LD_PRELOAD"].split(":"), *os.environ.get("LD_PRELOAD", "").split(":")]
     environment["LD_PRELOAD"] = ":".join(p for p in dict.fromkeys(preload) if p)
     environment["FAKETIME"] = faketime
     environment["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"

@@ -40,6 +40,15 @@ def _deliverable_address(value: str) -> str:
     return value
 
 
+def deliverable(address: str) -> bool:
+    """Whether email can be sent to ``address`` (the check ``EmailAddress`` makes on write)."""
+    try:
+        _deliverable_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 #: An address that statreport will send email to (an account manager), checked when written.
 EmailAddress = Annotated[
     str,

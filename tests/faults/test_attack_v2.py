@@ -118,6 +118,9 @@ def test_a_stored_address_no_email_can_carry_fails_only_its_own_delivery(
     sent = {d["recipient"]: d["status"] for d in _weekly(server)["deliveries"]}
     assert sent == {"dave@vendor.example": "sent", "car\u2028ol@vendor.example": "failed"}
     assert len(list((data_dir / "outbox").glob("*.eml"))) == 1
+    # The week is complete without it: the hourly catch-up does not re-run it for ever.
+    reporter = server.app.state.weekly_reporter
+    assert asyncio.run(reporter.week_complete(iso_week="2026-W48")) is True
 
 
 # --- item 3: order validation that grew with the square of the orders --------------------

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -103,6 +104,12 @@ class RunningServer:
         return httpx.Client(
             base_url=self.url, verify=self.verify(), headers=headers, timeout=30, **kwargs
         )
+
+    def raw_tls(self, *, timeout: float = 10) -> ssl.SSLSocket:
+        """A TLS connection to the server, for what an HTTP client library would not send."""
+        port = int(self.url.rsplit(":", 1)[1])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        return self.verify().wrap_socket(raw, server_hostname="127.0.0.1")
 
     def admin(self) -> httpx.Client:
         """A client holding the admin token."""

@@ -430,23 +430,34 @@ def test_a_version_7_report_id_and_instance_id_are_accepted(
     assert post(server, acme_key, report).json()["stored"] == 1
 
 
-def test_an_instance_stored_before_version_2_keeps_its_version_1_id(
+#: A version 1 instance id, as stored before version 2 of the contract refused new ones.
+OLD_INSTANCE = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
+
+
+def _serving_a_version_1_instance(
     server_factory: ServerFactory, tmp_path: Path
-) -> None:
+) -> tuple[RunningServer, str]:
+    """A server whose customer ``acme`` has ``OLD_INSTANCE`` from before version 2, and its
+    licence key."""
     data_dir = tmp_path / "data"
     first = server_factory(data_dir=data_dir)
     key = first.add_customer("acme")
     first.stop()
-    old_instance = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
     con = duckdb.connect(str(data_dir / "statreport.duckdb"))
     con.execute(
         "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
         "VALUES (?::UUID, 'acme', now())",
-        [old_instance],
+        [OLD_INSTANCE],
     )
     con.close()
-    second = server_factory(data_dir=data_dir)
-    response = post(second, key, make_report(instance_id=old_instance))
+    return server_factory(data_dir=data_dir), key
+
+
+def test_an_instance_stored_before_version_2_keeps_its_version_1_id(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    second, key = _serving_a_version_1_instance(server_factory, tmp_path)
+    response = post(second, key, make_report(instance_id=OLD_INSTANCE))
     assert response.status_code == 202, response.text
 
 
@@ -467,19 +478,8 @@ def test_a_batch_names_a_new_version_1_instance_beside_a_schema_error(
 ) -> None:
     """Issue 26, item 10: the schema error alone was named, and the version 1 instance was
     refused only on the resend. An instance known from before version 2 is not named."""
-    data_dir = tmp_path / "data"
-    first = server_factory(data_dir=data_dir)
-    key = first.add_customer("acme")
-    first.stop()
-    known = "0b9a4f2c-7d3e-11e8-8f1a-3c2d1e0f9a77"
-    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
-    con.execute(
-        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
-        "VALUES (?::UUID, 'acme', now())",
-        [known],
-    )
-    con.close()
-    server = server_factory(data_dir=data_dir)
+    server, key = _serving_a_version_1_instance(server_factory, tmp_path)
+    known = OLD_INSTANCE
     reports = [
         make_report(metrics={"users": "many"}),
         make_report(),

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import socket
 import ssl
 import threading
 import time
@@ -26,6 +25,7 @@ from core.store import Store
 from customers.schemas import CustomerDocument, OrderForm
 from ingest.archive import archive_reports
 from tests.conftest import ServerFactory
+from tests.e2e.test_weekly import run_weekly
 from tests.faults.test_archive import RETENTION, TODAY, _aged_data_dir
 from tests.support import (
     ADMIN_TOKEN,
@@ -39,13 +39,6 @@ from tests.support import (
 )
 
 YEAR = order("2026-01-01", "2026-12-31", 5)
-
-
-def _raw(server: RunningServer) -> ssl.SSLSocket:
-    """A TLS connection to the server, for what an HTTP client library would not send."""
-    port = int(server.url.rsplit(":", 1)[1])
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return server.verify().wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 def _read_head(connection: ssl.SSLSocket) -> bytes:
@@ -90,14 +83,6 @@ def _store_legacy_address(data_dir: Path, customer_id: str, address: str) -> Non
         con.close()
 
 
-def _weekly(server: RunningServer, **body: Any) -> dict[str, Any]:
-    with server.admin() as http:
-        response = http.post("/v1/weekly-reports", json={"as_of": "2026-11-22", **body})
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 @pytest.mark.moment("2026-11-23T08:00:00Z")
 def test_a_stored_address_no_email_can_carry_fails_only_its_own_delivery(
     server_factory: ServerFactory, tmp_path: Path
@@ -110,12 +95,12 @@ def test_a_stored_address_no_email_can_carry_fails_only_its_own_delivery(
     _store_legacy_address(data_dir, "broken", "car\u2028ol@vendor.example")
     server = server_factory(data_dir=data_dir)
 
-    dry = {d["recipient"]: d for d in _weekly(server, dry_run=True)["deliveries"]}
+    dry = {d["recipient"]: d for d in run_weekly(server, dry_run=True)["deliveries"]}
     assert dry["dave@vendor.example"]["status"] == "dry_run"
     assert dry["car\u2028ol@vendor.example"]["status"] == "failed"
     assert "correct the account manager's address" in dry["car\u2028ol@vendor.example"]["detail"]
 
-    sent = {d["recipient"]: d["status"] for d in _weekly(server)["deliveries"]}
+    sent = {d["recipient"]: d["status"] for d in run_weekly(server)["deliveries"]}
     assert sent == {"dave@vendor.example": "sent", "car\u2028ol@vendor.example": "failed"}
     assert len(list((data_dir / "outbox").glob("*.eml"))) == 1
     # The week is complete without it: the hourly catch-up does not re-run it for ever.
@@ -164,7 +149,7 @@ def test_overlapping_orders_that_count_differently_are_still_named(server: Runni
 
 def test_an_unauthenticated_body_is_refused_before_it_is_sent(server: RunningServer) -> None:
     """The server answers 401 from the head alone: the 150 MiB body never has to arrive."""
-    connection = _raw(server)
+    connection = server.raw_tls()
     try:
         connection.sendall(
             b"PUT /v1/customers/acme HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -179,7 +164,7 @@ def test_an_unauthenticated_body_is_refused_before_it_is_sent(server: RunningSer
 
 
 def test_an_admin_body_over_the_limit_is_413_before_it_is_sent(server: RunningServer) -> None:
-    connection = _raw(server)
+    connection = server.raw_tls()
     try:
         connection.sendall(
             b"PUT /v1/customers/acme HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -250,7 +235,7 @@ def test_idle_keep_alive_connections_give_way_to_a_new_client(
     idle = []
     try:
         for _ in range(20):
-            connection = _raw(server)
+            connection = server.raw_tls()
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert _read_head(connection).startswith(b"HTTP/1.1 200")
             idle.append(connection)  # kept alive, and idle from now on
@@ -268,7 +253,7 @@ def test_busy_connections_are_not_closed_for_a_new_one(server_factory: ServerFac
     busy = []
     try:
         for _ in range(5):
-            connection = _raw(server)
+            connection = server.raw_tls()
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # unfinished
             busy.append(connection)
         time.sleep(0.2)
@@ -376,7 +361,7 @@ def test_reports_are_acknowledged_while_a_backup_is_being_written(tmp_path: Path
 # --- item 7: the archive held the writer for a whole month ----------------------------------
 
 
-def test_the_archive_deletes_a_day_at_a_time_so_writes_land_between(tmp_path: Path) -> None:
+def test_the_archive_deletes_in_chunks_so_writes_land_between(tmp_path: Path) -> None:
     """A write queued while the archive deletes runs before the month is all gone: the old
     single transaction held it until every report of the month had been deleted."""
     data_dir = tmp_path / "data"
@@ -439,7 +424,7 @@ def test_no_weekly_csv_cell_runs_as_a_formula(server: RunningServer) -> None:
         http.post("/v1/reports", json=make_report(metrics={"users": 500}))
     with server.admin() as http:
         assert http.post("/v1/evaluations", json={"as_of": "2026-11-22"}).status_code == 200
-    _weekly(server)
+    run_weekly(server)
     message = _message(server, "2026-W48", "=1+2@vendor.example")
     (attachment,) = [
         p for p in message.iter_attachments() if (p.get_filename() or "").endswith(".csv")
@@ -465,10 +450,10 @@ def test_a_recipient_is_recorded_as_the_account_manager_is_stored(
     legacy = "carol(sales)@vendor.example"
     _store_legacy_address(data_dir, "old", legacy)
     server = server_factory(data_dir=data_dir)
-    assert [(d["recipient"], d["status"]) for d in _weekly(server)["deliveries"]] == [
+    assert [(d["recipient"], d["status"]) for d in run_weekly(server)["deliveries"]] == [
         (legacy, "sent")
     ]
-    assert [d["status"] for d in _weekly(server)["deliveries"]] == ["skipped"]
+    assert [d["status"] for d in run_weekly(server)["deliveries"]] == ["skipped"]
     assert _message(server, "2026-W48", legacy)["To"] is not None
 
 
@@ -479,7 +464,7 @@ def test_a_recipient_is_recorded_as_the_account_manager_is_stored(
 def test_the_eml_download_names_any_recipient(server: RunningServer) -> None:
     recipient = "jöe@vendör.example"
     server.add_customer("umlaut", customer(recipient, YEAR))
-    _weekly(server)
+    run_weekly(server)
     with server.client(follow_redirects=False) as http:
         signed_in = http.post("/ui/login", data={"token": ADMIN_TOKEN, "next": "/ui/"})
         assert signed_in.status_code == 303, signed_in.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 import uuid
@@ -147,9 +146,7 @@ def _upload_then_kill(data_dir: Path, delay: float) -> tuple[KilledUpload, int]:
         f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
-    port = int(first.server.url.rsplit(":", 1)[1])
-    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-    connection = first.server.verify().wrap_socket(raw, server_hostname="127.0.0.1")
+    connection = first.server.raw_tls(timeout=30)
     sent = answered = False
     try:
         connection.sendall(head + body)

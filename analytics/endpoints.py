@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from analytics import evidence, service, statement
@@ -64,13 +65,22 @@ async def get_evaluation(
 @router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
 async def get_evidence(
     finding_id: Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")],
-    as_of: ReportingDayQuery,
     store: StoreDep,
+    evaluation_id: Annotated[
+        str | None, Query(pattern=r"^ev_[0-9A-Za-z_]{1,60}$", description="The run quoted.")
+    ] = None,
+    as_of: Annotated[
+        ReportingDay | None, Query(description="The newest run of this day, if no evaluation_id.")
+    ] = None,
 ) -> Evidence:
-    """For the newest run of ``as_of`` (404 if the finding is not in it): an over-use
-    finding's days, each instance's contribution, its reports and the counting rule; the
-    instances, reports, orders or attestations behind the other kinds."""
-    return await evidence.finding_evidence(store, finding_id=finding_id, as_of=as_of)
+    """For the run ``evaluation_id``, or the newest run of ``as_of`` (404 if the finding is
+    not in it), as known when that run was made: the same bytes every time, whatever arrived
+    or changed afterwards. An over-use finding's days, each instance's contribution, its
+    reports and the counting rule; the instances, reports, orders or attestations behind the
+    other kinds."""
+    return await evidence.finding_evidence(
+        store, finding_id=finding_id, as_of=as_of, evaluation_id=evaluation_id
+    )
 
 
 @router.get("/v1/episodes", summary="Every over-use episode reported so far")
@@ -108,10 +118,21 @@ async def get_statement(
     from_: Annotated[ReportingDay, Query(alias="from")],
     to: ReportingDayQuery,
     format: Literal["html", "csv"] = "html",
+    known_at: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="The instant whose knowledge it shows (default now; not after now); "
+            "the HTML prints its address with it."
+        ),
+    ] = None,
 ) -> Response:
     """Self-contained HTML (inline SVG charts, nothing loaded from elsewhere, printable on A4),
-    or its daily rows as CSV, whose SHA-256 the HTML states. At most 400 days."""
-    made = await statement.customer_statement(store, customer_id=customer_id, start=from_, end=to)
+    or its daily rows as CSV, whose SHA-256 the HTML states. At most 400 days, ending no
+    later than the day of ``known_at``. The same ``from``, ``to`` and ``known_at`` give the
+    same bytes every time, whatever arrived afterwards."""
+    made = await statement.customer_statement(
+        store, customer_id=customer_id, start=from_, end=to, known_at=known_at
+    )
     if format == "csv":
         return Response(made.csv, media_type="text/csv; charset=utf-8")
     return Response(made.html, media_type="text/html; charset=utf-8")

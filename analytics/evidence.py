@@ -4,7 +4,7 @@ instance; for the other kinds, the instances, reports, orders or attestations be
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -15,9 +15,7 @@ from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.schemas import Evidence
 from analytics.service import (
-    HISTORY_DAYS,
     EvaluationInputs,
-    customer_inputs,
     load_inputs,
     overuse_of,
     stored_finding,
@@ -136,9 +134,18 @@ def _desc(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evidence:
-    """The evidence behind one finding of the newest evaluation run as of ``as_of``."""
-    run, finding = await stored_finding(store, as_of=as_of, finding_id=finding_id)
+async def finding_evidence(
+    store: Store, *, finding_id: str, as_of: date | None = None, evaluation_id: str | None = None
+) -> Evidence:
+    """The evidence behind one finding of the run ``evaluation_id`` (or of the newest run as
+    of ``as_of``), as known when that run was made (SPEC §11 v3): the same answer every time,
+    whatever arrived or changed afterwards. Runs kept before version 3 recorded no instant;
+    theirs is read as known when they were made."""
+    run, finding = await stored_finding(
+        store, finding_id=finding_id, as_of=as_of, evaluation_id=evaluation_id
+    )
+    known_at = run.known_at or run.evaluated_at
+    as_of = run.as_of
     found = finding.model_dump(mode="json")
     customer_id = finding.customer_id
     envelope: dict[str, Any] = {
@@ -147,29 +154,43 @@ async def finding_evidence(store: Store, *, finding_id: str, as_of: date) -> Evi
         "customer_id": customer_id,
         "as_of": as_of,
         "evaluation_id": run.evaluation_id,
+        "known_at": known_at,
         "rules_version": run.rules_version,
         "activity_days": ACTIVITY_DAYS,
         "finding": found,
     }
     if finding.kind == "overuse":
-        envelope.update(await _overuse_evidence(store, found, as_of=as_of))
+        envelope.update(await _overuse_evidence(store, found, as_of=as_of, known_at=known_at))
     elif finding.kind == "instance_cloned":
         reports = await store.read(
             lambda con: repository.recent_reports(
-                con, instance_id=found["instance_id"], since=as_of - timedelta(days=6), until=as_of
+                con,
+                instance_id=found["instance_id"],
+                since=as_of - timedelta(days=6),
+                until=as_of,
+                known_at=known_at,
             )
         )
         envelope["reports"] = reports
     elif finding.kind == "attestation_overdue":
-        envelope.update(await _attestation_evidence(store, customer_id, found["quarter"]))
+        envelope.update(
+            await _attestation_evidence(store, customer_id, found["quarter"], known_at=known_at)
+        )
     else:  # telemetry_missing, instance_silent, no_active_subscription
         envelope["instances"] = await _instances_evidence(
-            store, customer_id, as_of=as_of, kind=finding.kind, instance_id=found.get("instance_id")
+            store,
+            customer_id,
+            as_of=as_of,
+            kind=finding.kind,
+            instance_id=found.get("instance_id"),
+            known_at=known_at,
         )
     return Evidence.model_validate(envelope)
 
 
-async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date) -> dict[str, Any]:
+async def _overuse_evidence(
+    store: Store, found: dict[str, Any], *, as_of: date, known_at: datetime
+) -> dict[str, Any]:
     customer_id, metric = found["customer_id"], found["metric"]
     start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
     end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
@@ -187,13 +208,21 @@ async def _overuse_evidence(store: Store, found: dict[str, Any], *, as_of: date)
             )
         return await store.read(
             lambda con: repository.reports_per_day(
-                con, customer_id=customer_id, metric=metric, since=since, until=end
+                con,
+                customer_id=customer_id,
+                metric=metric,
+                since=since,
+                until=end,
+                known_at=known_at,
             )
         )
 
     # Two reads on two cursors at once: the raw lookup of report ids is most of the time.
     inputs, reports = await asyncio.gather(
-        store.read(lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id)), holders()
+        store.read(
+            lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
+        ),
+        holders(),
     )
     return await asyncio.to_thread(
         overuse_evidence, inputs, found=found, as_of=as_of, reports=reports
@@ -240,17 +269,23 @@ def overuse_evidence(
 
 
 async def _instances_evidence(
-    store: Store, customer_id: str, *, as_of: date, kind: str, instance_id: str | None
+    store: Store,
+    customer_id: str,
+    *,
+    as_of: date,
+    kind: str,
+    instance_id: str | None,
+    known_at: datetime,
 ) -> list[dict[str, Any]]:
     """The instances behind a finding, with when each reported: for ``telemetry_missing``
     every instance of the 400 days (none reported lately); for ``no_active_subscription`` the
     ones that reported in the 7 days up to ``as_of``; for ``instance_silent`` the silent one
     and the ones that went on reporting meanwhile."""
-    days, _, _ = await customer_inputs(
-        store, customer_id, since=as_of - timedelta(days=HISTORY_DAYS), until=as_of
+    inputs = await store.read(
+        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
     )
     summary = (
-        days.group_by("instance_id")
+        inputs.instance_days.group_by("instance_id")
         .agg(
             environment=pl.col("environment").sort_by("day").last(),
             first_report_on=pl.col("day").min(),
@@ -272,11 +307,16 @@ async def _instances_evidence(
     return rows
 
 
-async def _attestation_evidence(store: Store, customer_id: str, quarter: str) -> dict[str, Any]:
+async def _attestation_evidence(
+    store: Store, customer_id: str, quarter: str, *, known_at: datetime
+) -> dict[str, Any]:
     first, last = quarter_bounds(quarter)
 
     def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return repository.order_forms(con), repository.attestations(con)
+        return (
+            repository.order_forms(con, known_at=known_at),
+            repository.attestations(con, known_at=known_at),
+        )
 
     orders, attestations = await store.read(read)
     in_quarter = orders.filter(

@@ -9,16 +9,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from core import instance_days as instance_day_rows
 from core.repository import rows_as_dicts
 from core.usage_metrics import REPORT_METRICS
 
-# Built from a constant tuple of column names; values arrive as parameters only. The UUIDs
-# leave DuckDB as they are: its Arrow export writes them as the same lower-case text as a
-# ``::VARCHAR`` cast, in 40 % less time (169 -> 101 ms for 40M reports' instance-days).
-_INSTANCE_DAYS = (
-    "SELECT customer_id, instance_id, day, environment, "  # noqa: S608
-    f"{', '.join(REPORT_METRICS)} FROM instance_day_totals WHERE day BETWEEN ? AND ?"
-)
+# Every reader below reads what is stored now, or, given ``known_at``, what was known at that
+# instant (SPEC §11 v3): the instance-days committed by then, the versions of the customers'
+# order forms in force then, the retirements and attestations recorded by then.
+
 #: The same rows computed from the raw reports: what instance-days save (the benchmark's
 #: comparison, and a check that the two agree).
 RAW_INSTANCE_DAYS = (
@@ -30,47 +28,125 @@ RAW_INSTANCE_DAYS = (
 
 
 def _frame(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None
 ) -> pl.DataFrame:
     frame = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame
 
 
+def _totals(
+    *, customer_id: str | None, since: date | None, until: date, known_at: datetime | None
+) -> tuple[str, dict[str, Any]]:
+    """The instance-day totals of a customer (or all) from ``since`` (or the first) to
+    ``until``, now or as known at ``known_at``: a subquery and its named parameters."""
+    where = ["day <= $until"]
+    params: dict[str, Any] = {"until": until}
+    if since is not None:
+        where.append("day >= $since")
+        params["since"] = since
+    if customer_id is not None:
+        where.append("customer_id = $customer_id")
+        params["customer_id"] = customer_id
+    condition = " AND ".join(where)
+    if known_at is None:
+        return f"(SELECT * FROM instance_day_totals WHERE {condition})", params  # noqa: S608
+    params["known_at"] = known_at
+    return f"({instance_day_rows.known_at_totals(condition)})", params
+
+
+def _in_force(table: str, columns: str, known_at: datetime | None) -> tuple[str, dict[str, Any]]:
+    """``columns`` of a table of order forms, now or (from its versions) as known at
+    ``known_at``."""
+    if known_at is None:
+        return f"SELECT {columns} FROM {table}", {}  # noqa: S608 - constant names
+    versions = _VERSIONS[table]
+    return (
+        f"SELECT {columns} FROM {versions} WHERE known_from <= $known_at "  # noqa: S608
+        "AND (known_until IS NULL OR known_until > $known_at)",
+        {"known_at": known_at},
+    )
+
+
+_VERSIONS = {
+    "customers": "customer_versions",
+    "order_forms": "order_form_versions",
+    "entitlements": "entitlement_versions",
+}
+
+
 def instance_days(
-    con: duckdb.DuckDBPyConnection, *, since: date, until: date, customer_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: date,
+    until: date,
+    customer_id: str | None = None,
+    known_at: datetime | None = None,
 ) -> pl.DataFrame:
-    """Each instance's peak of every metric per UTC day, from the instance-days."""
-    if customer_id is None:
-        return _frame(con, _INSTANCE_DAYS, [since, until])
-    return _frame(con, f"{_INSTANCE_DAYS} AND customer_id = ?", [since, until, customer_id])
+    """Each instance's peak of every metric per UTC day, from the instance-days.
+
+    The UUIDs leave DuckDB as they are: its Arrow export writes them as the same lower-case
+    text as a ``::VARCHAR`` cast, in 40 % less time (169 -> 101 ms for 40M reports'
+    instance-days)."""
+    source, params = _totals(customer_id=customer_id, since=since, until=until, known_at=known_at)
+    return _frame(
+        con,
+        "SELECT customer_id, instance_id, day, environment, "  # noqa: S608
+        f"{', '.join(REPORT_METRICS)} FROM {source}",
+        params,
+    )
 
 
 def open_episode_starts(
-    con: duckdb.DuckDBPyConnection, *, before: date, customer_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    before: date,
+    customer_id: str | None = None,
+    known_at: datetime | None = None,
 ) -> dict[str, date]:
     """Per customer, the earliest start before ``before`` of an over-use episode that the
     latest evaluation to see it left open (SPEC §6 v3: episodes of any length). Only the
-    newest episode of a metric counts: an older row still open was followed by another."""
-    mine = "AND e.customer_id = ?" if customer_id is not None else ""
+    newest episode of a metric counts: an older row still open was followed by another.
+
+    As known at ``known_at``: the newest episode of each metric that a run had reported by
+    then, open or not, since a later run may have closed it since. Reading a closed
+    episode's history as well changes no day's figures (a day's usage looks back three days),
+    and an episode's start and the day it was first reported never change."""
+    params: dict[str, Any] = {"before": before}
+    mine = ""
+    if customer_id is not None:
+        mine = "AND e.customer_id = $customer_id"
+        params["customer_id"] = customer_id
+    reported = "e.ended_on IS NULL"
+    later_reported = "true"
+    if known_at is not None:
+        reported = "e.first_reported_at <= $known_at"
+        later_reported = "later.first_reported_at <= $known_at"
+        params["known_at"] = known_at
     rows = con.execute(
         f"""
         SELECT e.customer_id, min(e.started_on) FROM episodes e
-        WHERE e.ended_on IS NULL AND e.started_on < ? {mine}
+        WHERE {reported} AND e.started_on < $before {mine}
           AND NOT EXISTS (
               SELECT 1 FROM episodes later
               WHERE later.customer_id = e.customer_id AND later.metric = e.metric
-                AND later.started_on > e.started_on
+                AND later.started_on > e.started_on AND {later_reported}
           )
         GROUP BY e.customer_id
-        """,  # noqa: S608 - a fixed fragment, values as parameters
-        [before] if customer_id is None else [before, customer_id],
+        """,  # noqa: S608 - fixed fragments, values as parameters
+        params,
     ).fetchall()
     return {str(customer): start for customer, start in rows}
 
 
 def reports_per_day(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str, metric: str, since: date, until: date
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str,
+    metric: str,
+    since: date,
+    until: date,
+    known_at: datetime | None = None,
 ) -> pl.DataFrame:
     """Per instance and day: how many reports it sent, and up to 3 ids of those that hold its
     peak of ``metric`` that day, oldest first (the evidence behind a value).
@@ -82,59 +158,97 @@ def reports_per_day(
     """
     if metric not in REPORT_METRICS:
         raise ValueError(f"not a reported metric: {metric}")
+    source, params = _totals(customer_id=customer_id, since=since, until=until, known_at=known_at)
+    received = "AND r.received_at <= $known_at" if known_at is not None else ""
     # The metric is one of a constant tuple of column names; values arrive as parameters.
     return _frame(
         con,
         f"""
         WITH days AS (
-            SELECT instance_id, day, reports, {metric} AS peak FROM instance_day_totals
-            WHERE customer_id = ? AND day BETWEEN ? AND ?
+            SELECT instance_id, day, reports, {metric} AS peak FROM {source}
         ), holders AS (
             SELECT r.instance_id, r.usage_day AS day,
                    list(r.report_id::VARCHAR ORDER BY r.generated_at)[1:3] AS report_ids
             FROM reports r JOIN days d ON r.instance_id = d.instance_id
                  AND r.usage_day = d.day AND r.{metric} = d.peak
-            WHERE r.usage_day BETWEEN ? AND ? AND r.customer_id = ?
+            WHERE r.usage_day BETWEEN $since AND $until AND r.customer_id = $customer_id
+                  {received}
             GROUP BY ALL
         )
         SELECT d.instance_id::VARCHAR AS instance_id, d.day, d.reports,
                coalesce(h.report_ids, []::VARCHAR[]) AS report_ids
         FROM days d LEFT JOIN holders h USING (instance_id, day)
         """,  # noqa: S608
-        [customer_id, since, until, since, until, customer_id],
+        params,
     )
 
 
-def order_forms(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def order_forms(
+    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
+) -> pl.DataFrame:
     """Every order form's term, pack size and counting rules (JSON text)."""
     return _frame(
         con,
-        "SELECT customer_id, order_id, start_on, end_on, users_per_pack, counting::VARCHAR "
-        "AS counting FROM order_forms",
+        *_in_force(
+            "order_forms",
+            "customer_id, order_id, start_on, end_on, users_per_pack, "
+            "counting::VARCHAR AS counting",
+            known_at,
+        ),
     )
 
 
-def retirements(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """``instance_id, retired_on`` of every retired instance."""
+def retirements(
+    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
+) -> pl.DataFrame:
+    """``instance_id, retired_on`` of every retired instance; as known at ``known_at``, from
+    the latest audited retirement (or its undoing) of each instance by then."""
+    if known_at is None:
+        return _frame(
+            con,
+            "SELECT instance_id::VARCHAR AS instance_id, retired_on FROM instances "
+            "WHERE retired_on IS NOT NULL",
+        )
     return _frame(
         con,
-        "SELECT instance_id::VARCHAR AS instance_id, retired_on FROM instances "
-        "WHERE retired_on IS NOT NULL",
+        f"""
+        SELECT instance_id, retired_on FROM (
+            SELECT substr(target, {len(_INSTANCE_TARGET) + 1}) AS instance_id,
+                   CAST(after ->> 'retired_on' AS DATE) AS retired_on
+            FROM audit_log
+            WHERE starts_with(target, '{_INSTANCE_TARGET}') AND changed_at <= $known_at
+            QUALIFY row_number() OVER (PARTITION BY target ORDER BY audit_id DESC) = 1
+        ) WHERE retired_on IS NOT NULL
+        """,  # noqa: S608 - a constant
+        {"known_at": known_at},
     )
 
 
-def entitlement_items(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+#: How the audit log names an instance (``customers.service.set_retirement``).
+_INSTANCE_TARGET = "instance:"
+
+
+def entitlement_items(
+    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
+) -> pl.DataFrame:
     """Every quantity of every order and add-on, with the day it takes effect."""
     return _frame(
         con,
-        "SELECT customer_id, order_id, addon_id, effective_on, item, quantity FROM entitlements",
+        *_in_force(
+            "entitlements",
+            "customer_id, order_id, addon_id, effective_on, item, quantity",
+            known_at,
+        ),
     )
 
 
-def customers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def customers(con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """Every customer's account manager, whether it is air-gapped, and since when."""
     return _frame(
-        con, "SELECT customer_id, account_manager, air_gapped, air_gapped_since FROM customers"
+        con,
+        *_in_force(
+            "customers", "customer_id, account_manager, air_gapped, air_gapped_since", known_at
+        ),
     )
 
 
@@ -143,19 +257,33 @@ def customer_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute("SELECT customer_id, name FROM customers").fetchall())
 
 
-def last_report_days(con: duckdb.DuckDBPyConnection, *, until: date) -> pl.DataFrame:
+def last_report_days(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    until: date,
+    customer_id: str | None = None,
+    known_at: datetime | None = None,
+) -> pl.DataFrame:
     """Each customer's latest report day on or before ``until``."""
+    source, params = _totals(customer_id=customer_id, since=None, until=until, known_at=known_at)
     return _frame(
         con,
-        "SELECT customer_id, max(day) AS last_report_on FROM instance_day_totals "
-        "WHERE day <= ? GROUP BY customer_id",
-        [until],
+        f"SELECT customer_id, max(day) AS last_report_on FROM {source} GROUP BY customer_id",  # noqa: S608
+        params,
     )
 
 
-def attestations(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """The quarters for which a valid attestation was received."""
-    return _frame(con, "SELECT customer_id, quarter FROM attestations")
+def attestations(
+    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
+) -> pl.DataFrame:
+    """The quarters for which a valid attestation was received (by ``known_at``)."""
+    if known_at is None:
+        return _frame(con, "SELECT customer_id, quarter FROM attestations")
+    return _frame(
+        con,
+        "SELECT customer_id, quarter FROM attestations WHERE received_at <= $known_at",
+        {"known_at": known_at},
+    )
 
 
 def save_evaluation(
@@ -172,7 +300,8 @@ def save_evaluation(
     """
     as_of, evaluated_at = document["as_of"], document["evaluated_at"]
     con.execute(
-        "INSERT INTO evaluation_runs VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO evaluation_runs (evaluation_id, as_of, evaluated_at, rules_version, "
+        "customers_version, findings, known_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             document["evaluation_id"],
             as_of,
@@ -180,6 +309,7 @@ def save_evaluation(
             document["rules_version"],
             document["customers_version"],
             json.dumps(document, default=str),
+            document["known_at"],
         ],
     )
     if episodes.height == 0:
@@ -243,7 +373,7 @@ def evaluation_runs(
 ) -> list[dict[str, Any]]:
     """Runs, newest first, optionally of one ``as_of``, with how many findings each had."""
     sql = (
-        "SELECT evaluation_id, as_of, evaluated_at, rules_version, customers_version, "
+        "SELECT evaluation_id, as_of, evaluated_at, rules_version, customers_version, known_at, "
         "json_array_length(findings -> '$.findings') AS findings FROM evaluation_runs"
     )
     params: list[Any] = []
@@ -256,9 +386,17 @@ def evaluation_runs(
     return rows_as_dicts(cursor)
 
 
-def customers_version(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The id of the latest audit-log entry: which order forms an evaluation saw."""
-    row = con.execute("SELECT max(audit_id) FROM audit_log").fetchone()
+def customers_version(
+    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
+) -> int | None:
+    """The id of the latest audit-log entry (by ``known_at``): which order forms an
+    evaluation saw."""
+    if known_at is None:
+        row = con.execute("SELECT max(audit_id) FROM audit_log").fetchone()
+    else:
+        row = con.execute(
+            "SELECT max(audit_id) FROM audit_log WHERE changed_at <= ?", [known_at]
+        ).fetchone()
     return None if row is None else row[0]
 
 
@@ -331,38 +469,57 @@ def sequence_regressions(
 
 
 def recent_reports(
-    con: duckdb.DuckDBPyConnection, *, instance_id: str, since: date, until: date
+    con: duckdb.DuckDBPyConnection,
+    *,
+    instance_id: str,
+    since: date,
+    until: date,
+    known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """An instance's reports generated on ``since`` to ``until``, in order of generation."""
+    """An instance's reports generated on ``since`` to ``until`` (and stored by ``known_at``),
+    in order of generation."""
+    received = "AND received_at <= $known_at" if known_at is not None else ""
+    params: dict[str, Any] = {"instance_id": instance_id, "since": since, "until": until}
+    if known_at is not None:
+        params["known_at"] = known_at
     cursor = con.execute(
-        "SELECT generated_at, sequence, report_id::VARCHAR AS report_id FROM reports "
-        "WHERE instance_id = ?::UUID AND usage_day BETWEEN ? AND ? "
-        "ORDER BY generated_at, sequence",
-        [instance_id, since, until],
+        "SELECT generated_at, sequence, report_id::VARCHAR AS report_id FROM reports "  # noqa: S608
+        f"WHERE instance_id = $instance_id::UUID AND usage_day BETWEEN $since AND $until "
+        f"{received} ORDER BY generated_at, sequence",
+        params,
     )
     return rows_as_dicts(cursor)
 
 
-def customer_document(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
+def customer_document(
+    con: duckdb.DuckDBPyConnection, *, customer_id: str, known_at: datetime | None = None
+) -> dict[str, Any] | None:
     """A customer's stored document (name, order forms, add-ons), or None."""
+    sql, params = _in_force("customers", "customer_id, document", known_at)
     row = con.execute(
-        "SELECT document FROM customers WHERE customer_id = ?", [customer_id]
+        f"SELECT document FROM ({sql}) WHERE customer_id = $customer_id",  # noqa: S608
+        {**params, "customer_id": customer_id},
     ).fetchone()
     return None if row is None else dict(json.loads(row[0]))
 
 
 def reporting_instances(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str, since: date, until: date
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_id: str,
+    since: date,
+    until: date,
+    known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Each instance that reported from ``since`` to ``until``: its latest environment, first
     and last report day in the period, and how many reports it sent in it."""
+    source, params = _totals(customer_id=customer_id, since=since, until=until, known_at=known_at)
     cursor = con.execute(
-        "SELECT instance_id::VARCHAR AS instance_id, "
+        "SELECT instance_id::VARCHAR AS instance_id, "  # noqa: S608
         "arg_max(environment, last_generated_at) AS environment, "
         "min(day) AS first_report_on, max(day) AS last_report_on, "
-        "sum(reports)::BIGINT AS reports FROM instance_day_totals "
-        "WHERE customer_id = ? AND day BETWEEN ? AND ? "
+        f"sum(reports)::BIGINT AS reports FROM {source} "
         "GROUP BY instance_id ORDER BY first_report_on, instance_id",
-        [customer_id, since, until],
+        params,
     )
     return rows_as_dicts(cursor)

@@ -154,6 +154,12 @@ class Evaluation(BaseModel):
     customers_version: int | None = Field(
         description="The latest audit-log entry when it ran: the order forms it used."
     )
+    known_at: datetime | None = Field(
+        None,
+        description="The instant whose knowledge it judged (SPEC §11 v3): every report, order "
+        "form, retirement and attestation stored by then, and nothing after. Its evidence is "
+        "read as known at this instant. None on runs kept before version 3.",
+    )
     parameters: dict[str, int] | None = Field(
         None,
         description="What it judged with (SPEC §6 v3): activity_days, relapse_days, "
@@ -170,6 +176,7 @@ class EvaluationRun(BaseModel):
     evaluated_at: datetime
     rules_version: str
     customers_version: int | None
+    known_at: datetime | None = None
     findings: int
 
 
@@ -252,6 +259,10 @@ class Evidence(BaseModel):
     customer_id: str
     as_of: date
     evaluation_id: str
+    known_at: datetime = Field(
+        description="What this evidence is as known at (SPEC §11 v3): its run's instant. The "
+        "same answer every time, whatever arrived or changed afterwards."
+    )
     rules_version: str
     activity_days: int
     finding: dict[str, Any]

@@ -82,71 +82,103 @@ class EvaluationInputs:
     #: Instance-days before the 400-day window, of the customers with an over-use episode
     #: open since before it: they judge over-use only (SPEC §6 v3, episodes of any length).
     earlier_days: pl.DataFrame | None = None
+    #: The instant these are what was known at (SPEC §11 v3); None for what is stored now.
+    known_at: datetime | None = None
 
 
 def load_inputs(
-    con: duckdb.DuckDBPyConnection, *, as_of: date, customer_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: date,
+    customer_id: str | None = None,
+    known_at: datetime | None = None,
 ) -> EvaluationInputs:
-    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day).
-
-    With ``customer_id``, only what that customer's usage and entitlements need (its
-    instance-days, orders and items; no sequence regressions): what a chart or a statement
-    reads, without reading the whole fleet.
-    """
-    mine = pl.col("customer_id") == customer_id if customer_id is not None else pl.lit(True)
-    con.execute("BEGIN TRANSACTION")  # one snapshot for every table
+    """``read_inputs`` in one snapshot of every table."""
+    con.execute("BEGIN TRANSACTION")
     try:
-        since = as_of - timedelta(days=HISTORY_DAYS)
-        return EvaluationInputs(
-            earlier_days=earlier_instance_days(
-                con, since=since, as_of=as_of, customer_id=customer_id
-            ),
-            instance_days=repository.instance_days(
-                con, since=since, until=as_of, customer_id=customer_id
-            ).join(repository.retirements(con), on="instance_id", how="left"),
-            orders=repository.order_forms(con).filter(mine),
-            items=repository.entitlement_items(con).filter(mine),
-            customers=repository.customers(con).filter(mine),
-            # Only older reports need a second look: the window's are in instance_days.
-            last_report_days=repository.last_report_days(
-                con, until=since - timedelta(days=1)
-            ).filter(mine),
-            attestations=repository.attestations(con).filter(mine),
-            regressions=(
-                repository.sequence_regressions(con, since=as_of - timedelta(days=6), until=as_of)
-                if customer_id is None
-                else _NO_REGRESSIONS
-            ),
-            customers_version=repository.customers_version(con),
-        )
+        return read_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
     finally:
         con.execute("COMMIT")
 
 
+def read_inputs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: date,
+    customer_id: str | None = None,
+    known_at: datetime | None = None,
+) -> EvaluationInputs:
+    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day), in
+    the caller's transaction: what is stored now, or what was known at ``known_at``.
+
+    With ``customer_id``, only what that customer's usage and entitlements need (its
+    instance-days, orders and items; no sequence regressions): what a chart, a statement or
+    a finding's evidence reads, without reading the whole fleet.
+    """
+    mine = pl.col("customer_id") == customer_id if customer_id is not None else pl.lit(True)
+    since = as_of - timedelta(days=HISTORY_DAYS)
+    retirements = repository.retirements(con, known_at=known_at)
+    return EvaluationInputs(
+        earlier_days=earlier_instance_days(
+            con,
+            since=since,
+            as_of=as_of,
+            customer_id=customer_id,
+            known_at=known_at,
+            retirements=retirements,
+        ),
+        instance_days=repository.instance_days(
+            con, since=since, until=as_of, customer_id=customer_id, known_at=known_at
+        ).join(retirements, on="instance_id", how="left"),
+        orders=repository.order_forms(con, known_at=known_at).filter(mine),
+        items=repository.entitlement_items(con, known_at=known_at).filter(mine),
+        customers=repository.customers(con, known_at=known_at).filter(mine),
+        # Only older reports need a second look: the window's are in instance_days.
+        last_report_days=repository.last_report_days(
+            con, until=since - timedelta(days=1), customer_id=customer_id, known_at=known_at
+        ),
+        attestations=repository.attestations(con, known_at=known_at).filter(mine),
+        regressions=(
+            repository.sequence_regressions(con, since=as_of - timedelta(days=6), until=as_of)
+            if customer_id is None
+            else _NO_REGRESSIONS
+        ),
+        customers_version=repository.customers_version(con, known_at=known_at),
+        known_at=known_at,
+    )
+
+
 def earlier_instance_days(
-    con: duckdb.DuckDBPyConnection, *, since: date, as_of: date, customer_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: date,
+    as_of: date,
+    customer_id: str | None,
+    known_at: datetime | None,
+    retirements: pl.DataFrame,
 ) -> pl.DataFrame | None:
     """The instance-days before ``since`` that an over-use episode still open needs, for the
     customers with one that began before the window (or about when it begins): without them
     its start, deadline and id would move forward a day every day. None when no customer has
     one. Instance-days are kept for ever, so the episode is recomputed whole, not carried."""
     edge = since + timedelta(days=ACTIVITY_DAYS)
-    starts = repository.open_episode_starts(con, before=edge, customer_id=customer_id)
+    starts = repository.open_episode_starts(
+        con, before=edge, customer_id=customer_id, known_at=known_at
+    )
     frames = [
         repository.instance_days(
             con,
             since=start - timedelta(days=ACTIVITY_DAYS),
             until=since - timedelta(days=1),
             customer_id=customer,
+            known_at=known_at,
         )
         for customer, start in sorted(starts.items())
         if start - timedelta(days=ACTIVITY_DAYS) < since
     ]
     if not frames:
         return None
-    return pl.concat(frames, how="vertical_relaxed").join(
-        repository.retirements(con), on="instance_id", how="left"
-    )
+    return pl.concat(frames, how="vertical_relaxed").join(retirements, on="instance_id", how="left")
 
 
 _NO_REGRESSIONS = pl.DataFrame(
@@ -337,8 +369,12 @@ async def evaluate(
     keep: bool = True,
 ) -> Evaluation:
     """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them.
-    With ``keep=False`` (a dry run, SPEC §7 v3) nothing is stored: no run, no history."""
-    inputs = await store.read(lambda con: load_inputs(con, as_of=as_of))
+    With ``keep=False`` (a dry run, SPEC §7 v3) nothing is stored: no run, no history.
+
+    The inputs are read on a snapshot of exactly what was committed at the run's
+    ``known_at``, so its evidence, read later "as known at" that instant, is this
+    computation's again (SPEC §11 v3)."""
+    known_at, inputs = await store.read_known(lambda con: read_inputs(con, as_of=as_of))
     findings, episodes = await asyncio.to_thread(
         compute_findings,
         inputs,
@@ -354,6 +390,7 @@ async def evaluate(
             "evaluated_at": evaluated_at,
             "rules_version": RULES_VERSION,
             "customers_version": inputs.customers_version,
+            "known_at": known_at,
             "parameters": {
                 "activity_days": activity_days,
                 "relapse_days": relapse_days,
@@ -401,18 +438,34 @@ async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
 
 
 async def stored_finding(
-    store: Store, *, as_of: date, finding_id: str
+    store: Store, *, finding_id: str, as_of: date | None = None, evaluation_id: str | None = None
 ) -> tuple[EvaluationRun, Finding]:
-    """One finding of the newest run as of ``as_of``, and that run. Only the finding is
-    validated: validating a whole run of 2,078 findings took 120 ms."""
-    document = await _newest_run_document(store, as_of=as_of)
+    """One finding of the run ``evaluation_id``, or of the newest run as of ``as_of``, and
+    that run. Only the finding is validated: validating a whole run of 2,078 findings took
+    120 ms."""
+    if evaluation_id is not None:
+        document = await _run_document(store, evaluation_id=evaluation_id)
+        if as_of is not None and document["as_of"] != as_of.isoformat():
+            raise InvalidPayload(
+                f"Evaluation {evaluation_id} is as of {document['as_of']}, not {as_of}; give "
+                "one of as_of and evaluation_id, or both of the same run.",
+                errors=[{"loc": ["query", "as_of"], "msg": "not the as_of of evaluation_id"}],
+            )
+        where = f"evaluation {evaluation_id}"
+        listing = f"GET /v1/evaluations/{evaluation_id}"
+    elif as_of is not None:
+        document = await _newest_run_document(store, as_of=as_of)
+        where = f"the newest evaluation as of {as_of} ({document['evaluation_id']})"
+        listing = f"GET /v1/findings?as_of={as_of}"
+    else:
+        raise InvalidPayload(
+            "Say which run's finding: give evaluation_id (the run quoted) or as_of (the "
+            "newest run of that day).",
+            errors=[{"loc": ["query", "evaluation_id"], "msg": "give evaluation_id or as_of"}],
+        )
     found = next((f for f in document["findings"] if f["finding_id"] == finding_id), None)
     if found is None:
-        raise NotFound(
-            f"Finding {finding_id} is not in the newest evaluation as of {as_of} "
-            f"({document['evaluation_id']}). List its findings with "
-            f"GET /v1/findings?as_of={as_of}."
-        )
+        raise NotFound(f"Finding {finding_id} is not in {where}. List its findings with {listing}.")
     run = EvaluationRun.model_validate({**document, "findings": len(document["findings"])})
     return run, _FINDING.validate_python(found)
 
@@ -432,12 +485,16 @@ async def _newest_run_document(store: Store, *, as_of: date) -> dict[str, Any]:
 
 async def evaluation_run(store: Store, *, evaluation_id: str) -> Evaluation:
     """One run by its id, as it was answered."""
+    return Evaluation.model_validate(await _run_document(store, evaluation_id=evaluation_id))
+
+
+async def _run_document(store: Store, *, evaluation_id: str) -> dict[str, Any]:
     document = await store.read(lambda con: repository.evaluation(con, evaluation_id=evaluation_id))
     if document is None:
         raise NotFound(
             f"No evaluation {evaluation_id!r}. List the runs with GET /v1/evaluations?as_of=."
         )
-    return Evaluation.model_validate(document)
+    return document
 
 
 async def evaluation_runs(
@@ -455,9 +512,16 @@ async def episode_history(store: Store, *, customer_id: str | None) -> list[Epis
 
 
 async def customer_usage(
-    store: Store, *, customer_id: str, start: date, end: date, activity_days: int = ACTIVITY_DAYS
+    store: Store,
+    *,
+    customer_id: str,
+    start: date,
+    end: date,
+    activity_days: int = ACTIVITY_DAYS,
+    known_at: datetime | None = None,
 ) -> CustomerUsage:
-    """A customer's daily usage and entitlement of every metric from ``start`` to ``end``."""
+    """A customer's daily usage and entitlement of every metric from ``start`` to ``end``, as
+    stored now or as known at ``known_at``."""
     if end < start:
         raise InvalidPayload(
             f"'to' ({end}) is before 'from' ({start}); swap them.",
@@ -479,7 +543,9 @@ async def customer_usage(
                 }
             ],
         )
-    inputs = await store.read(lambda con: load_inputs(con, as_of=end, customer_id=customer_id))
+    inputs = await store.read(
+        lambda con: load_inputs(con, as_of=end, customer_id=customer_id, known_at=known_at)
+    )
     if inputs.customers.height == 0:
         raise NotFound(f"No customer {customer_id!r}.")
     keys = {(customer_id, metric) for metric in USAGE_METRICS}
@@ -587,31 +653,19 @@ async def last_evaluated_at(store: Store) -> datetime | None:
     return await store.read(repository.last_evaluated_at)
 
 
-async def customer_inputs(
-    store: Store, customer_id: str, *, since: date, until: date
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """One customer's instance-days (with retirements), order forms and entitlement items:
-    what its evidence and its statement recompute from."""
-
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        days = repository.instance_days(con, since=since, until=until, customer_id=customer_id)
-        days = days.join(repository.retirements(con), on="instance_id", how="left")
-        mine = pl.col("customer_id") == customer_id
-        return (
-            days,
-            repository.order_forms(con).filter(mine),
-            repository.entitlement_items(con).filter(mine),
-        )
-
-    return await store.read(read)
-
-
 async def customer_episodes(
-    store: Store, customer_id: str, *, as_of: date, activity_days: int = ACTIVITY_DAYS
+    store: Store,
+    customer_id: str,
+    *,
+    as_of: date,
+    activity_days: int = ACTIVITY_DAYS,
+    known_at: datetime | None = None,
 ) -> pl.DataFrame:
     """Every over-use episode of one customer up to ``as_of``, as an evaluation as of that
     day sees them (the same computation, ``overuse_of``), whether or not an evaluation ever
-    reported them."""
-    inputs = await store.read(lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id))
+    reported them; from what is stored now, or what was known at ``known_at``."""
+    inputs = await store.read(
+        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
+    )
     overuse = await asyncio.to_thread(overuse_of, inputs, as_of=as_of, activity_days=activity_days)
     return overuse.episodes

@@ -8,6 +8,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import quote, urlencode
 
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -19,7 +20,7 @@ from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
-from core.wording import counted
+from core.wording import counted, instant
 
 #: The longest period a statement covers, both ends included.
 MAX_DAYS = 400
@@ -48,21 +49,50 @@ class Statement:
 
 
 async def customer_statement(
-    store: Store, *, customer_id: str, start: date, end: date
+    store: Store, *, customer_id: str, start: date, end: date, known_at: datetime | None = None
 ) -> Statement:
-    """The statement of ``customer_id`` from ``start`` to ``end`` (both included)."""
+    """The statement of ``customer_id`` from ``start`` to ``end`` (both included), as known at
+    ``known_at`` (by default now): the same bytes, HTML and CSV, every time it is asked for
+    the same three (SPEC §11 v3)."""
     if end < start or (end - start).days + 1 > MAX_DAYS:
         raise InvalidPayload(
             f"A statement covers 1 to {MAX_DAYS} days, from 'from' to 'to' included; "
             f"{start} to {end} is not such a period.",
             errors=[{"loc": ["query", "to"], "msg": f"1 to {MAX_DAYS} days after 'from'"}],
         )
+    now = datetime.now(UTC)
+    if known_at is not None and known_at > now:
+        raise InvalidPayload(
+            f"known_at {instant(known_at)} is after now ({instant(now)}): nothing is known "
+            "about the future yet. Leave known_at out for what is known now.",
+            errors=[{"loc": ["query", "known_at"], "msg": "must not be after now"}],
+        )
+    known_on = (known_at or now).astimezone(UTC).date()
+    if end > known_on:
+        raise InvalidPayload(
+            (
+                f"'to' ({end}) is after today ({known_on}, UTC): a day not yet begun has no "
+                "figures. End the period today or earlier."
+                if known_at is None
+                else f"'to' ({end}) is after the day of known_at ({known_on}): a day not yet "
+                "begun then has no figures as known then. End the period on or before that "
+                "day, or leave known_at out."
+            ),
+            errors=[{"loc": ["query", "to"], "msg": "must not be after the day of known_at"}],
+        )
+    # An instant from which on nothing stored can change what it shows.
+    known_at = await store.known_at(known_at)
     document = await store.read(
-        lambda con: repository.customer_document(con, customer_id=customer_id)
+        lambda con: repository.customer_document(con, customer_id=customer_id, known_at=known_at)
     )
     if document is None:
-        raise NotFound(f"No customer {customer_id!r}. List customers with GET /v1/customers.")
-    usage = await customer_usage(store, customer_id=customer_id, start=start, end=end)
+        raise NotFound(
+            f"No customer {customer_id!r} as known at {instant(known_at)}. List customers "
+            "with GET /v1/customers."
+        )
+    usage = await customer_usage(
+        store, customer_id=customer_id, start=start, end=end, known_at=known_at
+    )
     # Every instance counted on a day of the period, also one active on its first day from a
     # report of the days before (the activity window carries it there).
     instances = await store.read(
@@ -71,13 +101,13 @@ async def customer_statement(
             customer_id=customer_id,
             since=start - timedelta(days=ACTIVITY_DAYS - 1),
             until=end,
+            known_at=known_at,
         )
     )
-    # Episodes as of the last day that has begun: a period reaching past today must not judge
-    # an open episode overdue before its deadline has come.
-    judged_on = min(end, datetime.now(UTC).date())
+    # Episodes as of the period's last day, which has begun by known_at: an open episode is
+    # never judged overdue before its deadline has come.
     episodes = (
-        (await customer_episodes(store, customer_id, as_of=judged_on))
+        (await customer_episodes(store, customer_id, as_of=end, known_at=known_at))
         .filter(
             (pl.col("started_on") <= end)
             & (pl.col("ended_on").is_null() | (pl.col("ended_on") >= start))
@@ -119,10 +149,19 @@ async def customer_statement(
         instances=instances,
         rules=[(metric, _RULE_WORDS[rule]) for metric, rule in rules],
         default_rule=_RULE_WORDS["sum"],
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        known_at=instant(known_at),
+        address=statement_address(customer_id, start=start, end=end, known_at=known_at),
         sha256=digest,
     )
     return Statement(csv=daily_csv, sha256=digest, html=html)
+
+
+def statement_address(customer_id: str, *, start: date, end: date, known_at: datetime) -> str:
+    """The API address that answers this statement again, byte for byte."""
+    query = urlencode(
+        {"from": start.isoformat(), "to": end.isoformat(), "known_at": instant(known_at)}
+    )
+    return f"/v1/customers/{quote(customer_id, safe='')}/statement?{query}"
 
 
 def _csv(rows: list[tuple[date, str, int | None, int | None]], *, subscribed: set[date]) -> str:

@@ -108,7 +108,10 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
         """,
         [days * 24, datetime.combine(start, datetime.min.time(), UTC)],
     )
-    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
+    con.execute(
+        "INSERT INTO instance_days "
+        + instance_days.rollup("reports", partial=False, known_at="now()")
+    )
     # Hourly reports sent as they were made arrived in order: ingest would have marked no
     # instance-day as having received one out of order (``instance_days.Frontier``).
     con.execute("DELETE FROM instance_days_out_of_order")

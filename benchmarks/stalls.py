@@ -68,7 +68,10 @@ def fill(database: Path, *, reports: int, month: date) -> None:
         """,
         [reports, datetime.combine(month, datetime.min.time(), UTC), hours, hours],
     )
-    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
+    con.execute(
+        "INSERT INTO instance_days "
+        + instance_days.rollup("reports", partial=False, known_at="now()")
+    )
     con.close()
     store.close_file()
 

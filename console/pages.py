@@ -10,10 +10,10 @@ import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import evidence as evidence_service
@@ -241,16 +241,20 @@ async def finding_evidence(
     store: StoreDep,
     finding_id: FindingId,
     as_of: Annotated[str | None, Query(max_length=10)] = None,
+    evaluation_id: Annotated[str | None, Query(pattern=r"^ev_[0-9A-Za-z_]{1,60}$")] = None,
 ) -> HTMLResponse:
-    """A finding's evidence, as ``GET /v1/findings/{id}/evidence`` answers it: in the newest
-    run as of ``as_of``, by default the newest run, as the findings page shows it."""
+    """A finding's evidence, as ``GET /v1/findings/{id}/evidence`` answers it, as known at
+    its run: the run ``evaluation_id``, or the newest run as of ``as_of``, by default the
+    newest run, as the findings page shows it."""
     day = parse_day(as_of, field="as_of")
-    if day is None:
+    if day is None and evaluation_id is None:
         newest = await analytics.newest_run(store)
         if newest is None:
             raise NotFound("No evaluation has been run yet, so there is no finding to show.")
-        day = newest.as_of
-    found = await evidence_service.finding_evidence(store, finding_id=finding_id, as_of=day)
+        evaluation_id = newest.evaluation_id
+    found = await evidence_service.finding_evidence(
+        store, finding_id=finding_id, as_of=day, evaluation_id=evaluation_id
+    )
     chart = None
     if found.days:
         chart = usage_svg(
@@ -520,13 +524,24 @@ async def statement(
     customer_id: CustomerId,
     from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     to: Annotated[str | None, Query(max_length=10)] = None,
+    known_at: Annotated[AwareDatetime | None, Query()] = None,
+    format: Literal["html", "csv"] = "html",
 ) -> Response:
-    """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it,
-    by default for the period the customer's page shows by default."""
+    """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it
+    (HTML, or its daily rows as a CSV download), by default for the period the customer's
+    page shows by default, as known now."""
     start, end = _period(from_, to)
     made = await statement_service.customer_statement(
-        store, customer_id=customer_id, start=start, end=end
+        store, customer_id=customer_id, start=start, end=end, known_at=known_at
     )
+    if format == "csv":
+        return Response(
+            made.csv,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": attachment(f"statement-{customer_id}-{start}-{end}.csv")
+            },
+        )
     return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})
 
 

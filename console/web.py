@@ -25,6 +25,7 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from core.problems import describe_validation_errors, format_loc
+from core.wording import instant
 
 
 def attachment(filename: str) -> str:
@@ -59,6 +60,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.filters["instant"] = instant
 
 
 class SignInRequired(Exception):

@@ -49,15 +49,18 @@ CREATE TABLE instance_days (
 """
 
 
-def rollup(source: str, *, partial: bool) -> str:
+def rollup(source: str, *, partial: bool, known_at: str | None = None) -> str:
     """The instance-days of the reports in ``source`` (a table or registered Arrow name with
-    the columns of ``reports``), as rows of ``instance_days``."""
+    the columns of ``reports``), as rows of ``instance_days``; with ``known_at`` (an SQL
+    expression), rows of the table since it has that column (schema version 12)."""
     peaks = ", ".join(f"max({metric})" for metric in REPORT_METRICS)
+    stamp = "" if known_at is None else f", {known_at}"
     return (
         "SELECT instance_id::UUID, usage_day, any_value(customer_id), "  # noqa: S608
         "arg_max(environment, generated_at), arg_max(product_version, generated_at), "
         f"{peaks}, count(*), min(generated_at), max(generated_at), min(sequence), "
-        f"max(sequence), {str(partial).lower()} FROM {source} GROUP BY instance_id, usage_day"
+        f"max(sequence), {str(partial).lower()}{stamp} FROM {source} "
+        "GROUP BY instance_id, usage_day"
     )
 
 
@@ -66,10 +69,11 @@ _ID, _CUSTOMER, _INSTANCE, _ENVIRONMENT, _GENERATED, _DAY, _VERSION, _SEQUENCE =
 _METRICS = slice(8, 8 + len(REPORT_METRICS))
 
 
-def rollup_rows(reports: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """``rollup`` in Python, as partial rows of ``instance_days``: for a commit of a few
-    reports, where DuckDB's ``GROUP BY`` costs more to plan than to run (7.6 ms for 30
-    reports, against 0.1 ms here). ``reports`` are rows in the column order of ``reports``.
+def rollup_rows(reports: Iterable[Sequence[Any]], *, known_at: datetime) -> list[tuple[Any, ...]]:
+    """``rollup`` in Python, as partial rows of ``instance_days`` known at ``known_at``: for
+    a commit of a few reports, where DuckDB's ``GROUP BY`` costs more to plan than to run
+    (7.6 ms for 30 reports, against 0.1 ms here). ``reports`` are rows in the column order of
+    ``reports``.
     The two are held equal by a test."""
     days: dict[tuple[Any, Any], list[Any]] = {}
     for report in reports:
@@ -105,7 +109,7 @@ def rollup_rows(reports: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
             lowest, highest = day[count + 3], day[count + 4]
             day[count + 3] = sequence if lowest is None else min(lowest, sequence)
             day[count + 4] = sequence if highest is None else max(highest, sequence)
-    return [(*day, True) for day in days.values()]
+    return [(*day, True, known_at) for day in days.values()]
 
 
 class Frontier:
@@ -214,8 +218,10 @@ CREATE_OUT_OF_ORDER = (
 )
 
 
-def _merge(source: str) -> str:
-    """The totals of the rows of ``source`` per instance and day, in the order of COLUMNS."""
+def _merge(source: str, *, known: bool = False) -> str:
+    """The totals of the rows of ``source`` per instance and day, in the order of COLUMNS;
+    with ``known``, and when the latest of them became known."""
+    stamp = ", max(known_at) AS known_at" if known else ""
     peaks = ", ".join(f"max({metric}) AS {metric}" for metric in REPORT_METRICS)
     return (
         "SELECT instance_id, day, customer_id, "  # noqa: S608
@@ -224,7 +230,7 @@ def _merge(source: str) -> str:
         f"{peaks}, sum(reports)::BIGINT AS reports, "
         "min(first_generated_at) AS first_generated_at, "
         "max(last_generated_at) AS last_generated_at, "
-        "min(min_sequence) AS min_sequence, max(max_sequence) AS max_sequence "
+        f"min(min_sequence) AS min_sequence, max(max_sequence) AS max_sequence{stamp} "
         f"FROM {source} GROUP BY instance_id, day, customer_id"
     )
 
@@ -247,23 +253,68 @@ CREATE_VIEW = (
     f"UNION ALL {_merge(f'instance_days SEMI JOIN {_PENDING} USING (instance_id, day)')};"
 )
 
-#: Append the rollup of the reports a commit stores (registered as ``stored_reports``), and
-#: return each instance-day's latest moment and highest sequence (what moves a ``Frontier``).
+#: Append the rollup of the reports a commit stores (registered as ``stored_reports``), known
+#: at the commit's stamp (the parameter), and return each instance-day's latest moment and
+#: highest sequence (what moves a ``Frontier``).
 APPEND_RETURNING_LATEST = (
-    f"INSERT INTO instance_days {rollup('stored_reports', partial=True)} "
+    f"INSERT INTO instance_days {rollup('stored_reports', partial=True, known_at='?')} "
     "RETURNING instance_id::VARCHAR, day, last_generated_at, max_sequence"
 )
 
-#: Replace every partial row, and the other rows of its instance and day, by their totals;
-#: in one transaction.
+_REPLACED_COLUMNS = ", ".join(f"d.{column}" for column in _COLUMNS.split(", "))
+
+#: Replace every partial row, and the other rows of its instance and day, by their totals,
+#: known when the latest of them became known; in one transaction. The rows replaced are kept
+#: in ``instance_days_replaced`` with the moment they stopped being the answer, so that a
+#: fold never changes what was known at an earlier instant (``known_at_totals``). A row
+#: replaced the moment it became known was never an answer on its own, and is not kept.
 FOLD = (
     "CREATE OR REPLACE TEMP TABLE folding AS "
     "SELECT DISTINCT instance_id, day FROM instance_days WHERE partial",
     "CREATE OR REPLACE TEMP TABLE folded AS "
-    f"{_merge('instance_days SEMI JOIN folding USING (instance_id, day)')}",
+    f"{_merge('instance_days SEMI JOIN folding USING (instance_id, day)', known=True)}",
+    f"INSERT INTO instance_days_replaced SELECT {_REPLACED_COLUMNS}, "  # noqa: S608
+    "d.partial, d.known_at, f.known_at FROM instance_days d "
+    "JOIN folded f ON d.instance_id = f.instance_id AND d.day = f.day "
+    "WHERE d.known_at < f.known_at",
     "DELETE FROM instance_days USING folding "
     "WHERE instance_days.instance_id = folding.instance_id AND instance_days.day = folding.day",
-    "INSERT INTO instance_days SELECT *, false FROM folded",
+    f"INSERT INTO instance_days SELECT {_COLUMNS}, false, known_at FROM folded",  # noqa: S608
     "DROP TABLE folding",
     "DROP TABLE folded",
 )
+
+#: Schema version 12: when each row became known, and the rows folds replaced. Rows stored
+#: before it count as known from the start: their commits were not stamped.
+CREATE_KNOWN = (
+    "ALTER TABLE instance_days ADD COLUMN known_at TIMESTAMPTZ "
+    "DEFAULT TIMESTAMPTZ '2000-01-01 00:00:00+00';"
+    "CREATE TABLE instance_days_replaced AS "
+    "SELECT *, known_at AS replaced_at FROM instance_days LIMIT 0;"
+)
+
+
+def known_at_totals(where: str) -> str:
+    """The instance-day totals matching ``where`` (on ``customer_id`` and ``day``, with named
+    parameters) as ``instance_day_totals`` answered them at the instant ``$known_at``
+    (SPEC §11 v3): the rows known by then, with the rows folds replaced since put back.
+
+    A row replaced by a fold is visible from when it became known until the fold's result
+    did; the result's own rows are then not (it is known only from its latest row). So the
+    rows visible at an instant are exactly those that made the answer then, and they merge
+    as the view merges them. A current folded row and a kept row of the same instance-day
+    are never visible together: the kept one was replaced by that row or by an earlier one.
+    """
+    visible = (
+        f"SELECT {_COLUMNS}, partial FROM instance_days "  # noqa: S608
+        f"WHERE known_at <= $known_at AND {where} "
+        f"UNION ALL SELECT {_COLUMNS}, true FROM instance_days_replaced "
+        f"WHERE known_at <= $known_at AND replaced_at > $known_at AND {where}"
+    )
+    pending = "(SELECT DISTINCT instance_id, day FROM visible WHERE partial)"
+    return (
+        f"WITH visible AS ({visible}) "  # noqa: S608
+        f"SELECT {_COLUMNS} FROM visible ANTI JOIN {pending} USING (instance_id, day) "
+        "WHERE NOT partial "
+        f"UNION ALL {_merge(f'visible SEMI JOIN {pending} USING (instance_id, day)')}"
+    )

@@ -12,6 +12,9 @@ from core.errors import SchemaTooNew
 
 log = logging.getLogger("statreport.store")
 
+#: When what was stored before schema version 12 counts as known.
+_BEGINNING = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
         1,
@@ -223,6 +226,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "the instance-days that received a report out of order, whose raw sequences the clone "
         "check reads; every instance-day stored before counts as one",
         instance_days.CREATE_OUT_OF_ORDER,
+    ),
+    (
+        12,
+        "what was known when (SPEC §11 v3): instance-days stamped when committed and the rows "
+        "folds replaced kept; every version of a customer's order forms; runs record their "
+        "instant. What was stored before counts as known from the start.",
+        f"""
+        {instance_days.CREATE_KNOWN}
+        ALTER TABLE evaluation_runs ADD COLUMN known_at TIMESTAMPTZ;
+        CREATE TABLE customer_versions AS
+        SELECT customer_id, name, account_manager, air_gapped, air_gapped_since, document,
+               {_BEGINNING} AS known_from, NULL::TIMESTAMPTZ AS known_until
+        FROM customers;
+        CREATE TABLE order_form_versions AS
+        SELECT *, {_BEGINNING} AS known_from, NULL::TIMESTAMPTZ AS known_until FROM order_forms;
+        CREATE TABLE entitlement_versions AS
+        SELECT *, {_BEGINNING} AS known_from, NULL::TIMESTAMPTZ AS known_until
+        FROM entitlements;
+        """,  # noqa: S608 - constants only
     ),
 )
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -55,8 +55,9 @@ class GroupCommit(Protocol):
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read what the committer keeps in memory, when the store opens."""
 
-    def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
-        """Commit the group's payloads; one answer (or error) per payload."""
+    def commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:
+        """Commit the group's payloads, stamped ``at`` (``Store.stamp``); one answer (or
+        error) per payload."""
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ _PROBE_FRESH_SECONDS = 1.0
 _REOPEN_EVERY_SECONDS = 1.0
 #: Most requests in one group, whatever their size: the group's time stays bounded.
 _GROUP_MAX_REQUESTS = 2000
+#: The smallest step between two stamps.
+_TICK = timedelta(microseconds=1)
 
 
 class Store:
@@ -136,6 +139,8 @@ class Store:
         self._probe_started_at = float("-inf")
         self._invalidated = False
         self._reopen_tried_at = float("-inf")
+        #: The latest stamp handed out (``stamp``); the writer thread's alone.
+        self._stamped = datetime.min.replace(tzinfo=UTC)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -166,6 +171,8 @@ class Store:
         with self._cursor_lock:
             self._con = con
         self._writer_con = con.cursor()
+        # Stamps go on from the latest stored, even if the wall clock stepped back meanwhile.
+        self._stamped = max(self._stamped, repository.latest_stamp(con))
         if self._group_commit is not None:
             self._group_commit.load(con)
 
@@ -262,6 +269,62 @@ class Store:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_PendingWrite(fn, future, loop, transaction))
         return await future
+
+    # -- what was known when (SPEC §11 v3) ---------------------------------------------------
+
+    def stamp(self) -> datetime:
+        """The moment a write makes something known: a report's instance-days, an audited
+        change, an attestation. Call it on the writer thread only, inside a write.
+
+        Stamps only rise, and each is later than every stamp and every ``known_at`` handed out
+        before it. Writes commit one after another on the writer thread, so what was
+        committed by an instant is exactly what carries a stamp at or before it: that is how
+        the store answers "as known at" an instant, whatever arrived afterwards.
+        """
+        self._stamped = max(datetime.now(UTC), self._stamped + _TICK)
+        return self._stamped
+
+    async def known_at(self, at: datetime | None = None) -> datetime:
+        """An instant to read "as known at": ``at`` (not after now), or now. Every later write
+        is stamped after it, so the answer for it can no longer change."""
+
+        def hold(_: duckdb.DuckDBPyConnection) -> datetime:
+            if at is None:
+                return self.stamp()
+            self._stamped = max(self._stamped, at)
+            return at
+
+        return await self.write(hold, transaction=False)
+
+    async def read_known(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> tuple[datetime, T]:
+        """Run ``fn`` in a worker thread on a snapshot of exactly what was committed by the
+        instant it returns with: the snapshot is taken on the writer thread, between two
+        commits, when that instant is stamped. What ``fn`` reads in the current tables is
+        then what a read "as known at" that instant gives, for ever after."""
+        cur = self.cursor()
+
+        def begin(_: duckdb.DuckDBPyConnection) -> datetime:
+            cur.execute("BEGIN TRANSACTION")
+            # DuckDB's snapshot starts at a transaction's first read, not at BEGIN.
+            cur.execute("SELECT count(*) FROM schema_migrations").fetchall()
+            return self.stamp()
+
+        def run() -> T:
+            try:
+                return fn(cur)
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("COMMIT")
+
+        try:
+            at = await self.write(begin, transaction=False)
+            return at, await asyncio.to_thread(run)
+        except _STORAGE_FAILURES as exc:
+            raise StoreUnavailable(
+                f"Storage could not be read: {exc}", retry_after=self._retry_after
+            ) from exc
+        finally:
+            cur.close()
 
     async def probe(self) -> bool:
         """True while storage accepts writes; at most one probe write a second, whoever asks.
@@ -414,7 +477,7 @@ class Store:
         alone, so that one bad request fails only itself, never its neighbours."""
         assert self._group_commit is not None
         try:
-            return self._group_commit.commit(self._transaction, payloads)
+            return self._group_commit.commit(self._transaction, payloads, at=self.stamp())
         except StatreportError as exc:
             return [exc for _ in payloads]
         except Exception as exc:  # a bug must fail its requests, never the writer

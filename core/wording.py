@@ -1,8 +1,17 @@
-"""How statreport writes a count with its noun, in pages, emails, statements and the CLI."""
+"""How statreport writes a count with its noun, and an instant, in pages, emails, statements
+and the CLI."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 
 def counted(count: int, noun: str) -> str:
     """``1 report`` or ``3 reports``."""
     return f"{count} {noun if count == 1 else noun + 's'}"
+
+
+def instant(at: datetime) -> str:
+    """An instant as a ``known_at`` is given back (SPEC §11 v3): UTC to the microsecond, so
+    that pasted into an address it names exactly the same instant."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

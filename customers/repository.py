@@ -94,6 +94,17 @@ def customer_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     ]
 
 
+#: Each table whose every version is kept: its versions, and the columns they keep.
+_VERSIONED = {
+    "customers": (
+        "customer_versions",
+        "customer_id, name, account_manager, air_gapped, air_gapped_since, document",
+    ),
+    "order_forms": ("order_form_versions", "*"),
+    "entitlements": ("entitlement_versions", "*"),
+}
+
+
 def replace_customer(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -102,7 +113,17 @@ def replace_customer(
     created_at: datetime,
     updated_at: datetime,
 ) -> None:
-    """Replace a customer and all its order forms and entitlements, in the caller's transaction."""
+    """Replace a customer and all its order forms and entitlements, in the caller's transaction.
+
+    The versions they replace are kept, known until ``updated_at`` (SPEC §11 v3): what an
+    evaluation, its evidence and a statement read "as known at" an instant.
+    """
+    for versions, _ in _VERSIONED.values():
+        con.execute(
+            f"UPDATE {versions} SET known_until = ? "  # noqa: S608 - a constant name
+            "WHERE customer_id = ? AND known_until IS NULL",
+            [updated_at, customer_id],
+        )
     con.execute("DELETE FROM entitlements WHERE customer_id = ?", [customer_id])
     con.execute("DELETE FROM order_forms WHERE customer_id = ?", [customer_id])
     con.execute("DELETE FROM customers WHERE customer_id = ?", [customer_id])
@@ -164,6 +185,12 @@ def replace_customer(
             "INSERT INTO entitlements (customer_id, order_id, addon_id, effective_on, item, "
             "quantity) SELECT * FROM new_entitlements"
         )
+        for table, (versions, columns) in _VERSIONED.items():
+            con.execute(
+                f"INSERT INTO {versions} SELECT {columns}, ?, NULL FROM {table} "  # noqa: S608
+                "WHERE customer_id = ?",
+                [updated_at, customer_id],
+            )
     finally:
         con.unregister("new_order_forms")
         con.unregister("new_entitlements")

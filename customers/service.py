@@ -34,7 +34,7 @@ async def upsert_customer(
 
     def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         before = repository.customer_row(con, customer_id=customer_id)
-        now = datetime.now(UTC)
+        now = store.stamp()  # what the evaluation knows from now on (SPEC §11 v3)
         created_at = before["created_at"] if before else now
         repository.replace_customer(
             con, customer_id=customer_id, document=document, created_at=created_at, updated_at=now
@@ -259,7 +259,7 @@ async def set_retirement(
         (after,) = repository.instances(con, instance_id=instance_id, as_of=as_of)
         audit_repository.append_audit(
             con,
-            at=datetime.now(UTC),
+            at=store.stamp(),  # a retirement is known from its audit entry (SPEC §11 v3)
             actor=actor,
             action="instance.retire" if retired_on is not None else "instance.unretire",
             target=f"instance:{instance_id}",

@@ -166,7 +166,7 @@ async def ingest_reports(
     reports: Sequence[StatisticsReport],
     source: str = "phone_home",
     batch: bool = True,
-    record: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    record: Callable[[duckdb.DuckDBPyConnection, datetime], None] | None = None,
 ) -> IngestResult:
     """Store reports for the key's customer, with ``record`` in the same transaction when
     given; answer only after they are committed."""
@@ -175,7 +175,6 @@ async def ingest_reports(
         customer_id=holder.customer_id,
         key_id=holder.key_id,
         source=source,
-        received_at=datetime.now(UTC),
         batch=batch,
         record=record,
     )
@@ -194,7 +193,6 @@ async def ingest_attestation(
     bundle = await asyncio.to_thread(
         verify_bundle, body, license_key=license_key, owed_months=owed_months(terms, since=since)
     )
-    received_at = datetime.now(UTC)
     digest = hashlib.sha256(body).hexdigest()
     certification = bundle.certification
     result = await ingest_reports(
@@ -202,7 +200,7 @@ async def ingest_attestation(
         holder=holder,
         reports=bundle.reports,
         source="attestation",
-        record=lambda con: repository.record_attestation(
+        record=lambda con, received_at: repository.record_attestation(
             con,
             customer_id=holder.customer_id,
             quarter=bundle.quarter,

@@ -55,8 +55,9 @@ class ReportCommit:
         con.execute("COMMIT")
         self._unfolded = 0
 
-    def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
-        """Refusals, dedupe within the group, and one atomic append.
+    def commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:
+        """Refusals, dedupe within the group, and one atomic append, stamped ``at``: the
+        reports' ``received_at`` and when their instance-days became known (SPEC §11 v3).
 
         Answers each request with its stored flags, or the error that refuses it alone: an
         instance or a report_id of another customer (409), a new instance's id of a version
@@ -79,7 +80,7 @@ class ReportCommit:
         try:
             if not all(all(flags) for flags in firsts):
                 raise repository.AlreadyStored
-            self._append(transact, [payloads[i] for i in accepted], claims=claims)
+            self._append(transact, [payloads[i] for i in accepted], claims=claims, at=at)
             inserted = set(report_owners)
         except repository.AlreadyStored:
             # Duplicates are rare (client retries); only then pay for looking up who stored
@@ -94,7 +95,7 @@ class ReportCommit:
                     outcomes[index] = refusal
             accepted = [i for i in accepted if outcomes[i] is None]
             firsts = _first_occurrences([payloads[i] for i in accepted])
-            inserted = self._insert(transact, [payloads[i] for i in accepted], firsts)
+            inserted = self._insert(transact, [payloads[i] for i in accepted], firsts, at=at)
         stored = 0
         for index, flags in zip(accepted, firsts, strict=True):
             outcomes[index] = flags_stored = [
@@ -122,11 +123,15 @@ class ReportCommit:
         self._unfolded = 0
 
     def _append(
-        self, transact: Transact, accepted: list[StagedReports], *, claims: dict[str, str]
+        self,
+        transact: Transact,
+        accepted: list[StagedReports],
+        *,
+        claims: dict[str, str],
+        at: datetime,
     ) -> None:
         """The fast path: every report is new; one transaction appends them all, with the new
         instances ``claims`` names (found while checking the group)."""
-        now = datetime.now(UTC)
         records = [s.record for s in accepted if s.record is not None]
 
         alone = not claims and not records
@@ -136,23 +141,27 @@ class ReportCommit:
                 con,
                 staged=accepted,
                 new_instances=claims,
-                received_at=now,
+                received_at=at,
                 own_transaction=alone,
                 appenders=self._appenders_of(con),
                 frontier=self._frontier,
             )
             self._metrics.instance_days_seconds.observe(seconds)
             for record in records:
-                record(con)
+                record(con, at)
 
         self._store(transact, append, claims=claims, single_statement=alone)
 
     def _insert(
-        self, transact: Transact, accepted: list[StagedReports], firsts: list[list[bool]]
+        self,
+        transact: Transact,
+        accepted: list[StagedReports],
+        firsts: list[list[bool]],
+        *,
+        at: datetime,
     ) -> set[str]:
         """The path with duplicates: the report_ids actually inserted."""
         claims = self._claims(accepted)
-        now = datetime.now(UTC)
         parts = [
             (staged, [r for r, first in zip(staged.reports, flags, strict=True) if first])
             for staged, flags in zip(accepted, firsts, strict=True)
@@ -164,12 +173,12 @@ class ReportCommit:
                 con,
                 parts=parts,
                 new_instances=claims,
-                received_at=now,
+                received_at=at,
                 appenders=self._appenders_of(con),
                 frontier=self._frontier,
             )
             for record in records:
-                record(con)
+                record(con, at)
             return inserted
 
         return self._store(transact, insert, claims=claims)

@@ -43,7 +43,10 @@ def test_the_evaluation_reads_what_the_raw_reports_roll_up_to(tmp_path: Path) ->
     try:
         con = store.cursor()
         _insert_reports(store, first_hour=0, hours=60, instances=instances)
-        con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
+        con.execute(
+            "INSERT INTO instance_days "
+            + instance_days.rollup("reports", partial=False, known_at="now()")
+        )
         # A later commit's partial rows: for 3 March, beside its folded rows; for 4 March, alone.
         con.execute("CREATE TEMP TABLE before AS SELECT report_id FROM reports")
         _insert_reports(store, first_hour=60, hours=20, instances=instances)
@@ -51,7 +54,10 @@ def test_the_evaluation_reads_what_the_raw_reports_roll_up_to(tmp_path: Path) ->
             "CREATE TEMP TABLE later AS SELECT * FROM reports "
             "WHERE report_id NOT IN (SELECT report_id FROM before)"
         )
-        con.execute(f"INSERT INTO instance_days {instance_days.rollup('later', partial=True)}")
+        con.execute(
+            "INSERT INTO instance_days "
+            + instance_days.rollup("later", partial=True, known_at="now()")
+        )
         since, until = date(2026, 3, 1), date(2026, 3, 1) + timedelta(days=5)
         read = repository.instance_days(con, since=since, until=until)
         raw = pl.from_arrow(

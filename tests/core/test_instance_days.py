@@ -19,6 +19,8 @@ from ingest.repository import _REPORT_SCHEMA as REPORT_SCHEMA
 
 INSTANCES = [str(uuid.UUID(int=n + 1, version=4)) for n in range(3)]
 START = datetime(2026, 3, 1, tzinfo=UTC)
+#: When the rows became known (``Store.stamp``).
+KNOWN = datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
 
 
 @st.composite
@@ -60,7 +62,9 @@ def _by_sql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("staged", table)
-    found = con.execute(instance_days.rollup("staged", partial=True)).fetchall()
+    found = con.execute(
+        instance_days.rollup("staged", partial=True, known_at="?"), [KNOWN]
+    ).fetchall()
     return sorted((str(row[0]), *row[1:]) for row in found)
 
 
@@ -71,14 +75,18 @@ def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
 @settings(max_examples=200, deadline=None)
 @given(report_rows())
 def test_the_python_rollup_agrees_with_duckdbs(rows: list[tuple[Any, ...]]) -> None:
-    assert sorted(_key(row) for row in instance_days.rollup_rows(rows)) == _by_sql(rows)
+    assert sorted(_key(row) for row in instance_days.rollup_rows(rows, known_at=KNOWN)) == _by_sql(
+        rows
+    )
 
 
 def test_one_report_is_its_own_instance_day() -> None:
     moment = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
     row = ("r", "acme", INSTANCES[0], "production", moment, date(2026, 3, 1), "1.1.3", 7)
     metrics = (58, None, 3, 1, 4, 2)
-    (day,) = instance_days.rollup_rows([(*row, *metrics, "phone_home", "key_1", moment)])
+    (day,) = instance_days.rollup_rows(
+        [(*row, *metrics, "phone_home", "key_1", moment)], known_at=KNOWN
+    )
     assert day == (
         INSTANCES[0],
         date(2026, 3, 1),
@@ -92,6 +100,7 @@ def test_one_report_is_its_own_instance_day() -> None:
         7,
         7,
         True,
+        KNOWN,
     )
 
 

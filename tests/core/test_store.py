@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class _Refuses:
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Nothing to load."""
 
-    def commit(self, transact: Transact, payloads: Sequence[Any]) -> list[Any]:
+    def commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:
         self.groups.append(list(payloads))
         if "bad" in payloads:
             raise ValueError("a value the database cannot take")

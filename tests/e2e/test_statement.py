@@ -130,20 +130,26 @@ def test_subscription_tells_unlimited_from_no_licence(server: RunningServer) -> 
 CARRIED = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e70"
 
 
-def test_a_period_past_today_judges_episodes_as_of_today_and_lists_carried_instances(
+def test_a_period_past_today_is_refused_and_episodes_are_judged_as_of_its_last_day(
     server: RunningServer,
 ) -> None:
     """Issue 26, item 5: an open episode read 'overdue' before its deadline when ``to`` lay
-    after today, and an instance active on the first day from an earlier report was missing."""
+    after today, and an instance active on the first day from an earlier report was missing.
+    Since §11 v3 a period may not end after the day it is known at: 422, naming today."""
     key = server.add_customer(
         "acme", customer("alice@vendor.example", order("2026-01-01", "2026-12-31", 5))
     )
     send_daily(server, key, {days("2026-10-31", "2026-10-31")[0]: 10}, instance=CARRIED)
     send_daily(server, key, dict.fromkeys(days("2026-11-20", "2026-12-05"), 70), instance=INSTANCE)
     with server.admin() as http:
-        page = http.get(
+        future = http.get(
             "/v1/customers/acme/statement", params={"from": "2026-11-01", "to": "2026-12-31"}
+        )
+        page = http.get(
+            "/v1/customers/acme/statement", params={"from": "2026-11-01", "to": "2026-12-06"}
         ).text
+    assert future.status_code == 422
+    assert "after today (2026-12-06, UTC)" in future.json()["detail"]
     episode = re.search(r"<td>users</td><td>2026-11-20</td><td>2026-12-20</td>.*?</tr>", page)
     assert episode is not None, page
     assert "in window" in episode.group(0)  # today is 2026-12-06: the deadline has not come

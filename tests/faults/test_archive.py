@@ -36,7 +36,10 @@ def _aged_data_dir(data_dir: Path) -> int:
         """,
         [30 * 31, datetime.combine(TODAY - timedelta(days=30 * 31), datetime.min.time(), UTC)],
     )
-    con.execute(f"INSERT INTO instance_days {instance_days.rollup('reports', partial=False)}")
+    con.execute(
+        "INSERT INTO instance_days "
+        + instance_days.rollup("reports", partial=False, known_at="now()")
+    )
     con.execute("INSERT INTO instance_days_out_of_order SELECT instance_id, day FROM instance_days")
     row = con.execute("SELECT count(*) FROM reports").fetchone()
     con.close()

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.usage_metrics import REPORT_METRICS
-from ingest.repository import _REPORT_SCHEMA, StagedReports, _report_rows, _report_table
+from ingest.repository import (
+    _REPORT_SCHEMA,
+    StagedReports,
+    _received,
+    _report_rows,
+    _report_table,
+)
 from ingest.schemas import StatisticsReport
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -60,7 +66,7 @@ def requests(draw: st.DrawFn) -> list[tuple[StagedReports, list[StatisticsReport
             )
             for _ in range(draw(st.integers(0, 4)))
         ]
-        staged = StagedReports(reports, f"customer-{n}", f"key-{n}", "phone_home", START)
+        staged = StagedReports(reports, f"customer-{n}", f"key-{n}", "phone_home")
         parts.append((staged, reports))
     return parts
 
@@ -71,9 +77,10 @@ def test_the_arrow_table_holds_the_appenders_rows(
     parts: list[tuple[StagedReports, list[StatisticsReport]]],
 ) -> None:
     expected: list[dict[str, Any]] = [
-        dict(zip(_REPORT_SCHEMA.names, row, strict=True)) for row in _report_rows(parts)
+        dict(zip(_REPORT_SCHEMA.names, row, strict=True))
+        for row in _report_rows(parts, received_at=START)
     ]
-    assert _report_table(parts).to_pylist() == expected
+    assert _received(_report_table(parts), at=START).to_pylist() == expected
 
 
 def test_a_moment_with_an_offset_counts_for_its_utc_day() -> None:
@@ -88,7 +95,7 @@ def test_a_moment_with_an_offset_counts_for_its_utc_day() -> None:
             "metrics": {"users": 3},
         },
     )
-    staged = StagedReports([report], "acme", "key-1", "phone_home", START)
+    staged = StagedReports([report], "acme", "key-1", "phone_home")
     (row,) = _report_table([(staged, [report])]).to_pylist()
     assert row["generated_at"] == datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
     assert row["usage_day"].isoformat() == "2026-03-01"

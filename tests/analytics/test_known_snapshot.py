@@ -1,0 +1,97 @@
+"""A run reads exactly what was known at its instant (SPEC §11 v3): while reports keep being
+committed, the snapshot the evaluation reads and a later read "as known at" the run's
+``known_at`` hold the same instance-days, order forms and attestations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from polars.testing import assert_frame_equal
+
+from analytics import repository
+from analytics.service import EvaluationInputs, load_inputs, read_inputs
+from core.store import Store
+from core.telemetry import StoreMetrics
+from ingest.repository import stage_reports
+from ingest.writer import ReportCommit
+from tests.support import make_report
+
+#: Instances that report over and over, each report a new maximum for its day now and then.
+INSTANCES = [f"00000000-0000-4000-8000-00000000000{n}" for n in range(4)]
+
+
+def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
+    tmp_path: Path,
+) -> None:
+    store = Store(
+        tmp_path / "statreport.duckdb",
+        commit_window_ms=0.5,
+        group_commit=ReportCommit(metrics=StoreMetrics(registry=None)),
+    )
+    store.open()
+    today = datetime.now(UTC).date()
+
+    async def sender(n: int, stop: asyncio.Event) -> int:
+        sent = 0
+        while not stop.is_set():
+            moment = datetime.now(UTC) - timedelta(hours=n)
+            report = make_report(
+                instance_id=INSTANCES[n],
+                generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                metrics={"users": sent},  # each a new peak of its day
+            )
+            staged = stage_reports([report], customer_id="acme", key_id="k1", source="phone_home")
+            await store.submit(staged, size=1)
+            sent += 1
+        return sent
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[EvaluationInputs, list[dict[str, Any]]]:
+        """What a run reads, and how many reports each instance had sent."""
+        counted = repository.reporting_instances(
+            con, customer_id="acme", since=today - timedelta(days=1), until=today
+        )
+        return read_inputs(con, as_of=today), counted
+
+    async def compare() -> tuple[int, int]:
+        stop = asyncio.Event()
+        senders = [asyncio.create_task(sender(n, stop)) for n in range(len(INSTANCES))]
+        await asyncio.sleep(0.2)
+        checked = 0
+        try:
+            for _ in range(30):
+                at, (run, counted) = await store.read_known(read)
+                await asyncio.sleep(0.05)  # more commits land after the run's instant
+                later = await store.read(
+                    lambda con: load_inputs(con, as_of=today, known_at=at)  # noqa: B023
+                )
+                assert counted == await store.read(
+                    lambda con: repository.reporting_instances(
+                        con,
+                        customer_id="acme",
+                        since=today - timedelta(days=1),
+                        until=today,
+                        known_at=at,  # noqa: B023
+                    )
+                )
+                order = ["instance_id", "day"]
+                assert_frame_equal(
+                    run.instance_days.sort(order),
+                    later.instance_days.sort(order),
+                    check_dtypes=False,
+                )
+                assert run.customers_version == later.customers_version
+                checked += run.instance_days.height
+        finally:
+            stop.set()
+        return checked, sum(await asyncio.gather(*senders))
+
+    try:
+        checked, sent = asyncio.run(compare())
+    finally:
+        store.close_file()
+    assert checked > 0
+    assert sent > 100  # reports were committed all along

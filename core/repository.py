@@ -85,12 +85,12 @@ def audit_entries(
 def latest_stamp(con: duckdb.DuckDBPyConnection) -> datetime:
     """The latest moment anything stored was stamped with (``Store.stamp``), or the earliest
     instant when nothing was."""
-    row = con.execute(
+    ((latest,),) = con.execute(
         "SELECT greatest((SELECT max(known_at) FROM instance_days), "
         "(SELECT max(changed_at) FROM audit_log), (SELECT max(received_at) FROM attestations), "
         "(SELECT max(known_at) FROM evaluation_runs))"
-    ).fetchone()
-    return row[0] if row is not None and row[0] is not None else datetime.min.replace(tzinfo=UTC)
+    ).fetchall()
+    return latest if latest is not None else datetime.min.replace(tzinfo=UTC)
 
 
 def touch_heartbeat(con: duckdb.DuckDBPyConnection, *, at: datetime) -> None:

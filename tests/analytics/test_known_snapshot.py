@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 from polars.testing import assert_frame_equal
@@ -17,6 +17,7 @@ from analytics.service import EvaluationInputs, load_inputs, read_inputs
 from core.store import Store
 from core.telemetry import StoreMetrics
 from ingest.repository import stage_reports
+from ingest.schemas import StatisticsReport
 from ingest.writer import ReportCommit
 from tests.support import make_report
 
@@ -39,10 +40,13 @@ def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
         sent = 0
         while not stop.is_set():
             moment = datetime.now(UTC) - timedelta(hours=n)
-            report = make_report(
-                instance_id=INSTANCES[n],
-                generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                metrics={"users": sent},  # each a new peak of its day
+            report = cast(
+                StatisticsReport,
+                make_report(
+                    instance_id=INSTANCES[n],
+                    generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    metrics={"users": sent},  # each a new peak of its day
+                ),
             )
             staged = stage_reports([report], customer_id="acme", key_id="k1", source="phone_home")
             await store.submit(staged, size=1)

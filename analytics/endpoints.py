@@ -129,10 +129,12 @@ async def get_statement(
     """Self-contained HTML (inline SVG charts, nothing loaded from elsewhere, printable on A4),
     or its daily rows as CSV, whose SHA-256 the HTML states. At most 400 days, ending no
     later than the day of ``known_at``. The same ``from``, ``to`` and ``known_at`` give the
-    same bytes every time, whatever arrived afterwards."""
+    same bytes every time, whatever arrived afterwards: ``Content-Location`` gives that
+    address, ``known_at`` included."""
     made = await statement.customer_statement(
         store, customer_id=customer_id, start=from_, end=to, known_at=known_at
     )
+    again = {"Content-Location": made.address}
     if format == "csv":
-        return Response(made.csv, media_type="text/csv; charset=utf-8")
-    return Response(made.html, media_type="text/html; charset=utf-8")
+        return Response(made.csv, media_type="text/csv; charset=utf-8", headers=again)
+    return Response(made.html, media_type="text/html; charset=utf-8", headers=again)

@@ -606,13 +606,16 @@ async def metric_series(
     start: date,
     end: date,
     activity_days: int = ACTIVITY_DAYS,
+    known_at: datetime | None = None,
 ) -> dict[tuple[str, str], Series]:
-    """``series_from`` over a fresh read of the store."""
+    """``series_from`` over a read of the store: now, or as known at ``known_at``."""
     if not keys:
         return {}
     customers = {customer for customer, _ in keys}
     only = next(iter(customers)) if len(customers) == 1 else None
-    inputs = await store.read(lambda con: load_inputs(con, as_of=end, customer_id=only))
+    inputs = await store.read(
+        lambda con: load_inputs(con, as_of=end, customer_id=only, known_at=known_at)
+    )
     return await asyncio.to_thread(
         series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
     )

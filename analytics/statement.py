@@ -41,11 +41,13 @@ _templates.globals["counted"] = counted
 
 @dataclass(frozen=True)
 class Statement:
-    """A rendered statement: its daily rows as CSV, their SHA-256, and the HTML document."""
+    """A rendered statement: its daily rows as CSV, their SHA-256, the HTML document, and the
+    address that answers the same again (``known_at`` included)."""
 
     csv: str
     sha256: str
     html: str
+    address: str
 
 
 async def customer_statement(
@@ -138,6 +140,7 @@ async def customer_statement(
             for metric, rule in (order.get("counting") or {}).items()
         }
     )
+    address = statement_address(customer_id, start=start, end=end, known_at=known_at)
     html = _templates.get_template("statement.html.j2").render(
         customer_id=customer_id,
         name=document["name"],
@@ -150,10 +153,10 @@ async def customer_statement(
         rules=[(metric, _RULE_WORDS[rule]) for metric, rule in rules],
         default_rule=_RULE_WORDS["sum"],
         known_at=instant(known_at),
-        address=statement_address(customer_id, start=start, end=end, known_at=known_at),
+        address=address,
         sha256=digest,
     )
-    return Statement(csv=daily_csv, sha256=digest, html=html)
+    return Statement(csv=daily_csv, sha256=digest, html=html, address=address)
 
 
 def statement_address(customer_id: str, *, start: date, end: date, known_at: datetime) -> str:

@@ -246,10 +246,13 @@ def build_weekly_email(
     names: Mapping[str, str],
     digest: bool = False,
     console_url: str | None = None,
+    evaluation_id: str | None = None,
 ) -> EmailMessage:
     """The whole message: text, HTML with inline charts, and the CSV. Customers are named by
     ``names`` (their documents' names), with the id beside. With ``console_url``, each finding
-    links to its evidence in the console, as of the evaluation the email shows."""
+    links to its evidence in the console: in the run ``evaluation_id`` the email shows, as
+    known at it, or (a dry run keeps no run) in the newest run as of ``as_of``."""
+    pinned = f"evaluation_id={evaluation_id}" if evaluation_id is not None else f"as_of={as_of}"
     sections: list[_Section] = []
     images: list[tuple[str, bytes]] = []
     for spec in SECTIONS:
@@ -263,7 +266,7 @@ def build_weekly_email(
             row = _Row(finding, spec.cells(finding), label)
             if console_url is not None:
                 row.evidence_url = (
-                    f"{console_url.rstrip('/')}/ui/findings/{finding['finding_id']}?as_of={as_of}"
+                    f"{console_url.rstrip('/')}/ui/findings/{finding['finding_id']}?{pinned}"
                 )
             chart = charts.get((finding["customer_id"], finding.get("metric") or ""))
             if finding["kind"] == "overuse" and chart is not None:

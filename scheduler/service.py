@@ -90,18 +90,31 @@ class WeeklyReporter:
         findings = [f.model_dump(mode="json") for f in evaluation.findings]
         accounts = await analytics_service.accounts_per_manager(self.store)
         names = await analytics_service.customer_names(self.store)
-        charts = await self._charts(findings, as_of=as_of)
+        # The charts as known at the run, like its evidence (SPEC §11 v3); the links to the
+        # evidence name the run, unless a dry run kept none.
+        charts = await self._charts(findings, as_of=as_of, known_at=evaluation.known_at)
+        run = None if dry_run else evaluation.evaluation_id
         letters: list[Letter] = []
         for manager in sorted(accounts):
             mine = [f for f in findings if f["account_manager"] == manager]
             letters.append(
-                self._letter(manager, iso_week, as_of, mine, accounts[manager], charts, names)
+                self._letter(
+                    manager, iso_week, as_of, mine, accounts[manager], charts, names, run=run
+                )
             )
         if self.settings.report_cc:
             total = sum(accounts.values())
             letters.append(
                 self._letter(
-                    self.settings.report_cc, iso_week, as_of, findings, total, charts, names, True
+                    self.settings.report_cc,
+                    iso_week,
+                    as_of,
+                    findings,
+                    total,
+                    charts,
+                    names,
+                    True,
+                    run=run,
                 )
             )
         deliveries = [
@@ -159,7 +172,7 @@ class WeeklyReporter:
         return await self.store.read(repository.database_born_at)
 
     async def _charts(
-        self, findings: list[dict[str, Any]], *, as_of: date
+        self, findings: list[dict[str, Any]], *, as_of: date, known_at: datetime | None
     ) -> dict[tuple[str, str], bytes]:
         overuse = [f for f in findings if f["kind"] == "overuse"]
         series = await analytics_service.metric_series(
@@ -167,6 +180,7 @@ class WeeklyReporter:
             keys={(f["customer_id"], f["metric"]) for f in overuse},
             start=as_of - timedelta(days=CHART_DAYS - 1),
             end=as_of,
+            known_at=known_at,
         )
 
         def render() -> dict[tuple[str, str], bytes]:
@@ -194,6 +208,8 @@ class WeeklyReporter:
         charts: dict[tuple[str, str], bytes],
         names: dict[str, str],
         digest: bool = False,
+        *,
+        run: str | None,
     ) -> Letter:
         """One recipient's email, or why it cannot be built (an address stored before the
         strict check, say): that recipient's delivery fails, never the others'."""
@@ -210,6 +226,7 @@ class WeeklyReporter:
                 names=names,
                 digest=digest,
                 console_url=self.settings.console_url,
+                evaluation_id=run,
             )
             message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
             message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))

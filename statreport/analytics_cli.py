@@ -6,6 +6,7 @@ import json
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import click
 
@@ -96,6 +97,12 @@ def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]
 @click.option("--to", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--format", "format_", type=click.Choice(["html", "csv"]), default="html")
 @click.option(
+    "--known-at",
+    metavar="INSTANT",
+    help="Show the figures as known at this instant (such as 2026-12-06T12:00:00Z; default "
+    "now). The same --from, --to and --known-at give the same bytes every time.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -109,6 +116,7 @@ def statement(
     from_: Any,
     to: Any,
     format_: str,
+    known_at: str | None,
     output: Path,
     server: str,
     ca_cert: Path | None,
@@ -117,9 +125,16 @@ def statement(
     """Write CUSTOMER_ID's statement of usage against entitlement, from --from to --to
     (both included, at most 400 days), to forward to the customer."""
     params = {"from": from_.date().isoformat(), "to": to.date().isoformat(), "format": format_}
+    if known_at is not None:
+        params["known_at"] = known_at
     with admin_http(server, ca_cert, admin_token) as http:
         response = http.get(f"/v1/customers/{customer_id}/statement", params=params)
     if not response.is_success:
         check(response)  # prints the problem's detail and exits 1
     output.write_bytes(response.content)
-    click.echo(f"wrote {output}: {customer_id}'s statement, {params['from']} to {params['to']}")
+    again = response.headers.get("Content-Location", "")
+    known = parse_qs(urlsplit(again).query).get("known_at", ["now"])[0]
+    click.echo(
+        f"wrote {output}: {customer_id}'s statement, {params['from']} to {params['to']}, "
+        f"as known at {known}; the same again: {again}"
+    )

@@ -100,6 +100,21 @@ def test_statreport_statement_writes_the_file(server: RunningServer, tmp_path: P
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Licence usage statement" in target.read_text()
+    # It says what it is as known at; asked for that instant again, the same bytes.
+    known_at = re.search(r"as known at (\S+);", result.output)
+    assert known_at is not None, result.output
+    again = tmp_path / "again.html"
+    result = CliRunner().invoke(
+        main,
+        [
+            "statement", "acme", "--from", "2026-10-01", "--to", "2026-11-10", "-o", str(again),
+            "--known-at", known_at.group(1), "--server", server.url,
+            "--ca-cert", str(server.ca_cert),
+        ],
+        env={"STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert again.read_bytes() == target.read_bytes()
 
 
 def test_subscription_tells_unlimited_from_no_licence(server: RunningServer) -> None:

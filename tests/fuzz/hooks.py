@@ -6,7 +6,10 @@ that are meant to be valid (and only there: a case meant to break the schema is 
   instance first seen under contract v1 keeps its id of any version): a valid report is sent
   now, from a random instance.
 - An evaluation or a weekly report cannot be judged as of a day after today, or before 2000.
-- A usage range or a statement spans at most 400 days, between 2000 and today.
+- A usage range or a statement spans at most 400 days, between 2000 and today; a statement's
+  ``known_at`` is not after now, nor before its ``to``'s day (here: now).
+- Evidence names its run by ``evaluation_id`` or by ``as_of``; both must name the same run
+  (here: the id alone).
 - An instance is retired on a day between its first report and today.
 - JSON Schema calls ``1.0`` an integer; the contract refuses it (SPEC §2 v2), so a valid case
   writes integers without a fraction.
@@ -72,4 +75,11 @@ def map_case(context: Any, case: Any) -> Any:
         start = date.fromisoformat(_within(query["from"], latest=today))
         query["from"] = start.isoformat()
         query["to"] = min(start + timedelta(days=30), today).isoformat()
+    if ranged and query.get("known_at") is not None:
+        query["known_at"] = datetime.now(UTC).isoformat()
+    if path == "/v1/findings/{finding_id}/evidence" and isinstance(query, dict):
+        if query.get("evaluation_id") is not None:
+            query.pop("as_of", None)
+        elif query.get("as_of") is None:
+            query["as_of"] = today.isoformat()
     return case

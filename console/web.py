@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console.sessions import COOKIE, Session, Sessions
+from core.auth import Actor
 from core.errors import (
     Forbidden,
     InvalidPayload,
@@ -227,3 +228,31 @@ def parse_day(value: str | None, *, field: str) -> date | None:
             f"{field} must be a day written YYYY-MM-DD, such as 2026-11-22; {value!r} is not.",
             errors=[{"loc": ["form", field], "msg": "a day, YYYY-MM-DD"}],
         ) from None
+
+
+#: Rows a list page shows at once: enough to scan, few enough to draw at once.
+PAGE_ROWS = 100
+
+
+def pager(request: Request, start: int, total: int) -> dict[str, Any]:
+    """Where this page of a long list starts and ends, and links to the ones around it."""
+
+    def link(offset: int) -> str:
+        return (
+            str(request.url.include_query_params(start=offset).path)
+            + "?"
+            + str(request.url.include_query_params(start=offset).query)
+        )
+
+    return {
+        "first": min(start + 1, total),
+        "last": min(start + PAGE_ROWS, total),
+        "total": total,
+        "previous": link(max(start - PAGE_ROWS, 0)) if start > 0 else None,
+        "next": link(start + PAGE_ROWS) if start + PAGE_ROWS < total else None,
+    }
+
+
+def actor(session: Session) -> Actor:
+    """Who a change made in the console is made by: the signed-in staff token's name."""
+    return Actor(name=session.staff.name)

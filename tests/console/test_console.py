@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from console.pages import DEFAULT_PERIOD_DAYS
+from console.pages.customers import DEFAULT_PERIOD_DAYS
 from customers.service import latest_finished_day
 from tests import clock
 from tests.conftest import ServerFactory

@@ -1,0 +1,51 @@
+"""The audit log: every admin change, what it changed."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse
+
+from console.web import (
+    ConsoleRoute,
+    SessionDep,
+    page,
+)
+from core import audit
+from core.dependencies import StoreDep
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
+
+
+@router.get("/audit")
+async def audit_log(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    target: Annotated[str, Query(max_length=200)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> HTMLResponse:
+    """Who changed what and when, before and after side by side."""
+    entries = await audit.audit_log(store, target=target.strip() or None, limit=limit)
+    rows = [
+        {
+            "entry": entry,
+            "before": _pretty(entry.before),
+            "after": _pretty(entry.after),
+            "changed": _changed_keys(entry.before, entry.after),
+        }
+        for entry in entries
+    ]
+    return page(request, "audit.html.j2", session=session, rows=rows, target=target, limit=limit)
+
+
+def _pretty(document: Any) -> str:
+    return "" if document is None else json.dumps(document, indent=2, sort_keys=True)
+
+
+def _changed_keys(before: Any, after: Any) -> list[str]:
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -1,0 +1,315 @@
+"""Customers: the list, one customer's page and its changes (order forms, licence keys,
+retirements), and its statement."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import AwareDatetime, ValidationError
+from starlette.responses import HTMLResponse, Response
+
+from analytics import service as analytics
+from analytics import statement as statement_service
+from analytics.charts import over, usage_svg
+from analytics.usage import USAGE_METRICS
+from console.sessions import COOKIE, Session
+from console.web import (
+    DOCUMENT_SECURITY_POLICY,
+    PAGE_ROWS,
+    ConsoleRoute,
+    FormDep,
+    SessionDep,
+    actor,
+    attachment,
+    page,
+    pager,
+    parse_day,
+    see_other,
+    sessions_of,
+    validation_text,
+)
+from core.auth import Keyring
+from core.dependencies import KeyringDep, StoreDep
+from core.errors import InvalidPayload
+from core.identifiers import ID_PATTERN, UUID_PATTERN
+from core.store import Store
+from customers import service as customers
+from customers.schemas import READ_ONLY_FIELDS, CustomerDocument
+from scheduler.messages import SECTIONS
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
+
+CustomerId = Annotated[str, Path(pattern=ID_PATTERN)]
+#: How far back a customer's charts look unless asked otherwise.
+DEFAULT_PERIOD_DAYS = 90
+
+
+@router.get("/customers")
+async def customer_list(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> HTMLResponse:
+    """Every customer with its account manager, worst finding, active instances and last
+    report, a page at a time; ``q`` searches ids, names and account managers."""
+    listed = await customers.list_customers(store)
+    needle = q.strip().lower()
+    if needle:
+        listed = [
+            c
+            for c in listed
+            if needle in c.customer_id.lower()
+            or needle in c.name.lower()
+            or needle in c.account_manager.lower()
+        ]
+    shown = listed[start : start + PAGE_ROWS]
+    fleet = await customers.fleet_summary(store, customer_ids=[c.customer_id for c in shown])
+    run = await analytics.newest_run(store)
+    worst: dict[str, dict[str, Any]] = {}
+    for finding in run.findings if run else []:  # in the SPEC's order: the first is the worst
+        worst.setdefault(finding.customer_id, _label(finding.model_dump(mode="json")))
+    return page(
+        request,
+        "customers.html.j2",
+        session=session,
+        customers=shown,
+        pages=pager(request, start, len(listed)),
+        fleet=fleet,
+        worst=worst,
+        q=q,
+        run=run,
+    )
+
+
+def _label(finding: dict[str, Any]) -> dict[str, Any]:
+    """A finding in a few words, with the section of the weekly email it belongs to."""
+    section = next(spec.title for spec in SECTIONS if spec.matches(finding))
+    metric = finding.get("metric")
+    words = f"{section}: {metric}" if metric else section
+    return {"text": words, "kind": finding["kind"], "finding_id": finding["finding_id"]}
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    keyring: KeyringDep,
+    customer_id: CustomerId,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    """One customer: orders, charts, instances, episodes, attestations, keys, statement."""
+    new_key = sessions_of(request).take_once(request.cookies.get(COOKIE), f"key:{customer_id}")
+    return await _customer_page(
+        request, session, store, keyring, customer_id, from_=from_, to=to, new_key=new_key
+    )
+
+
+async def _customer_page(
+    request: Request,
+    session: Session,
+    store: Store,
+    keyring: Keyring,
+    customer_id: str,
+    *,
+    from_: str | None = None,
+    to: str | None = None,
+    status: int = 200,
+    document_text: str | None = None,
+    document_errors: list[str] | None = None,
+    new_key: dict[str, str] | None = None,
+) -> HTMLResponse:
+    customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
+    start, end = _period(from_, to)
+    usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
+    episodes = await analytics.episode_history(store, customer_id=customer_id)
+    instances = await customers.list_instances(store, customer_id=customer_id)
+    attestations = await customers.attestations(store, customer_id=customer_id)
+    run = await analytics.newest_run(store)
+    mine = [f for f in (run.findings if run else []) if f.customer_id == customer_id]
+    silent = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_silent"}
+    cloned = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_cloned"}
+    charts = []
+    for metric in USAGE_METRICS:
+        series = [(d.day, d.usage[metric], d.entitled[metric]) for d in usage.days]
+        if all(e is None for _, _, e in series):
+            continue  # not licensed in the period: nothing to compare with
+        windows = [
+            (e.started_on, e.deadline)
+            for e in episodes
+            if e.metric == metric and e.started_on <= end
+        ]
+        charts.append(
+            {
+                "metric": metric,
+                "svg": usage_svg(
+                    series, windows=windows, title=f"{metric}: daily usage against entitlement"
+                ),
+                "over_days": sum(over(u, e) for _, u, e in series),
+                "latest": series[-1],
+            }
+        )
+    editable = {k: v for k, v in customer.items() if k not in READ_ONLY_FIELDS}
+    return page(
+        request,
+        "customer.html.j2",
+        session=session,
+        status=status,
+        customer=customer,
+        start=start,
+        end=end,
+        charts=charts,
+        episodes=episodes,
+        instances=instances,
+        silent=silent,
+        cloned=cloned,
+        findings=[f.model_dump(mode="json") for f in mine],
+        run=run,
+        attestations=attestations,
+        document_text=document_text or json.dumps(editable, indent=2),
+        document_errors=document_errors,
+        new_key=new_key,
+        today=datetime.now(UTC).date(),
+    )
+
+
+@router.post("/customers/{customer_id}/document")
+async def replace_document(
+    request: Request,
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    keyring: KeyringDep,
+    customer_id: CustomerId,
+) -> Response:
+    """Replace the customer document, as ``PUT /v1/customers/{id}`` does; errors are shown
+    beside the document and nothing is saved."""
+    text = form.get("document", "")
+    try:
+        document = CustomerDocument.model_validate(json.loads(text))
+        await customers.upsert_customer(
+            store, customer_id=customer_id, document=document, actor=actor(session)
+        )
+    except ValueError as exc:  # not JSON, or a ValidationError
+        errors = (
+            validation_text(exc)
+            if isinstance(exc, ValidationError)
+            else [f"The document is not JSON: {exc}"]
+        )
+        return await _bad_document(request, session, store, keyring, customer_id, text, errors)
+    except InvalidPayload as exc:
+        errors = [exc.detail, *validation_text(exc)]
+        return await _bad_document(request, session, store, keyring, customer_id, text, errors)
+    return see_other(f"/ui/customers/{customer_id}#document")
+
+
+async def _bad_document(
+    request: Request,
+    session: Session,
+    store: Store,
+    keyring: Keyring,
+    customer_id: str,
+    text: str,
+    errors: list[str],
+) -> HTMLResponse:
+    return await _customer_page(
+        request,
+        session,
+        store,
+        keyring,
+        customer_id,
+        status=422,
+        document_text=text,
+        document_errors=errors,
+    )
+
+
+@router.post("/customers/{customer_id}/license-keys")
+async def issue_key(
+    request: Request,
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    keyring: KeyringDep,
+    customer_id: CustomerId,
+) -> Response:
+    """Issue a licence key; the customer's page shows it once (never in a URL)."""
+    created = await customers.create_license_key(
+        store, keyring, customer_id=customer_id, actor=actor(session)
+    )
+    sessions_of(request).show_once(
+        request.cookies.get(COOKIE),
+        f"key:{customer_id}",
+        {"key_id": created.key_id, "license_key": created.license_key},
+    )
+    return see_other(f"/ui/customers/{customer_id}#keys")
+
+
+@router.post("/license-keys/{key_id}/revoke")
+async def revoke_key(
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    keyring: KeyringDep,
+    key_id: Annotated[str, Path(pattern=ID_PATTERN)],
+) -> Response:
+    """Revoke a licence key, as ``DELETE /v1/license-keys/{id}`` does."""
+    await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor(session))
+    return see_other(f"/ui/customers/{form.get('customer_id', '')}#keys")
+
+
+@router.post("/instances/{instance_id}/retire")
+async def retire_instance(
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    instance_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+) -> Response:
+    """Record (or, without a day, undo) a retirement, as ``/v1/instances/{id}/retire`` does."""
+    retired_on = parse_day(form.get("retired_on"), field="retired_on")
+    instance = await customers.set_retirement(
+        store, instance_id=instance_id, retired_on=retired_on, actor=actor(session)
+    )
+    return see_other(f"/ui/customers/{form.get('customer_id', '')}#instance-{instance.instance_id}")
+
+
+def _period(from_: str | None, to: str | None) -> tuple[date, date]:
+    """The days a customer's page and statement cover: as asked, or by default the
+    ``DEFAULT_PERIOD_DAYS`` up to the latest finished day."""
+    end = parse_day(to, field="to") or customers.latest_finished_day()
+    start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    return start, end
+
+
+@router.get("/customers/{customer_id}/statement")
+async def statement(
+    session: SessionDep,
+    store: StoreDep,
+    customer_id: CustomerId,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    known_at: Annotated[AwareDatetime | None, Query()] = None,
+    format: Literal["html", "csv"] = "html",
+) -> Response:
+    """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it
+    (HTML, or its daily rows as a CSV download), by default for the period the customer's
+    page shows by default, as known now."""
+    start, end = _period(from_, to)
+    made = await statement_service.customer_statement(
+        store, customer_id=customer_id, start=start, end=end, known_at=known_at
+    )
+    if format == "csv":
+        return Response(
+            made.csv,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": attachment(f"statement-{customer_id}-{start}-{end}.csv")
+            },
+        )
+    return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})

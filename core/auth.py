@@ -148,7 +148,7 @@ class Keyring:
         self._keys: dict[str, LicenseKeyRecord] = {r.key_hash: r for r in records}
         self._staff: dict[str, StaffTokenRecord] = {r.token_hash: r for r in staff}
         # When each token and key was last used, noted here as it happens (a dict write on the
-        # hot path) and written to the database once a minute (``core.tokens.write_uses``).
+        # hot path) and written to the database once a minute (``staff.tokens.write_uses``).
         self._used = Uses()
         self._written = Uses()
 

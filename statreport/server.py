@@ -25,12 +25,8 @@ from analytics.endpoints import router as analytics_router
 from console.pages import root_router as console_root
 from console.pages import router as console_router
 from console.sessions import Sessions
-from core import repository as core_repository
-from core import tokens
 from core.auth import Keyring
 from core.connections import bounded_protocol
-from core.endpoints import admin_router as operations_admin_router
-from core.endpoints import router as operations_router
 from core.errors import SchemaTooNew, StoreUnavailable
 from core.fastlane import FastLane
 from core.gate import BodyGate
@@ -52,6 +48,10 @@ from scheduler.delivery import Mailer
 from scheduler.endpoints import router as weekly_router
 from scheduler.jobs import start_scheduler
 from scheduler.service import WeeklyReporter
+from staff import repository as staff_repository
+from staff import tokens
+from staff.endpoints import admin_router as operations_admin_router
+from staff.endpoints import router as operations_router
 
 log = logging.getLogger("statreport.server")
 
@@ -212,7 +212,7 @@ def _lifespan(
         app.state.keyring = Keyring(
             admin_token=admin_token,
             records=await store.read(customers_repository.license_keys),
-            staff=await store.read(core_repository.staff_tokens),
+            staff=await store.read(staff_repository.staff_tokens),
         )
         app.state.sessions = Sessions(app.state.keyring)
         log.info("event=store.opened path=%s", settings.database_path)

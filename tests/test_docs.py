@@ -89,6 +89,7 @@ def test_the_wire_format_example_is_the_file_it_names() -> None:
 
 PACKAGES = (
     "core",
+    "staff",
     "customers",
     "ingest",
     "phonehome",

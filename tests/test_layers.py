@@ -14,10 +14,20 @@ ALLOWED = {
     "customers": {"core"},
     "ingest": {"core"},
     "phonehome": {"core", "ingest"},  # the instance side shares the wire schema only
+    "staff": {"core"},
     "analytics": {"core"},
     "scheduler": {"core", "analytics"},
-    "console": {"core", "customers", "analytics", "scheduler"},
-    "statreport": {"core", "customers", "ingest", "phonehome", "analytics", "scheduler", "console"},
+    "console": {"core", "staff", "customers", "analytics", "scheduler"},
+    "statreport": {
+        "core",
+        "staff",
+        "customers",
+        "ingest",
+        "phonehome",
+        "analytics",
+        "scheduler",
+        "console",
+    },
 }
 
 

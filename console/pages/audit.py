@@ -13,8 +13,8 @@ from console.web import (
     SessionDep,
     page,
 )
-from core import audit
 from core.dependencies import StoreDep
+from staff import audit
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
 

@@ -17,11 +17,11 @@ from console.web import (
     see_other,
     sessions_of,
 )
-from core import tokens
 from core.auth import Role
 from core.dependencies import KeyringDep, StoreDep
 from core.identifiers import TOKEN_NAME_PATTERN
-from core.schemas import TokenRequest
+from staff import tokens
+from staff.schemas import TokenRequest
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
 

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from core import repository
 from core.auth import ROOT, Actor, Keyring, Role, StaffTokenRecord, hash_secret, new_staff_token
 from core.errors import Conflict, NotFound, StoreUnavailable
-from core.schemas import TokenCreated, TokenInfo
+from core.repository import append_audit
 from core.store import Store
+from staff import repository
+from staff.schemas import TokenCreated, TokenInfo
 
 log = logging.getLogger("statreport.tokens")
 
@@ -33,7 +34,7 @@ async def create_token(
                 f"('statreport tokens revoke {name}'), or choose another name."
             )
         repository.insert_staff_token(con, name=name, role=role, token_hash=token_hash, at=now)
-        repository.append_audit(
+        append_audit(
             con,
             at=now,
             actor=actor,
@@ -62,7 +63,7 @@ async def revoke_token(store: Store, keyring: Keyring, *, name: str, actor: Acto
         if row is None:
             raise NotFound(f"No token is named '{name}'. 'statreport tokens list' shows them.")
         repository.delete_staff_token(con, name)
-        repository.append_audit(
+        append_audit(
             con,
             at=now,
             actor=actor,

@@ -1,4 +1,5 @@
-"""The kernel's routes: health, readiness, Prometheus metrics (SPEC §9), the audit log, backups."""
+"""The staff domain's routes: health, readiness, Prometheus metrics (SPEC §9), the audit log,
+backups and named tokens (SPEC §10)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from core import audit, backup, tokens
 from core.dependencies import (
     ActorDep,
     AdminOnly,
@@ -22,7 +22,8 @@ from core.dependencies import (
 from core.errors import Conflict
 from core.identifiers import TokenNamePath
 from core.openapi import problem
-from core.schemas import (
+from staff import audit, backup, tokens
+from staff.schemas import (
     AuditEntry,
     BackupMade,
     BackupRequest,

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import duckdb
 
-from core import repository
 from core.auth import Actor
 from core.errors import Conflict, InvalidPayload
 from core.files import fsync_path
 from core.identifiers import FILE_NAME_PATTERN
-from core.schemas import BackupMade
+from core.repository import append_audit
 from core.store import Store
+from staff import repository
+from staff.schemas import BackupMade
 
 log = logging.getLogger("statreport.admin")
 
@@ -75,7 +76,7 @@ async def backup(store: Store, *, folder: Path, name: str, actor: Actor) -> Back
     size = await store.read(copy)
     seconds = time.perf_counter() - started
     await store.write(
-        lambda con: repository.append_audit(
+        lambda con: append_audit(
             con,
             at=datetime.now(UTC),
             actor=actor,

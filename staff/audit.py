@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core import repository
-from core.schemas import AuditEntry
 from core.store import Store
+from staff import repository
+from staff.schemas import AuditEntry
 
 
 async def audit_log(store: Store, *, target: str | None, limit: int) -> list[AuditEntry]:

@@ -48,6 +48,7 @@ from analytics.schemas import (
     UsageDay,
 )
 from analytics.usage import USAGE_METRICS, daily_usage
+from core.days import latest_finished_day
 from core.errors import InvalidPayload, NotFound
 from core.identifiers import FIRST_REPORTING_DAY, LAST_REPORTING_DAY
 from core.store import Store
@@ -420,9 +421,9 @@ async def evaluate(
 async def evaluate_now(store: Store, *, as_of: date | None) -> Evaluation:
     """An evaluation asked for by a person: as of ``as_of``, by default the latest finished
     day (UTC); refused after today."""
-    today = datetime.now(UTC).date()
-    as_of = as_of or today - timedelta(days=1)
-    check_as_of(as_of, today=today)
+    now = datetime.now(UTC)
+    as_of = as_of or latest_finished_day(now)
+    check_as_of(as_of, today=now.date())
     return await evaluate(store, as_of=as_of)
 
 

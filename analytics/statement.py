@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analytics import repository
 from analytics.charts import over, usage_svg
@@ -19,8 +18,9 @@ from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
+from core.templates import environment
 from core.usage_metrics import ACTIVITY_DAYS
-from core.wording import counted, instant
+from core.wording import instant
 
 #: The longest period a statement covers, both ends included.
 MAX_DAYS = 400
@@ -31,12 +31,7 @@ _RULE_WORDS = {
     "max_instance": "the largest single instance counts (the same people use every instance)",
 }
 
-_templates = Environment(
-    loader=PackageLoader("analytics", "templates"),
-    autoescape=select_autoescape(["html.j2"]),
-    keep_trailing_newline=True,
-)
-_templates.globals["counted"] = counted
+_templates = environment("analytics")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl, quote
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -26,7 +25,7 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from core.problems import describe_validation_errors, format_loc
-from core.wording import instant
+from core.templates import environment
 
 
 def attachment(filename: str) -> str:
@@ -55,13 +54,7 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-templates = Environment(
-    loader=PackageLoader("console", "templates"),
-    autoescape=select_autoescape(["html.j2"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.filters["instant"] = instant
+templates = environment("console", trim_blocks=True)
 
 
 class SignInRequired(Exception):

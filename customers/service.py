@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 
 from core import repository as audit_repository
 from core.auth import Actor, Keyring, LicenseKeyRecord, hash_secret, new_license_key
+from core.days import latest_finished_day
 from core.errors import InvalidPayload, NotFound
 from core.quarters import attestation_due_on
 from core.store import Store
@@ -164,11 +165,6 @@ def _instance(row: dict[str, Any], *, as_of: date) -> Instance:
     return Instance.model_validate({**row, "active_on_as_of": active})
 
 
-def latest_finished_day() -> date:
-    """The latest UTC day that has ended: what "now" means for instances and evaluations."""
-    return datetime.now(UTC).date() - timedelta(days=1)
-
-
 async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
     """Every instance that ever reported for a customer; 404 for an unknown customer."""
     as_of = latest_finished_day()
@@ -238,8 +234,8 @@ async def set_retirement(
     """Record that an installation was decommissioned on ``retired_on`` (None: undo it), in one
     audited transaction. 404 for an unknown instance; 422 for a day before its first report
     or after today."""
-    today = datetime.now(UTC).date()
-    as_of = today - timedelta(days=1)
+    now = datetime.now(UTC)
+    today, as_of = now.date(), latest_finished_day(now)
 
     def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         rows = repository.instances(con, instance_id=instance_id, as_of=as_of)

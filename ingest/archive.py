@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.files import fsync_path
+from core.files import replace_durably
 from core.store import Store
 from ingest import repository
 
@@ -110,7 +109,5 @@ def _write_month(con: duckdb.DuckDBPyConnection, *, first: date, last: date, pat
     partial.unlink(missing_ok=True)
     kept = path if path.exists() else None
     count = repository.copy_month(con, first=first, last=last, kept=kept, to=partial)
-    fsync_path(partial)
-    os.replace(partial, path)
-    fsync_path(path.parent)
+    replace_durably(partial, path)
     return count

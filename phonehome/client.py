@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from core.files import write_durably
 from ingest.schemas import MAX_BATCH
 
 log = logging.getLogger("statreport.client")
@@ -180,7 +181,7 @@ class Spool:
     def add(self, report: dict[str, Any]) -> Path:
         """Persist one report before any attempt to send it."""
         name = f"{time.time_ns():020d}-{report['report_id']}.json"
-        return _write_atomically(self.pending_dir / name, json.dumps(report).encode())
+        return write_durably(self.pending_dir / name, json.dumps(report).encode())
 
     def pending(self) -> list[tuple[Path, dict[str, Any]]]:
         """Spooled reports, oldest first."""
@@ -204,7 +205,7 @@ class Spool:
         target = self.rejected_dir / path.name
         os.replace(path, target)
         reason = {"status": status, "detail": detail, "at": datetime.now(UTC).isoformat()}
-        _write_atomically(target.with_suffix(".reason.json"), json.dumps(reason).encode())
+        write_durably(target.with_suffix(".reason.json"), json.dumps(reason).encode())
 
     def next_identity(self, *, advance: bool = True) -> tuple[str, int]:
         """This installation's instance_id (created once) and its next sequence number.
@@ -221,23 +222,8 @@ class Spool:
         if advance:
             state["sequence"] = sequence
         if advance or not known:
-            _write_atomically(state_path, json.dumps(state).encode())
+            write_durably(state_path, json.dumps(state).encode())
         return state["instance_id"], sequence
-
-
-def _write_atomically(path: Path, content: bytes) -> Path:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return path
 
 
 @dataclass

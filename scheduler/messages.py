@@ -10,8 +10,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from analytics.schemas import (
     AttestationOverdueFinding,
     InstanceClonedFinding,
@@ -22,13 +20,10 @@ from analytics.schemas import (
     overage_share,
     time_left,
 )
+from core.templates import environment
 from core.wording import counted
 
-_templates = Environment(
-    loader=PackageLoader("scheduler", "templates"),
-    autoescape=select_autoescape(["html.j2"]),
-    keep_trailing_newline=True,
-)
+_templates = environment("scheduler")
 
 #: Every field of every kind of finding, in the order the models declare them.
 CSV_COLUMNS = tuple(

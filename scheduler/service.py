@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from analytics import service as analytics_service
+from core.days import latest_finished_day
 from core.errors import NotFound
 from core.identifiers import deliverable
 from core.settings import Settings
@@ -69,9 +70,8 @@ class WeeklyReporter:
         return self.clock().astimezone(self.timezone).date()
 
     def default_as_of(self) -> date:
-        """The latest UTC day that has fully ended: no day is judged half-reported, even in
-        a time zone ahead of UTC."""
-        return self.clock().astimezone(UTC).date() - timedelta(days=1)
+        """The latest UTC day that has fully ended, by this reporter's clock."""
+        return latest_finished_day(self.clock())
 
     async def run(
         self, *, as_of: date | None = None, dry_run: bool = False, force: bool = False

@@ -32,6 +32,7 @@ from console.web import (
     validation_text,
 )
 from core.auth import Keyring
+from core.days import latest_finished_day
 from core.dependencies import KeyringDep, StoreDep
 from core.errors import InvalidPayload
 from core.identifiers import ID_PATTERN, UUID_PATTERN
@@ -282,7 +283,7 @@ async def retire_instance(
 def _period(from_: str | None, to: str | None) -> tuple[date, date]:
     """The days a customer's page and statement cover: as asked, or by default the
     ``DEFAULT_PERIOD_DAYS`` up to the latest finished day."""
-    end = parse_day(to, field="to") or customers.latest_finished_day()
+    end = parse_day(to, field="to") or latest_finished_day()
     start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     return start, end
 

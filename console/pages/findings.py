@@ -22,9 +22,9 @@ from console.web import (
     parse_day,
     see_other,
 )
+from core.days import latest_finished_day
 from core.dependencies import ApiMetricsDep, StoreDep
 from core.errors import NotFound
-from customers import service as customers
 from scheduler.messages import SECTIONS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
@@ -86,7 +86,7 @@ async def findings(
         names=names,
         matching=len(chosen),
         pages=pager(request, start, len(chosen)),
-        default_as_of=customers.latest_finished_day(),
+        default_as_of=latest_finished_day(),
     )
 
 

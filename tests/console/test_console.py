@@ -15,7 +15,7 @@ import time_machine
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from console.pages.customers import DEFAULT_PERIOD_DAYS
-from customers.service import latest_finished_day
+from core.days import latest_finished_day
 from tests import clock
 from tests.conftest import ServerFactory
 from tests.support import (

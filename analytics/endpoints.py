@@ -29,9 +29,7 @@ async def post_evaluation(
     request: EvaluationRequest, store: StoreDep, metrics: ApiMetricsDep
 ) -> Evaluation:
     """Without ``as_of``, evaluates as of yesterday (UTC), the last complete day."""
-    result = await service.evaluate_now(store, as_of=request.as_of)
-    metrics.last_evaluation.set(result.evaluated_at.timestamp())
-    return result
+    return await service.evaluate_now(store, as_of=request.as_of, metrics=metrics)
 
 
 @router.get(

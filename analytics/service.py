@@ -52,6 +52,7 @@ from core.days import latest_finished_day
 from core.errors import InvalidPayload, NotFound
 from core.identifiers import FIRST_REPORTING_DAY, LAST_REPORTING_DAY
 from core.store import Store
+from core.telemetry import ApiMetrics
 from core.usage_metrics import ACTIVITY_DAYS
 
 #: The first day an evaluation or a usage range may be asked about; no report is older.
@@ -368,9 +369,11 @@ async def evaluate(
     activity_days: int = ACTIVITY_DAYS,
     relapse_days: int = 7,
     keep: bool = True,
+    metrics: ApiMetrics | None = None,
 ) -> Evaluation:
-    """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them.
-    With ``keep=False`` (a dry run, SPEC §7 v3) nothing is stored: no run, no history.
+    """Evaluate as of ``as_of``, keep the findings and the episodes' history, return them,
+    and set ``metrics``' last-evaluation gauge. With ``keep=False`` (a dry run, SPEC §7 v3)
+    nothing is stored: no run, no history, and the gauge stays.
 
     The inputs are read on a snapshot of exactly what was committed at the run's
     ``known_at``, so its evidence, read later "as known at" that instant, is this
@@ -408,6 +411,8 @@ async def evaluate(
         await store.write(
             lambda con: repository.save_evaluation(con, document=document, episodes=reported)
         )
+        if metrics is not None:
+            metrics.last_evaluation.set(result.evaluated_at.timestamp())
     log.info(
         "event=evaluation.done as_of=%s findings=%d episodes=%d kept=%s",
         as_of,
@@ -418,13 +423,15 @@ async def evaluate(
     return result
 
 
-async def evaluate_now(store: Store, *, as_of: date | None) -> Evaluation:
+async def evaluate_now(
+    store: Store, *, as_of: date | None, metrics: ApiMetrics | None = None
+) -> Evaluation:
     """An evaluation asked for by a person: as of ``as_of``, by default the latest finished
     day (UTC); refused after today."""
     now = datetime.now(UTC)
     as_of = as_of or latest_finished_day(now)
     check_as_of(as_of, today=now.date())
-    return await evaluate(store, as_of=as_of)
+    return await evaluate(store, as_of=as_of, metrics=metrics)
 
 
 async def newest_run(store: Store) -> Evaluation | None:

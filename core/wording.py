@@ -11,6 +11,14 @@ def counted(count: int, noun: str) -> str:
     return f"{count} {noun if count == 1 else noun + 's'}"
 
 
+def refused(invalid: int, total: int, *, batch: bool) -> str:
+    """How a refused request begins (SPEC §2): a batch is atomic, so one invalid report
+    refuses them all."""
+    if not batch:
+        return "The report is invalid and was not stored"
+    return f"{invalid} of {total} reports are invalid, so none was stored"
+
+
 def instant(at: datetime) -> str:
     """An instant as a ``known_at`` is given back (SPEC §11 v3): UTC to the microsecond, so
     that pasted into an address it names exactly the same instant."""

@@ -19,6 +19,7 @@ from core.errors import InvalidPayload, MalformedBody
 from core.identifiers import UUID_PATTERN
 from core.problems import describe_validation_errors, summarize
 from core.store import Store
+from core.wording import refused
 from ingest import repository
 from ingest.attestation import owed_months, verify_bundle
 from ingest.schemas import (
@@ -146,13 +147,13 @@ def _malformed(reason: object) -> MalformedBody:
 def _invalid(errors: list[dict[str, Any]], *, body: bytes, batch: bool) -> InvalidPayload:
     bad = {e["loc"][1] for e in errors if len(e["loc"]) > 1 and e["loc"][0] == "reports"}
     if not batch:
-        prefix = "The report is invalid and was not stored: "
+        prefix = f"{refused(1, 1, batch=False)}: "
     elif bad and all(isinstance(index, int) for index in bad):
         # Only on this error path is the body parsed a second time, to count the batch.
         total = len(pydantic_core.from_json(body)["reports"])
         prefix = (
-            f"{len(bad)} of {total} reports are invalid, so none was stored (a batch is "
-            "atomic); fix or drop them and resend: "
+            f"{refused(len(bad), total, batch=True)} (a batch is atomic); fix or drop them and "
+            "resend: "
         )
     else:
         prefix = "The batch is invalid and nothing was stored: "

@@ -17,6 +17,7 @@ from core import instance_days
 from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
+from core.wording import refused
 from ingest import repository
 from ingest.repository import StagedReports
 
@@ -239,11 +240,7 @@ class ReportCommit:
                 loc: list[Any] = ["reports", index, "instance_id"]
                 errors.append({"loc": loc if staged.batch else loc[2:], "msg": VERSION_HELP})
         if errors:
-            what = (
-                f"{len(errors)} of {len(staged.reports)} reports are invalid, so none was stored"
-                if staged.batch
-                else "The report is invalid and was not stored"
-            )
+            what = refused(len(errors), len(staged.reports), batch=staged.batch)
             return InvalidPayload(
                 f"{what}: each names a new installation whose instance_id is not a version 4 "
                 "or 7 UUID. Give the installation a random instance_id (such as Python's "

@@ -74,9 +74,9 @@ async def weekly_report_job(reporter: WeeklyReporter) -> None:
 
 async def daily_evaluation_job(reporter: WeeklyReporter) -> None:
     """Evaluate as of yesterday, so findings and episode history stay current."""
-    result = await analytics_service.evaluate(reporter.store, as_of=reporter.default_as_of())
-    if reporter.metrics is not None:
-        reporter.metrics.last_evaluation.set(result.evaluated_at.timestamp())
+    await analytics_service.evaluate(
+        reporter.store, as_of=reporter.default_as_of(), metrics=reporter.metrics
+    )
 
 
 #: The daily archive of old raw reports, given the day it runs (UTC); composed by the server,

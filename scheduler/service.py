@@ -83,9 +83,9 @@ class WeeklyReporter:
         iso_week = iso_week_of(self.today())
         # A dry run stores nothing (SPEC §7 v3): its evaluation is not kept either, so the
         # newest run stays what it was.
-        evaluation = await analytics_service.evaluate(self.store, as_of=as_of, keep=not dry_run)
-        if self.metrics is not None and not dry_run:
-            self.metrics.last_evaluation.set(evaluation.evaluated_at.timestamp())
+        evaluation = await analytics_service.evaluate(
+            self.store, as_of=as_of, keep=not dry_run, metrics=self.metrics
+        )
         built_from = f"evaluation {evaluation.evaluation_id} as of {as_of}"
         findings = [f.model_dump(mode="json") for f in evaluation.findings]
         accounts = await analytics_service.accounts_per_manager(self.store)

@@ -96,8 +96,7 @@ async def run_evaluation(
 ) -> Response:
     """Run an evaluation now, as ``POST /v1/evaluations`` does, and show its findings."""
     as_of = parse_day(form.get("as_of"), field="as_of")
-    result = await analytics.evaluate_now(store, as_of=as_of)
-    metrics.last_evaluation.set(result.evaluated_at.timestamp())
+    result = await analytics.evaluate_now(store, as_of=as_of, metrics=metrics)
     return see_other(f"/ui/?as_of={result.as_of}")
 
 

@@ -11,8 +11,6 @@ from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
 
 INSTANCE_METRICS = ("production_instances", "non_production_instances")
 USAGE_METRICS = (*INSTANCE_METRICS, *REPORT_METRICS)
-#: The ways a reported metric can add up across active instances (SPEC §3, §5 v2).
-COUNTING_RULES = ("sum", "production", "max_instance")
 
 
 def active_instance_days(

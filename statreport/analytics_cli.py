@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,11 +39,11 @@ def evaluate(
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"Findings as of {result['as_of']}: {len(result['findings'])}")
-    for line in format_findings(result["findings"], as_of=date.fromisoformat(result["as_of"])):
+    for line in format_findings(result["findings"]):
         click.echo(line)
 
 
-def format_findings(findings: list[dict[str, Any]], *, as_of: date) -> list[str]:
+def format_findings(findings: list[dict[str, Any]]) -> list[str]:
     """One aligned line per finding, in the order given."""
     lines = [f"{'customer':<20} {'finding':<24} {'metric':<24} {'detail'}"]
     for finding in findings:

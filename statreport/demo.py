@@ -489,7 +489,7 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
             raise click.ClickException(f"talking to the demo server failed: {exc}") from exc
         as_of = today - timedelta(days=1)
         click.echo(f"\nFindings as of {as_of} ({len(findings)}):")
-        for line in format_findings(findings, as_of=as_of):
+        for line in format_findings(findings):
             click.echo("  " + line)
         click.echo("\nWeekly emails (one per account manager; open them with a mail client):")
         for delivery in deliveries:

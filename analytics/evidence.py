@@ -13,7 +13,13 @@ import polars as pl
 from analytics import repository
 from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
-from analytics.schemas import Evidence
+from analytics.schemas import (
+    AttestationOverdueFinding,
+    Evidence,
+    InstanceClonedFinding,
+    InstanceSilentFinding,
+    OveruseFinding,
+)
 from analytics.service import (
     EvaluationInputs,
     load_inputs,
@@ -146,7 +152,7 @@ async def finding_evidence(
     )
     known_at = run.known_at or run.evaluated_at
     as_of = run.as_of
-    found = finding.model_dump(mode="json")
+
     customer_id = finding.customer_id
     envelope: dict[str, Any] = {
         "finding_id": finding_id,
@@ -157,24 +163,25 @@ async def finding_evidence(
         "known_at": known_at,
         "rules_version": run.rules_version,
         "activity_days": ACTIVITY_DAYS,
-        "finding": found,
+        "finding": finding.model_dump(mode="json"),
     }
-    if finding.kind == "overuse":
-        envelope.update(await _overuse_evidence(store, found, as_of=as_of, known_at=known_at))
-    elif finding.kind == "instance_cloned":
+    if isinstance(finding, OveruseFinding):
+        envelope.update(await _overuse_evidence(store, finding, as_of=as_of, known_at=known_at))
+    elif isinstance(finding, InstanceClonedFinding):
+        cloned = finding.instance_id
         reports = await store.read(
             lambda con: repository.recent_reports(
                 con,
-                instance_id=found["instance_id"],
+                instance_id=cloned,
                 since=as_of - timedelta(days=6),
                 until=as_of,
                 known_at=known_at,
             )
         )
         envelope["reports"] = reports
-    elif finding.kind == "attestation_overdue":
+    elif isinstance(finding, AttestationOverdueFinding):
         envelope.update(
-            await _attestation_evidence(store, customer_id, found["quarter"], known_at=known_at)
+            await _attestation_evidence(store, customer_id, finding.quarter, known_at=known_at)
         )
     else:  # telemetry_missing, instance_silent, no_active_subscription
         envelope["instances"] = await _instances_evidence(
@@ -182,18 +189,20 @@ async def finding_evidence(
             customer_id,
             as_of=as_of,
             kind=finding.kind,
-            instance_id=found.get("instance_id"),
+            instance_id=(
+                finding.instance_id if isinstance(finding, InstanceSilentFinding) else None
+            ),
             known_at=known_at,
         )
     return Evidence.model_validate(envelope)
 
 
 async def _overuse_evidence(
-    store: Store, found: dict[str, Any], *, as_of: date, known_at: datetime
+    store: Store, finding: OveruseFinding, *, as_of: date, known_at: datetime
 ) -> dict[str, Any]:
-    customer_id, metric = found["customer_id"], found["metric"]
-    start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
-    end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
+    customer_id, metric = finding.customer_id, finding.metric
+    start = finding.started_on - timedelta(days=DAYS_BEFORE)
+    end = finding.ended_on or as_of
     since = start - timedelta(days=ACTIVITY_DAYS)
 
     async def holders() -> pl.DataFrame:
@@ -225,14 +234,14 @@ async def _overuse_evidence(
         holders(),
     )
     return await asyncio.to_thread(
-        overuse_evidence, inputs, found=found, as_of=as_of, reports=reports
+        overuse_evidence, inputs, finding=finding, as_of=as_of, reports=reports
     )
 
 
 def overuse_evidence(
     inputs: EvaluationInputs,
     *,
-    found: dict[str, Any],
+    finding: OveruseFinding,
     as_of: date,
     reports: pl.DataFrame,
     activity_days: int = ACTIVITY_DAYS,
@@ -240,9 +249,9 @@ def overuse_evidence(
     """The days of an over-use finding, from the computation that made it (``overuse_of``
     over the same inputs and ``as_of``): its peak day's usage and entitlement are the
     finding's ``peak_usage`` and ``entitled``. Pure."""
-    customer_id, metric = found["customer_id"], found["metric"]
-    start = date.fromisoformat(found["started_on"]) - timedelta(days=DAYS_BEFORE)
-    end = date.fromisoformat(found["ended_on"]) if found["ended_on"] else as_of
+    customer_id, metric = finding.customer_id, finding.metric
+    start = finding.started_on - timedelta(days=DAYS_BEFORE)
+    end = finding.ended_on or as_of
     overuse = overuse_of(inputs, as_of=as_of, activity_days=activity_days)
     mine = (pl.col("customer_id") == customer_id) & (pl.col("metric") == metric)
     orders = inputs.orders.filter(pl.col("customer_id") == customer_id).lazy()

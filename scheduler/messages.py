@@ -6,12 +6,14 @@ import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
 from analytics.schemas import (
     AttestationOverdueFinding,
+    Finding,
     InstanceClonedFinding,
     InstanceSilentFinding,
     NoActiveSubscriptionFinding,
@@ -42,130 +44,158 @@ CSV_COLUMNS = tuple(
 )
 
 
-def _overuse_cells(finding: Mapping[str, Any]) -> list[str]:
+def _overuse_cells(finding: OveruseFinding) -> list[str]:
     return [
-        finding["metric"],
-        f"{finding['peak_usage']} / {finding['entitled']}",
-        overage_share(finding["overage_pct"]) + (" material" if finding["material"] else ""),
-        str(finding["started_on"]),
-        str(finding["deadline"]),
-        time_left(finding["days_left"]),
+        finding.metric,
+        f"{finding.peak_usage} / {finding.entitled}",
+        overage_share(finding.overage_pct) + (" material" if finding.material else ""),
+        str(finding.started_on),
+        str(finding.deadline),
+        time_left(finding.days_left),
     ]
 
 
-def _regularized_cells(finding: Mapping[str, Any]) -> list[str]:
-    resolution = str(finding["resolution"]).replace("_", " ")
+def _regularized_cells(finding: OveruseFinding) -> list[str]:
+    resolution = str(finding.resolution).replace("_", " ")
     return [
-        finding["metric"],
-        f"{finding['peak_usage']} / {finding['entitled']}",
-        str(finding["started_on"]),
-        str(finding["ended_on"]),
-        resolution + (" (late)" if finding["late"] else ""),
+        finding.metric,
+        f"{finding.peak_usage} / {finding.entitled}",
+        str(finding.started_on),
+        str(finding.ended_on),
+        resolution + (" (late)" if finding.late else ""),
     ]
 
 
-def _utc_minute(moment: object) -> str:
+def _utc_minute(moment: datetime) -> str:
     """A finding's instant as a reader wants it: ``2026-11-22 00:00 UTC``."""
-    text = str(moment)
-    return f"{text[:10]} {text[11:16]} UTC"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 @dataclass(frozen=True)
 class SectionSpec:
-    """One section of the email: which findings, how to show them."""
+    """One section of the email, and of the console's findings: the findings of one kind (and,
+    for over-use, one status), and how to show them."""
 
     title: str
     hint: str
     colour: str
-    matches: Callable[[Mapping[str, Any]], bool]
+    kind: type[Finding]
     columns: tuple[str, ...]
-    cells: Callable[[Mapping[str, Any]], list[str]]
+    #: The cells of a finding of ``kind``.
+    cells: Callable[[Any], list[str]]
+    status: str | None = None
+
+    def matches(self, finding: Finding) -> bool:
+        """Whether the finding belongs in this section."""
+        return isinstance(finding, self.kind) and (
+            self.status is None or getattr(finding, "status", None) == self.status
+        )
 
 
 _OVERUSE_COLUMNS = ("Metric", "Peak / entitled", "Over by", "Since", "Deadline", "Time left")
+
+
+def _telemetry_cells(finding: TelemetryMissingFinding) -> list[str]:
+    return [str(finding.last_report_on or "never")]
+
+
+def _cloned_cells(finding: InstanceClonedFinding) -> list[str]:
+    return [finding.instance_id, str(finding.regressions), _utc_minute(finding.first_regression_at)]
+
+
+def _silent_cells(finding: InstanceSilentFinding) -> list[str]:
+    return [finding.instance_id, finding.environment, str(finding.last_report_on)]
+
+
+def _attestation_cells(finding: AttestationOverdueFinding) -> list[str]:
+    return [finding.quarter, str(finding.due_on)]
+
+
+def _lapsed_cells(finding: NoActiveSubscriptionFinding) -> list[str]:
+    return [str(finding.instances), str(finding.last_order_end or "never")]
+
 
 SECTIONS = (
     SectionSpec(
         "Overdue",
         "Past the 30 days to regularize: the customer may now be given notice (§11.2, §17).",
         "#c0392b",
-        lambda f: f["kind"] == "overuse" and f["status"] == "overdue",
+        OveruseFinding,
         _OVERUSE_COLUMNS,
         _overuse_cells,
+        status="overdue",
     ),
     SectionSpec(
         "In regularization window",
         "Over-use within its 30 days; soonest deadline first.",
         "#e67e22",
-        lambda f: f["kind"] == "overuse" and f["status"] == "in_window",
+        OveruseFinding,
         _OVERUSE_COLUMNS,
         _overuse_cells,
+        status="in_window",
     ),
     SectionSpec(
         "Regularized this week",
         "Resolved in the last 7 days; nothing to do.",
         "#27ae60",
-        lambda f: f["kind"] == "overuse" and f["status"] == "regularized",
+        OveruseFinding,
         ("Metric", "Peak / entitled", "Since", "Ended", "How"),
         _regularized_cells,
+        status="regularized",
     ),
     SectionSpec(
         "Telemetry missing",
         "Under an order but silent for 7 days: check the installation can phone home.",
         "#8e44ad",
-        lambda f: f["kind"] == "telemetry_missing",
+        TelemetryMissingFinding,
         ("Last report",),
-        lambda f: [str(f["last_report_on"] or "never")],
+        _telemetry_cells,
     ),
     SectionSpec(
         "Instances cloned",
         "Two installations share one instance_id, so only one of them is counted: ask the "
         "customer to give the copy an id of its own.",
         "#16a085",
-        lambda f: f["kind"] == "instance_cloned",
+        InstanceClonedFinding,
         ("Instance", "Sequence regressions", "First regression"),
-        lambda f: [
-            str(f["instance_id"]),
-            str(f["regressions"]),
-            _utc_minute(f["first_regression_at"]),
-        ],
+        _cloned_cells,
     ),
     SectionSpec(
         "Instances silent",
         "One instance stopped while the others report: fix its phone-home, or retire it if "
         "it was decommissioned.",
         "#1abc9c",
-        lambda f: f["kind"] == "instance_silent",
+        InstanceSilentFinding,
         ("Instance", "Environment", "Last report"),
-        lambda f: [str(f["instance_id"]), str(f["environment"]), str(f["last_report_on"])],
+        _silent_cells,
     ),
     SectionSpec(
         "Attestation overdue",
         "Air-gapped: the signed quarterly attestation has not arrived.",
         "#2980b9",
-        lambda f: f["kind"] == "attestation_overdue",
+        AttestationOverdueFinding,
         ("Quarter", "Due on"),
-        lambda f: [str(f["quarter"]), str(f["due_on"])],
+        _attestation_cells,
     ),
     SectionSpec(
         "No active subscription",
         "Instances report on days no order covers: renewal or shutdown needed.",
         "#7f8c8d",
-        lambda f: f["kind"] == "no_active_subscription",
+        NoActiveSubscriptionFinding,
         ("Instances", "Last order ended"),
-        lambda f: [str(f["instances"]), str(f["last_order_end"] or "never")],
+        _lapsed_cells,
     ),
 )
 
 
-def needs_action(finding: Mapping[str, Any]) -> bool:
+def needs_action(finding: Finding) -> bool:
     """Everything but a regularized episode asks the account manager to act."""
-    return not (finding["kind"] == "overuse" and finding["status"] == "regularized")
+    return not (isinstance(finding, OveruseFinding) and finding.status == "regularized")
 
 
-def accounts_needing_action(findings: Sequence[Mapping[str, Any]]) -> int:
+def accounts_needing_action(findings: Sequence[Finding]) -> int:
     """How many distinct customers have a finding to act on."""
-    return len({f["customer_id"] for f in findings if needs_action(f)})
+    return len({f.customer_id for f in findings if needs_action(f)})
 
 
 def subject_line(*, iso_week: str, needing_action: int, digest: bool) -> str:
@@ -194,24 +224,22 @@ def spreadsheet_cell(value: Any) -> Any:
     return value
 
 
-def findings_csv(findings: Sequence[Mapping[str, Any]]) -> str:
+def findings_csv(findings: Sequence[Finding]) -> str:
     """One row per finding, every column of every kind; no cell runs as a formula."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for finding in findings:
+        cells = finding.model_dump(mode="json")
         writer.writerow(
-            {
-                k: "" if finding.get(k) is None else spreadsheet_cell(finding.get(k))
-                for k in CSV_COLUMNS
-            }
+            {k: "" if cells.get(k) is None else spreadsheet_cell(cells.get(k)) for k in CSV_COLUMNS}
         )
     return buffer.getvalue()
 
 
 @dataclass
 class _Row:
-    finding: Mapping[str, Any]
+    finding: Finding
     cells: list[str]
     customer: str
     chart_cid: str | None = None
@@ -225,7 +253,7 @@ class _Section:
     hint: str
     colour: str
     columns: tuple[str, ...]
-    findings: list[Mapping[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     rows: list[_Row] = field(default_factory=list)
 
 
@@ -235,7 +263,7 @@ def build_weekly_email(
     recipient: str,
     iso_week: str,
     as_of: str,
-    findings: Sequence[Mapping[str, Any]],
+    findings: Sequence[Finding],
     accounts: int,
     charts: Mapping[tuple[str, str], bytes],
     names: Mapping[str, str],
@@ -256,15 +284,19 @@ def build_weekly_email(
             continue
         section = _Section(spec.title, spec.hint, spec.colour, spec.columns, chosen)
         for finding in chosen:
-            customer_id = finding["customer_id"]
+            customer_id = finding.customer_id
             label = f"{names.get(customer_id, customer_id)} ({customer_id})"
             row = _Row(finding, spec.cells(finding), label)
             if console_url is not None:
                 row.evidence_url = (
-                    f"{console_url.rstrip('/')}/ui/findings/{finding['finding_id']}?{pinned}"
+                    f"{console_url.rstrip('/')}/ui/findings/{finding.finding_id}?{pinned}"
                 )
-            chart = charts.get((finding["customer_id"], finding.get("metric") or ""))
-            if finding["kind"] == "overuse" and chart is not None:
+            chart = (
+                charts.get((customer_id, finding.metric))
+                if isinstance(finding, OveruseFinding)
+                else None
+            )
+            if chart is not None:
                 cid = make_msgid(domain="statreport.invalid")
                 row.chart_cid = cid[1:-1]
                 images.append((cid, chart))

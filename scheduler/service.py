@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from analytics import service as analytics_service
+from analytics.schemas import Finding, OveruseFinding
 from core.days import latest_finished_day
 from core.errors import NotFound
 from core.identifiers import deliverable
@@ -87,7 +88,7 @@ class WeeklyReporter:
             self.store, as_of=as_of, keep=not dry_run, metrics=self.metrics
         )
         built_from = f"evaluation {evaluation.evaluation_id} as of {as_of}"
-        findings = [f.model_dump(mode="json") for f in evaluation.findings]
+        findings = evaluation.findings
         accounts = await analytics_service.accounts_per_manager(self.store)
         names = await analytics_service.customer_names(self.store)
         # The charts as known at the run, like its evidence (SPEC §11 v3); the links to the
@@ -96,7 +97,7 @@ class WeeklyReporter:
         run = None if dry_run else evaluation.evaluation_id
         letters: list[Letter] = []
         for manager in sorted(accounts):
-            mine = [f for f in findings if f["account_manager"] == manager]
+            mine = [f for f in findings if f.account_manager == manager]
             letters.append(
                 self._letter(
                     manager, iso_week, as_of, mine, accounts[manager], charts, names, run=run
@@ -172,12 +173,12 @@ class WeeklyReporter:
         return await self.store.read(repository.database_born_at)
 
     async def _charts(
-        self, findings: list[dict[str, Any]], *, as_of: date, known_at: datetime | None
+        self, findings: list[Finding], *, as_of: date, known_at: datetime | None
     ) -> dict[tuple[str, str], bytes]:
-        overuse = [f for f in findings if f["kind"] == "overuse"]
+        overuse = [f for f in findings if isinstance(f, OveruseFinding)]
         series = await analytics_service.metric_series(
             self.store,
-            keys={(f["customer_id"], f["metric"]) for f in overuse},
+            keys={(f.customer_id, f.metric) for f in overuse},
             start=as_of - timedelta(days=CHART_DAYS - 1),
             end=as_of,
             known_at=known_at,
@@ -185,13 +186,13 @@ class WeeklyReporter:
 
         def render() -> dict[tuple[str, str], bytes]:
             return {
-                (f["customer_id"], f["metric"]): usage_chart(
-                    series[(f["customer_id"], f["metric"])],
-                    metric=f["metric"],
-                    started_on=date.fromisoformat(f["started_on"]),
-                    deadline=date.fromisoformat(f["deadline"]),
+                (f.customer_id, f.metric): usage_chart(
+                    series[(f.customer_id, f.metric)],
+                    metric=f.metric,
+                    started_on=f.started_on,
+                    deadline=f.deadline,
                     as_of=as_of,
-                    ended_on=date.fromisoformat(f["ended_on"]) if f["ended_on"] else None,
+                    ended_on=f.ended_on,
                 )
                 for f in overuse
             }
@@ -203,7 +204,7 @@ class WeeklyReporter:
         recipient: str,
         iso_week: str,
         as_of: date,
-        findings: list[dict[str, Any]],
+        findings: list[Finding],
         accounts: int,
         charts: dict[tuple[str, str], bytes],
         names: dict[str, str],

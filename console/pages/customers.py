@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from analytics import service as analytics
 from analytics import statement as statement_service
 from analytics.charts import over, usage_svg
+from analytics.schemas import Finding, OveruseFinding
 from analytics.usage import USAGE_METRICS
 from console.sessions import COOKIE, Session
 from console.web import (
@@ -73,7 +74,7 @@ async def customer_list(
     run = await analytics.newest_run(store)
     worst: dict[str, dict[str, Any]] = {}
     for finding in run.findings if run else []:  # in the SPEC's order: the first is the worst
-        worst.setdefault(finding.customer_id, _label(finding.model_dump(mode="json")))
+        worst.setdefault(finding.customer_id, _label(finding))
     return page(
         request,
         "customers.html.j2",
@@ -87,12 +88,11 @@ async def customer_list(
     )
 
 
-def _label(finding: dict[str, Any]) -> dict[str, Any]:
+def _label(finding: Finding) -> dict[str, Any]:
     """A finding in a few words, with the section of the weekly email it belongs to."""
     section = next(spec.title for spec in SECTIONS if spec.matches(finding))
-    metric = finding.get("metric")
-    words = f"{section}: {metric}" if metric else section
-    return {"text": words, "kind": finding["kind"], "finding_id": finding["finding_id"]}
+    words = f"{section}: {finding.metric}" if isinstance(finding, OveruseFinding) else section
+    return {"text": words, "kind": finding.kind, "finding_id": finding.finding_id}
 
 
 @router.get("/customers/{customer_id}")
@@ -170,7 +170,7 @@ async def _customer_page(
         instances=instances,
         silent=silent,
         cloned=cloned,
-        findings=[f.model_dump(mode="json") for f in mine],
+        findings=mine,
         run=run,
         attestations=attestations,
         document_text=document_text or json.dumps(editable, indent=2),

@@ -56,7 +56,7 @@ async def findings(
         except NotFound:
             run = None
     chosen = [
-        f.model_dump(mode="json")
+        f
         for f in (run.findings if run else [])
         if (not manager or f.account_manager == manager) and (not kind or f.kind == kind)
     ]

@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from analytics.compliance import overuse_episodes
 from analytics.entitlements import active_order_days, daily_entitlements
 from analytics.evidence import overuse_evidence
+from analytics.schemas import OveruseFinding
 from analytics.service import (
     _NO_REGRESSIONS,
     EvaluationInputs,
@@ -196,14 +197,9 @@ def test_the_run_its_evidence_and_a_statement_agree_on_every_day(
             check_dtypes=False,
         )
     for finding in (f for f in findings if f["kind"] == "overuse"):
-        found = {
-            **finding,
-            "started_on": finding["started_on"].isoformat(),
-            "ended_on": finding["ended_on"].isoformat() if finding["ended_on"] else None,
-        }
         evidence = overuse_evidence(
             _one_customer(inputs, finding["customer_id"]),
-            found=found,
+            finding=OveruseFinding.model_validate(finding),
             as_of=as_of,
             reports=_NO_REPORT_IDS,
         )

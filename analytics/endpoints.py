@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
-from analytics import evidence, service, statement
+from analytics import evidence, runs, service, statement
 from analytics.schemas import (
     EpisodeHistory,
     Evaluation,
@@ -39,7 +39,7 @@ async def post_evaluation(
 )
 async def get_findings(as_of: ReportingDayQuery, store: StoreDep) -> Evaluation:
     """Answers from storage; 404 when no evaluation as of that day was run."""
-    return await service.stored_findings(store, as_of=as_of)
+    return await runs.stored_findings(store, as_of=as_of)
 
 
 @router.get("/v1/evaluations", summary="Evaluation runs, newest first")
@@ -49,7 +49,7 @@ async def get_evaluations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EvaluationRun]:
     """Every run is kept: evaluating a day again makes another run, never overwrites one."""
-    return await service.evaluation_runs(store, as_of=as_of, limit=limit)
+    return await runs.evaluation_runs(store, as_of=as_of, limit=limit)
 
 
 @router.get("/v1/evaluations/{evaluation_id}", summary="One evaluation run, as it was answered")
@@ -57,7 +57,7 @@ async def get_evaluation(
     evaluation_id: Annotated[str, Path(pattern=r"^ev_[0-9A-Za-z_]{1,60}$")], store: StoreDep
 ) -> Evaluation:
     """Its findings, ``rules_version`` and ``customers_version`` (the order forms it used)."""
-    return await service.evaluation_run(store, evaluation_id=evaluation_id)
+    return await runs.evaluation_run(store, evaluation_id=evaluation_id)
 
 
 @router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
@@ -87,7 +87,7 @@ async def get_episodes(
     customer_id: CustomerIdQuery = None,
 ) -> list[EpisodeHistory]:
     """When each episode opened, when an evaluation first reported it, how it ended."""
-    return await service.episode_history(store, customer_id=customer_id)
+    return await runs.episode_history(store, customer_id=customer_id)
 
 
 @router.get(

@@ -13,6 +13,8 @@ import polars as pl
 from analytics import repository
 from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
+from analytics.inputs import EvaluationInputs, load_inputs
+from analytics.runs import stored_finding
 from analytics.schemas import (
     AttestationOverdueFinding,
     Evidence,
@@ -20,12 +22,7 @@ from analytics.schemas import (
     InstanceSilentFinding,
     OveruseFinding,
 )
-from analytics.service import (
-    EvaluationInputs,
-    load_inputs,
-    overuse_of,
-    stored_finding,
-)
+from analytics.service import overuse_of
 from analytics.usage import INSTANCE_METRICS, active_instance_days
 from core.quarters import quarter_bounds
 from core.store import Store

@@ -11,9 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import polars as pl
-from pydantic import TypeAdapter
 
 from analytics import repository
 from analytics.compliance import (
@@ -37,13 +35,11 @@ from analytics.entitlements import (
     entitlement_floors,
     licensed_metrics,
 )
+from analytics.inputs import HISTORY_DAYS, EvaluationInputs, load_inputs, read_inputs
 from analytics.schemas import (
     RULES_VERSION,
     CustomerUsage,
-    EpisodeHistory,
     Evaluation,
-    EvaluationRun,
-    Finding,
     Series,
     UsageDay,
 )
@@ -62,135 +58,6 @@ EARLIEST_AS_OF = FIRST_REPORTING_DAY
 LATEST_DAY = LAST_REPORTING_DAY
 
 log = logging.getLogger("statreport.analytics")
-
-#: How far back reports count; ingest refuses reports older than 400 days.
-HISTORY_DAYS = 400
-
-
-@dataclass(frozen=True)
-class EvaluationInputs:
-    """Everything an evaluation reads, taken in one consistent read."""
-
-    instance_days: pl.DataFrame
-    orders: pl.DataFrame
-    items: pl.DataFrame
-    customers: pl.DataFrame
-    last_report_days: pl.DataFrame
-    attestations: pl.DataFrame
-    #: Sequence regressions of the 7 days up to ``as_of`` (the only raw-report read).
-    regressions: pl.DataFrame
-    #: The latest audit-log entry: the version of the order forms read.
-    customers_version: int | None = None
-    #: Instance-days before the 400-day window, of the customers with an over-use episode
-    #: open since before it: they judge over-use only (SPEC §6 v3, episodes of any length).
-    earlier_days: pl.DataFrame | None = None
-    #: The instant these are what was known at (SPEC §11 v3); None for what is stored now.
-    known_at: datetime | None = None
-
-
-def load_inputs(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    as_of: date,
-    customer_id: str | None = None,
-    known_at: datetime | None = None,
-) -> EvaluationInputs:
-    """``read_inputs`` in one snapshot of every table."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        return read_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
-    finally:
-        con.execute("COMMIT")
-
-
-def read_inputs(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    as_of: date,
-    customer_id: str | None = None,
-    known_at: datetime | None = None,
-) -> EvaluationInputs:
-    """Read what an evaluation as of ``as_of`` needs (reports generated up to that day), in
-    the caller's transaction: what is stored now, or what was known at ``known_at``.
-
-    With ``customer_id``, only what that customer's usage and entitlements need (its
-    instance-days, orders and items; no sequence regressions): what a chart, a statement or
-    a finding's evidence reads, without reading the whole fleet.
-    """
-    mine = pl.col("customer_id") == customer_id if customer_id is not None else pl.lit(True)
-    since = as_of - timedelta(days=HISTORY_DAYS)
-    retirements = repository.retirements(con, known_at=known_at)
-    return EvaluationInputs(
-        earlier_days=earlier_instance_days(
-            con,
-            since=since,
-            as_of=as_of,
-            customer_id=customer_id,
-            known_at=known_at,
-            retirements=retirements,
-        ),
-        instance_days=repository.instance_days(
-            con, since=since, until=as_of, customer_id=customer_id, known_at=known_at
-        ).join(retirements, on="instance_id", how="left"),
-        orders=repository.order_forms(con, known_at=known_at).filter(mine),
-        items=repository.entitlement_items(con, known_at=known_at).filter(mine),
-        customers=repository.customers(con, known_at=known_at).filter(mine),
-        # Only older reports need a second look: the window's are in instance_days.
-        last_report_days=repository.last_report_days(
-            con, until=since - timedelta(days=1), customer_id=customer_id, known_at=known_at
-        ),
-        attestations=repository.attestations(con, known_at=known_at).filter(mine),
-        regressions=(
-            repository.sequence_regressions(con, since=as_of - timedelta(days=6), until=as_of)
-            if customer_id is None
-            else _NO_REGRESSIONS
-        ),
-        customers_version=repository.customers_version(con, known_at=known_at),
-        known_at=known_at,
-    )
-
-
-def earlier_instance_days(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    since: date,
-    as_of: date,
-    customer_id: str | None,
-    known_at: datetime | None,
-    retirements: pl.DataFrame,
-) -> pl.DataFrame | None:
-    """The instance-days before ``since`` that an over-use episode still open needs, for the
-    customers with one that began before the window (or about when it begins): without them
-    its start, deadline and id would move forward a day every day. None when no customer has
-    one. Instance-days are kept for ever, so the episode is recomputed whole, not carried."""
-    edge = since + timedelta(days=ACTIVITY_DAYS)
-    starts = repository.open_episode_starts(
-        con, before=edge, customer_id=customer_id, known_at=known_at
-    )
-    frames = [
-        repository.instance_days(
-            con,
-            since=start - timedelta(days=ACTIVITY_DAYS),
-            until=since - timedelta(days=1),
-            customer_id=customer,
-            known_at=known_at,
-        )
-        for customer, start in sorted(starts.items())
-        if start - timedelta(days=ACTIVITY_DAYS) < since
-    ]
-    if not frames:
-        return None
-    return pl.concat(frames, how="vertical_relaxed").join(retirements, on="instance_id", how="left")
-
-
-_NO_REGRESSIONS = pl.DataFrame(
-    schema={
-        "customer_id": pl.String,
-        "instance_id": pl.String,
-        "regressions": pl.Int64,
-        "first_regression_at": pl.Datetime("us", "UTC"),
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -434,91 +301,6 @@ async def evaluate_now(
     return await evaluate(store, as_of=as_of, metrics=metrics)
 
 
-async def newest_run(store: Store) -> Evaluation | None:
-    """The newest run, whatever its ``as_of``; None before the first."""
-    document = await store.read(repository.evaluation)
-    return None if document is None else Evaluation.model_validate(document)
-
-
-async def stored_findings(store: Store, *, as_of: date) -> Evaluation:
-    """The newest run as of ``as_of``, as it was answered, without recomputing."""
-    return Evaluation.model_validate(await _newest_run_document(store, as_of=as_of))
-
-
-async def stored_finding(
-    store: Store, *, finding_id: str, as_of: date | None = None, evaluation_id: str | None = None
-) -> tuple[EvaluationRun, Finding]:
-    """One finding of the run ``evaluation_id``, or of the newest run as of ``as_of``, and
-    that run. Only the finding is validated: validating a whole run of 2,078 findings took
-    120 ms."""
-    if evaluation_id is not None:
-        document = await _run_document(store, evaluation_id=evaluation_id)
-        if as_of is not None and document["as_of"] != as_of.isoformat():
-            raise InvalidPayload(
-                f"Evaluation {evaluation_id} is as of {document['as_of']}, not {as_of}; give "
-                "one of as_of and evaluation_id, or both of the same run.",
-                errors=[{"loc": ["query", "as_of"], "msg": "not the as_of of evaluation_id"}],
-            )
-        where = f"evaluation {evaluation_id}"
-        listing = f"GET /v1/evaluations/{evaluation_id}"
-    elif as_of is not None:
-        document = await _newest_run_document(store, as_of=as_of)
-        where = f"the newest evaluation as of {as_of} ({document['evaluation_id']})"
-        listing = f"GET /v1/findings?as_of={as_of}"
-    else:
-        raise InvalidPayload(
-            "Say which run's finding: give evaluation_id (the run quoted) or as_of (the "
-            "newest run of that day).",
-            errors=[{"loc": ["query", "evaluation_id"], "msg": "give evaluation_id or as_of"}],
-        )
-    found = next((f for f in document["findings"] if f["finding_id"] == finding_id), None)
-    if found is None:
-        raise NotFound(f"Finding {finding_id} is not in {where}. List its findings with {listing}.")
-    run = EvaluationRun.model_validate({**document, "findings": len(document["findings"])})
-    return run, _FINDING.validate_python(found)
-
-
-_FINDING: TypeAdapter[Finding] = TypeAdapter(Finding)
-
-
-async def _newest_run_document(store: Store, *, as_of: date) -> dict[str, Any]:
-    document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))
-    if document is None:
-        raise NotFound(
-            f"No evaluation as of {as_of} has been run. Run one with POST /v1/evaluations "
-            f'{{"as_of": "{as_of}"}} (or statreport evaluate --as-of {as_of}).'
-        )
-    return document
-
-
-async def evaluation_run(store: Store, *, evaluation_id: str) -> Evaluation:
-    """One run by its id, as it was answered."""
-    return Evaluation.model_validate(await _run_document(store, evaluation_id=evaluation_id))
-
-
-async def _run_document(store: Store, *, evaluation_id: str) -> dict[str, Any]:
-    document = await store.read(lambda con: repository.evaluation(con, evaluation_id=evaluation_id))
-    if document is None:
-        raise NotFound(
-            f"No evaluation {evaluation_id!r}. List the runs with GET /v1/evaluations?as_of=."
-        )
-    return document
-
-
-async def evaluation_runs(
-    store: Store, *, as_of: date | None, limit: int = 100
-) -> list[EvaluationRun]:
-    """Runs, newest first, optionally of one day."""
-    rows = await store.read(lambda con: repository.evaluation_runs(con, as_of=as_of, limit=limit))
-    return [EvaluationRun.model_validate(row) for row in rows]
-
-
-async def episode_history(store: Store, *, customer_id: str | None) -> list[EpisodeHistory]:
-    """Every episode the evaluations have reported."""
-    rows = await store.read(lambda con: repository.episode_history(con, customer_id=customer_id))
-    return [EpisodeHistory.model_validate(row) for row in rows]
-
-
 async def customer_usage(
     store: Store,
     *,
@@ -657,11 +439,6 @@ def check_as_of(as_of: date, *, today: date) -> None:
             f"as_of {as_of} is before {EARLIEST_AS_OF}; give a day in the period reports cover.",
             errors=[{"loc": ["body", "as_of"], "msg": f"must be on or after {EARLIEST_AS_OF}"}],
         )
-
-
-async def last_evaluated_at(store: Store) -> datetime | None:
-    """When the latest evaluation succeeded (it is kept only then); None if never."""
-    return await store.read(repository.last_evaluated_at)
 
 
 async def customer_episodes(

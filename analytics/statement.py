@@ -51,32 +51,7 @@ async def customer_statement(
     """The statement of ``customer_id`` from ``start`` to ``end`` (both included), as known at
     ``known_at`` (by default now): the same bytes, HTML and CSV, every time it is asked for
     the same three (SPEC §11 v3)."""
-    if end < start or (end - start).days + 1 > MAX_DAYS:
-        raise InvalidPayload(
-            f"A statement covers 1 to {MAX_DAYS} days, from 'from' to 'to' included; "
-            f"{start} to {end} is not such a period.",
-            errors=[{"loc": ["query", "to"], "msg": f"1 to {MAX_DAYS} days after 'from'"}],
-        )
-    now = datetime.now(UTC)
-    if known_at is not None and known_at > now:
-        raise InvalidPayload(
-            f"known_at {instant(known_at)} is after now ({instant(now)}): nothing is known "
-            "about the future yet. Leave known_at out for what is known now.",
-            errors=[{"loc": ["query", "known_at"], "msg": "must not be after now"}],
-        )
-    known_on = (known_at or now).astimezone(UTC).date()
-    if end > known_on:
-        raise InvalidPayload(
-            (
-                f"'to' ({end}) is after today ({known_on}, UTC): a day not yet begun has no "
-                "figures. End the period today or earlier."
-                if known_at is None
-                else f"'to' ({end}) is after the day of known_at ({known_on}): a day not yet "
-                "begun then has no figures as known then. End the period on or before that "
-                "day, or leave known_at out."
-            ),
-            errors=[{"loc": ["query", "to"], "msg": "must not be after the day of known_at"}],
-        )
+    _check_period(start, end, known_at=known_at)
     # An instant from which on nothing stored can change what it shows.
     known_at = await store.known_at(known_at)
     document = await store.read(
@@ -152,6 +127,37 @@ async def customer_statement(
         sha256=digest,
     )
     return Statement(csv=daily_csv, sha256=digest, html=html, address=address)
+
+
+def _check_period(start: date, end: date, *, known_at: datetime | None) -> None:
+    """Refuse a period that is not 1 to ``MAX_DAYS`` days, an instant after now, and a period
+    ending after the day it is known at (by default today)."""
+    if end < start or (end - start).days + 1 > MAX_DAYS:
+        raise InvalidPayload(
+            f"A statement covers 1 to {MAX_DAYS} days, from 'from' to 'to' included; "
+            f"{start} to {end} is not such a period.",
+            errors=[{"loc": ["query", "to"], "msg": f"1 to {MAX_DAYS} days after 'from'"}],
+        )
+    now = datetime.now(UTC)
+    if known_at is not None and known_at > now:
+        raise InvalidPayload(
+            f"known_at {instant(known_at)} is after now ({instant(now)}): nothing is known "
+            "about the future yet. Leave known_at out for what is known now.",
+            errors=[{"loc": ["query", "known_at"], "msg": "must not be after now"}],
+        )
+    known_on = (known_at or now).astimezone(UTC).date()
+    if end > known_on:
+        raise InvalidPayload(
+            (
+                f"'to' ({end}) is after today ({known_on}, UTC): a day not yet begun has no "
+                "figures. End the period today or earlier."
+                if known_at is None
+                else f"'to' ({end}) is after the day of known_at ({known_on}): a day not yet "
+                "begun then has no figures as known then. End the period on or before that "
+                "day, or leave known_at out."
+            ),
+            errors=[{"loc": ["query", "to"], "msg": "must not be after the day of known_at"}],
+        )
 
 
 def statement_address(customer_id: str, *, start: date, end: date, known_at: datetime) -> str:

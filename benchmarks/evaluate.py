@@ -32,8 +32,9 @@ import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 
 from analytics.evidence import finding_evidence  # noqa: E402
+from analytics.inputs import load_inputs  # noqa: E402
 from analytics.repository import RAW_INSTANCE_DAYS  # noqa: E402
-from analytics.service import compute_findings, evaluate, load_inputs  # noqa: E402
+from analytics.service import compute_findings, evaluate  # noqa: E402
 from analytics.statement import customer_statement  # noqa: E402
 from core import instance_days  # noqa: E402
 from core.settings import Settings  # noqa: E402

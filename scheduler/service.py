@@ -14,6 +14,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from analytics import runs as analytics_runs
 from analytics import service as analytics_service
 from analytics.schemas import Finding, OveruseFinding
 from core.days import latest_finished_day
@@ -161,7 +162,7 @@ class WeeklyReporter:
         survive a restart (SPEC §9 v2)."""
         if self.metrics is None:
             return
-        evaluated = await analytics_service.last_evaluated_at(self.store)
+        evaluated = await analytics_runs.last_evaluated_at(self.store)
         ran = await self.store.read(repository.last_successful_run_at)
         if evaluated is not None:
             self.metrics.last_evaluation.set(evaluated.timestamp())

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, ValidationError
 from starlette.responses import HTMLResponse, Response
 
+from analytics import runs
 from analytics import service as analytics
 from analytics import statement as statement_service
 from analytics.charts import over, usage_svg
@@ -71,7 +72,7 @@ async def customer_list(
         ]
     shown = listed[start : start + PAGE_ROWS]
     fleet = await customers.fleet_summary(store, customer_ids=[c.customer_id for c in shown])
-    run = await analytics.newest_run(store)
+    run = await runs.newest_run(store)
     worst: dict[str, dict[str, Any]] = {}
     for finding in run.findings if run else []:  # in the SPEC's order: the first is the worst
         worst.setdefault(finding.customer_id, _label(finding))
@@ -129,10 +130,10 @@ async def _customer_page(
     customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
     start, end = _period(from_, to)
     usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
-    episodes = await analytics.episode_history(store, customer_id=customer_id)
+    episodes = await runs.episode_history(store, customer_id=customer_id)
     instances = await customers.list_instances(store, customer_id=customer_id)
     attestations = await customers.attestations(store, customer_id=customer_id)
-    run = await analytics.newest_run(store)
+    run = await runs.newest_run(store)
     mine = [f for f in (run.findings if run else []) if f.customer_id == customer_id]
     silent = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_silent"}
     cloned = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_cloned"}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from analytics import evidence as evidence_service
+from analytics import runs
 from analytics import service as analytics
 from analytics.charts import usage_svg
 from analytics.compliance import GROUP_RANK
@@ -49,10 +50,10 @@ async def findings(
     day = parse_day(as_of, field="as_of")
     run: Evaluation | None
     if day is None:
-        run = await analytics.newest_run(store)
+        run = await runs.newest_run(store)
     else:
         try:
-            run = await analytics.stored_findings(store, as_of=day)
+            run = await runs.stored_findings(store, as_of=day)
         except NotFound:
             run = None
     chosen = [
@@ -114,7 +115,7 @@ async def finding_evidence(
     newest run, as the findings page shows it."""
     day = parse_day(as_of, field="as_of")
     if day is None and evaluation_id is None:
-        newest = await analytics.newest_run(store)
+        newest = await runs.newest_run(store)
         if newest is None:
             raise NotFound("No evaluation has been run yet, so there is no finding to show.")
         evaluation_id = newest.evaluation_id

@@ -16,14 +16,9 @@ from polars.testing import assert_frame_equal
 from analytics.compliance import overuse_episodes
 from analytics.entitlements import active_order_days, daily_entitlements
 from analytics.evidence import overuse_evidence
+from analytics.inputs import _NO_REGRESSIONS, EvaluationInputs
 from analytics.schemas import OveruseFinding
-from analytics.service import (
-    _NO_REGRESSIONS,
-    EvaluationInputs,
-    compute_findings,
-    overuse_of,
-    usage_of,
-)
+from analytics.service import compute_findings, overuse_of, usage_of
 from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
 
 START = date(2026, 1, 1)

@@ -13,7 +13,7 @@ import duckdb
 from polars.testing import assert_frame_equal
 
 from analytics import repository
-from analytics.service import EvaluationInputs, load_inputs, read_inputs
+from analytics.inputs import EvaluationInputs, load_inputs, read_inputs
 from core.store import Store
 from core.telemetry import StoreMetrics
 from ingest.repository import stage_reports

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import service as analytics_service
+from analytics import runs as analytics_runs
 from analytics.schemas import finding_id
 from core.migrations import MIGRATIONS
 from core.store import Store
@@ -45,7 +45,7 @@ def test_evaluations_kept_before_version_7_become_runs_with_finding_ids(tmp_path
     store = Store(path)
     store.open()
     try:
-        kept = asyncio.run(analytics_service.stored_findings(store, as_of=date(2026, 11, 8)))
+        kept = asyncio.run(analytics_runs.stored_findings(store, as_of=date(2026, 11, 8)))
     finally:
         store.close_file()
     assert (kept.evaluation_id, kept.rules_version, kept.customers_version) == (

@@ -126,7 +126,7 @@ def generate(path: Path, *, customers: int, instances: int, days: int) -> int:
     con.execute(f"INSERT INTO instance_days SELECT * FROM ({rollup}) ORDER BY usage_day")  # noqa: S608
     con.execute(_HISTORY)
     # Hourly reports sent as they were made arrived in order: ingest would have marked no
-    # instance-day as having received one out of order (``instance_days.Frontier``).
+    # instance-day as having received one out of order (``ingest.frontier.Frontier``).
     con.execute("DELETE FROM instance_days_out_of_order")
     con.execute("CHECKPOINT")
     row = con.execute("SELECT count(*) FROM reports").fetchone()

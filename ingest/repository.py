@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from core import instance_days
 from core.usage_metrics import REPORT_METRICS
+from ingest.frontier import Frontier
 from ingest.schemas import StatisticsReport, generated_moment
 
 _REPORT_SCHEMA = pa.schema(
@@ -181,7 +182,7 @@ class Appenders:
         self.out_of_order = con.appender("instance_days_out_of_order")
 
     def append(
-        self, rows: list[tuple[Any, ...]], *, frontier: instance_days.Frontier, known_at: datetime
+        self, rows: list[tuple[Any, ...]], *, frontier: Frontier, known_at: datetime
     ) -> float:
         """Append the report rows, their instance-days (known at ``known_at``) and those of
         them that received a report out of order, in the caller's transaction; the seconds
@@ -220,7 +221,7 @@ def insert_reports(
     new_instances: Mapping[str, str],
     received_at: datetime,
     appenders: Appenders,
-    frontier: instance_days.Frontier,
+    frontier: Frontier,
 ) -> set[str]:
     """The path for groups with duplicates, in the caller's transaction.
 
@@ -255,7 +256,7 @@ def append_reports(
     received_at: datetime,
     own_transaction: bool,
     appenders: Appenders,
-    frontier: instance_days.Frontier,
+    frontier: Frontier,
 ) -> float:
     """The fast path: append every report of the group and their instance-days; the seconds
     the instance-days took.
@@ -319,14 +320,22 @@ def _transaction(
 
 def marked_since(con: duckdb.DuckDBPyConnection, *, day: date) -> list[tuple[str, date]]:
     """The instance-days marked as having received a report out of order, from ``day`` on."""
-    return [(row[0], row[1]) for row in con.execute(instance_days.MARKED_SINCE, [day]).fetchall()]
+    rows = con.execute(
+        "SELECT DISTINCT instance_id::VARCHAR, day FROM instance_days_out_of_order WHERE day >= ?",
+        [day],
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]
 
 
 def instance_frontiers(
     con: duckdb.DuckDBPyConnection,
 ) -> dict[str, tuple[datetime, int | None]]:
     """Every instance's latest ``generated_at`` and highest ``sequence`` stored."""
-    return {row[0]: (row[1], row[2]) for row in con.execute(instance_days.FRONTIERS).fetchall()}
+    rows = con.execute(
+        "SELECT instance_id::VARCHAR, max(last_generated_at), max(max_sequence) "
+        "FROM instance_day_totals GROUP BY instance_id"
+    ).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def fold_instance_days(con: duckdb.DuckDBPyConnection) -> None:

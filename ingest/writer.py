@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from core import instance_days
 from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
 from core.wording import refused
 from ingest import repository
+from ingest.frontier import REMEMBERED_DAYS, Frontier
 from ingest.repository import StagedReports
 
 #: Versions of a new instance's id (SPEC §2 v2): random or time-ordered, never the MAC-bearing
@@ -42,12 +42,12 @@ class ReportCommit:
         self._owners: dict[str, str] = {}  # touched on the writer thread only
         self._unfolded = 0  # reports stored since the instance-days were last folded
         self._appenders: repository.Appenders | None = None  # the writer connection's
-        self._frontier = instance_days.Frontier({})  # touched on the writer thread only
+        self._frontier = Frontier({})  # touched on the writer thread only
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
-        self._frontier = instance_days.Frontier(
+        self._frontier = Frontier(
             repository.instance_frontiers(con),
             repository.marked_since(con, day=_remembered_since()),
         )
@@ -258,7 +258,7 @@ VERSION_HELP = (
 
 def _remembered_since() -> date:
     """The first day whose out-of-order marks the writer remembers."""
-    return datetime.now(UTC).date() - timedelta(days=instance_days.REMEMBERED_DAYS)
+    return datetime.now(UTC).date() - timedelta(days=REMEMBERED_DAYS)
 
 
 def random_uuid(text: str) -> bool:

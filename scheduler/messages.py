@@ -257,6 +257,42 @@ class _Section:
     rows: list[_Row] = field(default_factory=list)
 
 
+def _sections(
+    findings: Sequence[Finding],
+    *,
+    charts: Mapping[tuple[str, str], bytes],
+    names: Mapping[str, str],
+    evidence: Callable[[str], str] | None,
+) -> tuple[list[_Section], list[tuple[str, bytes]]]:
+    """The email's sections with their rows, and the inline charts they show (Content-ID,
+    PNG). ``evidence`` gives the address of a finding's evidence from its id."""
+    sections: list[_Section] = []
+    images: list[tuple[str, bytes]] = []
+    for spec in SECTIONS:
+        chosen = [f for f in findings if spec.matches(f)]
+        if not chosen:
+            continue
+        section = _Section(spec.title, spec.hint, spec.colour, spec.columns, chosen)
+        for finding in chosen:
+            customer_id = finding.customer_id
+            label = f"{names.get(customer_id, customer_id)} ({customer_id})"
+            row = _Row(finding, spec.cells(finding), label)
+            if evidence is not None:
+                row.evidence_url = evidence(finding.finding_id)
+            chart = (
+                charts.get((customer_id, finding.metric))
+                if isinstance(finding, OveruseFinding)
+                else None
+            )
+            if chart is not None:
+                cid = make_msgid(domain="statreport.invalid")
+                row.chart_cid = cid[1:-1]
+                images.append((cid, chart))
+            section.rows.append(row)
+        sections.append(section)
+    return sections, images
+
+
 def build_weekly_email(
     *,
     sender: str,
@@ -276,32 +312,14 @@ def build_weekly_email(
     links to its evidence in the console: in the run ``evaluation_id`` the email shows, as
     known at it, or (a dry run keeps no run) in the newest run as of ``as_of``."""
     pinned = f"evaluation_id={evaluation_id}" if evaluation_id is not None else f"as_of={as_of}"
-    sections: list[_Section] = []
-    images: list[tuple[str, bytes]] = []
-    for spec in SECTIONS:
-        chosen = [f for f in findings if spec.matches(f)]
-        if not chosen:
-            continue
-        section = _Section(spec.title, spec.hint, spec.colour, spec.columns, chosen)
-        for finding in chosen:
-            customer_id = finding.customer_id
-            label = f"{names.get(customer_id, customer_id)} ({customer_id})"
-            row = _Row(finding, spec.cells(finding), label)
-            if console_url is not None:
-                row.evidence_url = (
-                    f"{console_url.rstrip('/')}/ui/findings/{finding.finding_id}?{pinned}"
-                )
-            chart = (
-                charts.get((customer_id, finding.metric))
-                if isinstance(finding, OveruseFinding)
-                else None
-            )
-            if chart is not None:
-                cid = make_msgid(domain="statreport.invalid")
-                row.chart_cid = cid[1:-1]
-                images.append((cid, chart))
-            section.rows.append(row)
-        sections.append(section)
+    base = (console_url or "").rstrip("/")
+
+    def evidence(finding_id: str) -> str:
+        return f"{base}/ui/findings/{finding_id}?{pinned}"
+
+    sections, images = _sections(
+        findings, charts=charts, names=names, evidence=evidence if console_url else None
+    )
     needing = accounts_needing_action(findings)
     subject = subject_line(iso_week=iso_week, needing_action=needing, digest=digest)
     context = {

@@ -99,7 +99,10 @@ def _order(
 
 
 def sample_customers(today: date) -> list[DemoCustomer]:
-    """Twelve accounts, each in one situation an account manager meets, as of yesterday."""
+    """Twelve accounts, each in one situation an account manager meets, as of yesterday.
+
+    Long on purpose: a table of twelve rows, each with its situation's arithmetic beside it,
+    reads best as one list."""
     term_start, term_end = today - timedelta(days=290), today + timedelta(days=75)
     year = term_start.year
     return [

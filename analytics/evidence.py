@@ -75,21 +75,7 @@ def overuse_days(
     day = start
     while day <= end:
         rule = rule_of.get(day, "sum")
-        instances = [
-            {
-                "instance_id": row["instance_id"],
-                "environment": row["environment"],
-                "value": _value(row, metric),
-                "from_day": row["from_day"],
-                "reports": counted.get((row["instance_id"], day), (0, []))[0],
-                "report_ids": list(
-                    counted.get((row["instance_id"], row["from_day"]), (0, []))[1] or []
-                )
-                if metric not in INSTANCE_METRICS
-                else [],
-            }
-            for row in active_on.get(day, [])
-        ]
+        instances = _contributions(active_on.get(day, []), day, metric=metric, counted=counted)
         _apply_rule(instances, rule)
         usage_today, entitled = used.get(day), allowed.get(day)
         days.append(
@@ -108,6 +94,31 @@ def overuse_days(
         )
         day += timedelta(days=1)
     return days
+
+
+def _contributions(
+    active: list[dict[str, Any]],
+    day: date,
+    *,
+    metric: str,
+    counted: dict[tuple[str, date], tuple[int, list[str]]],
+) -> list[dict[str, Any]]:
+    """Each instance active on ``day`` with the value it carries, the day that value is from,
+    its reports that day, and up to 3 ids of the reports holding the value (none for an
+    instance count, which no report holds)."""
+    return [
+        {
+            "instance_id": row["instance_id"],
+            "environment": row["environment"],
+            "value": _value(row, metric),
+            "from_day": row["from_day"],
+            "reports": counted.get((row["instance_id"], day), (0, []))[0],
+            "report_ids": list(counted.get((row["instance_id"], row["from_day"]), (0, []))[1] or [])
+            if metric not in INSTANCE_METRICS
+            else [],
+        }
+        for row in active
+    ]
 
 
 def _value(row: dict[str, Any], metric: str) -> int:

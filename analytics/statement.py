@@ -8,6 +8,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import polars as pl
@@ -94,22 +95,6 @@ async def customer_statement(
     subscribed = {day.day for day in usage.days if day.subscription}
     daily_csv = _csv(rows, subscribed=subscribed)
     digest = hashlib.sha256(daily_csv.encode()).hexdigest()
-    licensed = [m for m in USAGE_METRICS if any(e is not None for _, mm, _, e in rows if mm == m)]
-    charts = [
-        {
-            "metric": metric,
-            "svg": usage_svg([(d, u, e) for d, mm, u, e in rows if mm == metric]),
-            "over_days": [d for d, mm, u, e in rows if mm == metric and over(u, e)],
-        }
-        for metric in licensed
-    ]
-    rules = sorted(
-        {
-            (metric, rule)
-            for order in document.get("orders", [])
-            for metric, rule in (order.get("counting") or {}).items()
-        }
-    )
     address = statement_address(customer_id, start=start, end=end, known_at=known_at)
     html = _templates.get_template("statement.html.j2").render(
         customer_id=customer_id,
@@ -117,16 +102,41 @@ async def customer_statement(
         start=start,
         end=end,
         orders=document.get("orders", []),
-        charts=charts,
+        charts=_charts(rows),
         episodes=episodes,
         instances=instances,
-        rules=[(metric, _RULE_WORDS[rule]) for metric, rule in rules],
+        rules=_rules_in_words(document),
         default_rule=_RULE_WORDS["sum"],
         known_at=instant(known_at),
         address=address,
         sha256=digest,
     )
     return Statement(csv=daily_csv, sha256=digest, html=html, address=address)
+
+
+def _charts(rows: list[tuple[date, str, int | None, int | None]]) -> list[dict[str, Any]]:
+    """A chart of each licensed metric (one an order entitles), with its over-days."""
+    licensed = [m for m in USAGE_METRICS if any(e is not None for _, mm, _, e in rows if mm == m)]
+    return [
+        {
+            "metric": metric,
+            "svg": usage_svg([(d, u, e) for d, mm, u, e in rows if mm == metric]),
+            "over_days": [d for d, mm, u, e in rows if mm == metric and over(u, e)],
+        }
+        for metric in licensed
+    ]
+
+
+def _rules_in_words(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each metric an order counts other than by summing, and how, in words."""
+    rules = sorted(
+        {
+            (metric, rule)
+            for order in document.get("orders", [])
+            for metric, rule in (order.get("counting") or {}).items()
+        }
+    )
+    return [(metric, _RULE_WORDS[rule]) for metric, rule in rules]
 
 
 def _check_period(start: date, end: date, *, known_at: datetime | None) -> None:

@@ -119,7 +119,8 @@ def _judge_episodes(
     episodes: pl.LazyFrame, compliant: pl.LazyFrame, entitlements: pl.LazyFrame, *, as_of: date
 ) -> pl.DataFrame:
     """Each episode's end (the first compliant day after its last over-day), status, deadline,
-    overage and how it was regularized, at ``as_of``."""
+    overage and how it was regularized, at ``as_of``. One Polars query, read top to bottom:
+    cut into functions, it would only name its intermediate frames."""
     ended_entitlement = entitlements.select(
         *KEYS, pl.col("day").alias("ended_on"), pl.col("entitled").alias("entitled_on_end")
     )

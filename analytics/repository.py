@@ -1,4 +1,7 @@
-"""Every SQL statement of the compliance evaluation: what it reads, what it keeps."""
+"""Every SQL statement of the compliance evaluation: what it reads, what it keeps.
+
+Over 400 lines because SQL lives only in a package's ``repository.py``, and every read here
+comes twice: as stored now, and as known at an instant (SPEC §11 v3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The DuckDB file: one writer thread with group commit, and cursors for readers."""
+"""The DuckDB file: one writer thread with group commit, and cursors for readers.
+
+Over 400 lines on purpose: one class owns the connection, the writer thread and its queue,
+and the stamps of what became known when; their invariants (one writer, commits in order,
+every stamp after every instant handed out) hold only together."""
 
 from __future__ import annotations
 

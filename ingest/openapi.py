@@ -1,4 +1,6 @@
-"""The OpenAPI entry of ``POST /v1/reports``, which is a plain Starlette route for speed."""
+"""The OpenAPI entries of the two routes that read their bodies themselves (``POST
+/v1/reports`` and ``POST /v1/attestations``): their request bodies from the wire models, and
+the answers they give. FastAPI cannot see a body it does not parse."""
 
 from __future__ import annotations
 
@@ -22,6 +24,33 @@ def _error(status: str, text: str) -> dict[str, Any]:
     }
 
 
+#: What a licence-key route answers besides its 202, and why.
+_FAILURES = (
+    ("400", "Malformed JSON or gzip"),
+    ("401", "Missing, unknown or revoked licence key"),
+    ("408", "The body did not arrive in time"),
+    ("409", "An instance_id of another customer"),
+    ("413", "Over 1 MiB, compressed or not"),
+    ("415", "Not JSON, or an encoding other than gzip"),
+    ("422", "Schema violation; nothing was stored"),
+    ("429", "Over the key's rate; see Retry-After"),
+    ("503", "Storage failing or overloaded; nothing was acknowledged"),
+)
+
+
+def _answers() -> dict[str, Any]:
+    """The answers of ``POST /v1/reports``: 202 once committed, or a problem."""
+    responses: dict[str, Any] = {
+        "202": {
+            "description": "Every report is committed: stored now, or a duplicate.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    }
+    for status, text in _FAILURES:
+        responses.update(_error(status, text))
+    return responses
+
+
 def add_reports_path(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     """Wrap FastAPI's schema builder so that the document also describes the phone-home route."""
     cache: dict[str, Any] = {}
@@ -33,24 +62,7 @@ def add_reports_path(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[s
         body = TypeAdapter(StatisticsReport | ReportBatch).json_schema(ref_template=_REF)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(body.pop("$defs", {}))
-        responses: dict[str, Any] = {
-            "202": {
-                "description": "Every report is committed: stored now, or a duplicate.",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        }
-        for status, text in (
-            ("400", "Malformed JSON or gzip"),
-            ("401", "Missing, unknown or revoked licence key"),
-            ("408", "The body did not arrive in time"),
-            ("409", "An instance_id of another customer"),
-            ("413", "Over 1 MiB, compressed or not"),
-            ("415", "Not JSON, or an encoding other than gzip"),
-            ("422", "Schema violation; nothing was stored"),
-            ("429", "Over the key's rate; see Retry-After"),
-            ("503", "Storage failing or overloaded; nothing was acknowledged"),
-        ):
-            responses.update(_error(status, text))
+        responses = _answers()
         document.setdefault("paths", {})["/v1/reports"] = {
             "post": {
                 "tags": ["reports"],

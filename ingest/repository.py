@@ -1,4 +1,8 @@
-"""Every SQL statement that touches reports, instances and attestations."""
+"""Every SQL statement that touches reports, instances and attestations.
+
+Over 400 lines because SQL lives only in a package's ``repository.py``: ingest's two paths
+of a commit (appenders for single reports, Arrow for batches) and the attestations' records
+are all here."""
 
 from __future__ import annotations
 

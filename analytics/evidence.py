@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from analytics import repository
+from analytics.charts import over
 from analytics.compliance import SILENCE_DAYS
 from analytics.entitlements import active_order_days, counting_rules, daily_entitlements
 from analytics.inputs import EvaluationInputs, load_inputs
@@ -83,10 +84,7 @@ def overuse_days(
                 "date": day,
                 "usage": usage_today,
                 "entitled": entitled,
-                "over": usage_today is not None
-                and entitled is not None
-                and day in in_force
-                and usage_today > entitled,
+                "over": day in in_force and over(usage_today, entitled),
                 "subscription": day in in_force,
                 "counting": rule,
                 "instances": instances,

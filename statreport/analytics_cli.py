@@ -8,12 +8,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import click
+from pydantic import TypeAdapter
 
-from analytics.schemas import overage_share, time_left
-from core.wording import counted
+from analytics.schemas import Finding
+from scheduler.messages import SECTIONS
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
-
-_STATUS_LABEL = {"overdue": "OVERDUE", "in_window": "in window", "regularized": "regularized"}
 
 
 @click.command("evaluate")
@@ -44,50 +43,20 @@ def evaluate(
 
 
 def format_findings(findings: list[dict[str, Any]]) -> list[str]:
-    """One aligned line per finding, in the order given."""
-    lines = [f"{'customer':<20} {'finding':<24} {'metric':<24} {'detail'}"]
-    for finding in findings:
-        kind = finding["kind"]
-        if kind == "overuse":
-            share = overage_share(finding["overage_pct"])
-            days = finding["days_left"]
-            left = time_left(days) + ("" if days < 0 else " left")
-            detail = (
-                f"{finding['peak_usage']} used / {finding['entitled']} entitled ({share}"
-                f"{', material' if finding['material'] else ''}); since {finding['started_on']}, "
-            )
-            if finding["status"] == "regularized":
-                detail += f"ended {finding['ended_on']} ({finding['resolution']})"
-            else:
-                detail += f"deadline {finding['deadline']} ({left})"
-            label = "over-use " + _STATUS_LABEL[finding["status"]]
-            metric = finding["metric"]
-        elif kind == "telemetry_missing":
-            label, metric = "telemetry missing", "-"
-            detail = f"last report {finding['last_report_on'] or 'never'}"
-        elif kind == "instance_cloned":
-            label, metric = "instance cloned", "-"
-            detail = (
-                f"{finding['instance_id']}: {finding['regressions']} sequence regressions "
-                f"since {finding['first_regression_at']}"
-            )
-        elif kind == "instance_silent":
-            label, metric = "instance silent", "-"
-            detail = (
-                f"{finding['instance_id']} ({finding['environment']}): last report "
-                f"{finding['last_report_on']}"
-            )
-        elif kind == "attestation_overdue":
-            label, metric = "attestation overdue", "-"
-            detail = f"{finding['quarter']} was due {finding['due_on']}"
-        else:
-            label, metric = "no active subscription", "-"
-            detail = (
-                f"{counted(finding['instances'], 'instance')} reporting; last order ended "
-                f"{finding['last_order_end'] or 'never'}"
-            )
-        lines.append(f"{finding['customer_id']:<20} {label:<24} {metric:<24} {detail}")
+    """One aligned line per finding, in the order given: its customer, the section of the
+    weekly email it belongs to, and the same cells the email and the console show."""
+    lines = [f"{'customer':<20} {'finding':<26} detail"]
+    for finding in _FINDINGS.validate_python(findings):
+        spec = next(spec for spec in SECTIONS if spec.matches(finding))
+        cells = spec.cells(finding)
+        detail = "; ".join(
+            f"{column} {cell}" for column, cell in zip(spec.columns, cells, strict=True)
+        )
+        lines.append(f"{finding.customer_id:<20} {spec.title:<26} {detail}")
     return lines
+
+
+_FINDINGS: TypeAdapter[list[Finding]] = TypeAdapter(list[Finding])
 
 
 @click.command("statement")

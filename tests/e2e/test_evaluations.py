@@ -226,8 +226,10 @@ def test_evaluate_cli_prints_a_table_and_json(server: RunningServer) -> None:
     table = CliRunner().invoke(main, args, env=env)
     assert table.exit_code == 0, table.output
     assert "Findings as of 2026-11-08: 1" in table.output
-    assert "58 used / 50 entitled (+16.0%, material); since 2026-11-03" in table.output
-    assert "25 days left" in table.output
+    # Worded as the weekly email and the console word it.
+    assert "In regularization window" in table.output
+    assert "Peak / entitled 58 / 50; Over by +16.0% material; Since 2026-11-03" in table.output
+    assert "Time left 25 days" in table.output
     as_json = CliRunner().invoke(main, [*args, "--json"], env=env)
     assert '"peak_usage": 58' in as_json.output
     with server.admin() as http:

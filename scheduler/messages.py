@@ -188,6 +188,14 @@ SECTIONS = (
 )
 
 
+def describe(finding: Finding) -> tuple[str, str]:
+    """A finding in words, as the email's text lists it: its section's title, and each of its
+    columns with the finding's cell (``Metric users; Peak / entitled 58 / 50; ...``)."""
+    spec = next(spec for spec in SECTIONS if spec.matches(finding))
+    cells = spec.cells(finding)
+    return spec.title, "; ".join(f"{c} {cell}" for c, cell in zip(spec.columns, cells, strict=True))
+
+
 def needs_action(finding: Finding) -> bool:
     """Everything but a regularized episode asks the account manager to act."""
     return not (isinstance(finding, OveruseFinding) and finding.status == "regularized")

@@ -11,7 +11,7 @@ import click
 from pydantic import TypeAdapter
 
 from analytics.schemas import Finding
-from scheduler.messages import SECTIONS
+from scheduler.messages import describe
 from statreport.http_cli import admin_http, admin_options, check, exit_on_http_errors
 
 
@@ -47,12 +47,8 @@ def format_findings(findings: list[dict[str, Any]]) -> list[str]:
     weekly email it belongs to, and the same cells the email and the console show."""
     lines = [f"{'customer':<20} {'finding':<26} detail"]
     for finding in _FINDINGS.validate_python(findings):
-        spec = next(spec for spec in SECTIONS if spec.matches(finding))
-        cells = spec.cells(finding)
-        detail = "; ".join(
-            f"{column} {cell}" for column, cell in zip(spec.columns, cells, strict=True)
-        )
-        lines.append(f"{finding.customer_id:<20} {spec.title:<26} {detail}")
+        title, detail = describe(finding)
+        lines.append(f"{finding.customer_id:<20} {title:<26} {detail}")
     return lines
 
 

@@ -41,7 +41,7 @@ from core.identifiers import ID_PATTERN, UUID_PATTERN
 from core.store import Store
 from customers import service as customers
 from customers.schemas import READ_ONLY_FIELDS, CustomerDocument
-from scheduler.messages import SECTIONS
+from scheduler.messages import SECTIONS, describe
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
 
@@ -171,7 +171,7 @@ async def _customer_page(
         instances=instances,
         silent=silent,
         cloned=cloned,
-        findings=mine,
+        findings=[(f, *describe(f)) for f in mine],
         run=run,
         attestations=attestations,
         document_text=document_text or json.dumps(editable, indent=2),

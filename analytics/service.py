@@ -1,4 +1,8 @@
-"""The compliance evaluation: read from the store, compute in Polars, keep the findings."""
+"""The compliance evaluation: read from the store, compute in Polars, keep the findings.
+
+Also the views that must compute as it does (a customer's usage, series for charts, its
+episodes): one over-use computation, ``overuse_of``, serves them all (SPEC §11 v3), which is
+why they live beside it."""
 
 from __future__ import annotations
 

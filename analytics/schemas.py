@@ -145,7 +145,7 @@ Finding = Annotated[
 
 
 class Evaluation(BaseModel):
-    """One immutable evaluation run: the findings as of a day, in the SPEC's order."""
+    """One immutable evaluation run: the findings as of a day, the most urgent first."""
 
     evaluation_id: str
     as_of: date
@@ -156,13 +156,13 @@ class Evaluation(BaseModel):
     )
     known_at: datetime | None = Field(
         None,
-        description="The instant whose knowledge it judged (SPEC §11 v3): every report, order "
+        description="The instant whose knowledge it judged: every report, order "
         "form, retirement and attestation stored by then, and nothing after. Its evidence is "
         "read as known at this instant. None on runs kept before version 3.",
     )
     parameters: dict[str, int] | None = Field(
         None,
-        description="What it judged with (SPEC §6 v3): activity_days, relapse_days, "
+        description="What it judged with: activity_days, relapse_days, "
         "silence_days, regularization_days, material_pct; none on runs kept before rules 3.",
     )
     findings: list[Finding]
@@ -228,7 +228,7 @@ class CustomerUsage(BaseModel):
 
 
 class EvidenceInstance(BaseModel):
-    """One instance counted on one day, and what it contributed (SPEC §11)."""
+    """One instance counted on one day, and what it contributed."""
 
     instance_id: str
     environment: str
@@ -260,7 +260,7 @@ class Evidence(BaseModel):
     as_of: date
     evaluation_id: str
     known_at: datetime = Field(
-        description="What this evidence is as known at (SPEC §11 v3): its run's instant. The "
+        description="What this evidence is as known at: its run's instant. The "
         "same answer every time, whatever arrived or changed afterwards."
     )
     rules_version: str

@@ -19,7 +19,7 @@ ROOT = "root"
 
 
 class Role(StrEnum):
-    """What a staff token may do (SPEC §10): a viewer reads, an admin also changes."""
+    """What a staff token may do: a viewer reads, an admin also changes."""
 
     ADMIN = "admin"
     VIEWER = "viewer"

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from core.errors import InvalidPayload, StatreportError
+from core.usage_metrics import REPORT_METRICS
 
 log = logging.getLogger("statreport.api")
 
@@ -86,7 +87,9 @@ def describe_validation_errors(
             name = loc[-1] if loc else "?"
             where = "metrics" if len(loc) >= 2 and loc[-2] == "metrics" else "field"
             if where == "metrics":
-                msg = f"unknown metric {name!r}; a report may carry only the metrics of SPEC §1"
+                msg = (
+                    f"unknown metric {name!r}; a report may carry only {', '.join(REPORT_METRICS)}"
+                )
             else:
                 msg = f"unknown field {name!r}; this format accepts no other fields"
         else:

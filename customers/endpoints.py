@@ -77,7 +77,7 @@ async def delete_license_key(
 )
 async def get_attestations(customer_id: CustomerIdPath, store: StoreDep) -> list[Attestation]:
     """Newest quarter first: when each was first stored (sending it again changes nothing),
-    the day it was due, whether it came late, and who certified it (SPEC §4 v3)."""
+    the day it was due, whether it came late, and who certified it."""
     return await customers.attestations(store, customer_id=customer_id)
 
 

@@ -183,7 +183,7 @@ class LicenseKeyCreated(BaseModel):
 
 
 class Instance(BaseModel):
-    """An installation that reported for a customer, as the admin API lists it (SPEC §3)."""
+    """An installation that reported for a customer, as the admin API lists it."""
 
     instance_id: str
     environment: str
@@ -210,7 +210,7 @@ class Retirement(BaseModel):
 
 
 class Attestation(BaseModel):
-    """A quarter's attestation as first received (SPEC §4 v3)."""
+    """A quarter's attestation as first received."""
 
     quarter: str
     received_at: datetime = Field(description="When it was first stored; a resend keeps it.")

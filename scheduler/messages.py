@@ -118,7 +118,7 @@ def _lapsed_cells(finding: NoActiveSubscriptionFinding) -> list[str]:
 SECTIONS = (
     SectionSpec(
         "Overdue",
-        "Past the 30 days to regularize: the customer may now be given notice (§11.2, §17).",
+        "Past the 30 days to regularize: the licence now lets you give the customer notice.",
         "#c0392b",
         OveruseFinding,
         _OVERUSE_COLUMNS,

@@ -45,8 +45,8 @@ _HEALTH: dict[int | str, dict[str, Any]] = {
 
 @router.get("/healthz", summary="Liveness: the process answers", response_model=HealthStatus)
 async def healthz(store: StoreDep) -> Response:
-    """200 while the process is alive, also while its storage fails or recovers (SPEC §9
-    v3): a liveness probe must never restart it in mid-recovery. Whether storage takes writes
+    """200 while the process is alive, also while its storage fails or recovers: a liveness
+    probe must never restart it in mid-recovery. Whether storage takes writes
     is ``/readyz``'s answer; the ``detail`` here says so when it does not."""
     if store.invalidated:
         return JSONResponse(

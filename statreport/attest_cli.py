@@ -39,7 +39,8 @@ def _license_key_option(help_text: str) -> Callable[[F], F]:
 
 @click.group("attest")
 def attest_group() -> None:
-    """Quarterly attestations for air-gapped installations (SPEC §4)."""
+    """Quarterly attestations for air-gapped installations: a signed bundle of a quarter's
+    reports, carried to statreport instead of phoning home."""
 
 
 def _load_reports(spool_dir: Path | None, reports_file: Path | None) -> list[dict[str, Any]]:

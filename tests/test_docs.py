@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -138,3 +139,32 @@ def test_the_readme_is_an_entrance_not_the_reference() -> None:
     assert len(readme) < 12_000
     for page in ("rules.md", "instances.md", "operations.md", "api.md"):
         assert f"(docs/{page})" in readme
+
+
+#: How the contract's sections are cited in the code; a reader of the product has no contract.
+_CITATION = re.compile(r"SPEC|§")
+
+
+def _cli_helps(command: click.Command, path: str) -> Iterator[tuple[str, str]]:
+    yield path, command.get_help(click.Context(command, info_name=path))
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _cli_helps(sub, f"{path} {name}")
+
+
+def test_nothing_a_user_reads_cites_the_contracts_sections(tmp_path: Path) -> None:
+    """The API document, every command's --help, and every page, email and statement
+    template explain a rule in words; none sends its reader to a section number of a document
+    they do not have. (The licence's own appendix may be cited: customers hold the licence.)"""
+    app = create_app(Settings(data_dir=tmp_path, admin_token="t" * 32))
+    document = json.dumps(app.openapi(), ensure_ascii=False).replace("Appendix 1 §9", "")
+    assert not _CITATION.findall(document)
+    cited = [path for path, text in _cli_helps(main, "statreport") if _CITATION.search(text)]
+    assert cited == []
+    templates = [
+        path
+        for package in ("console", "scheduler", "analytics")
+        for path in sorted((ROOT / package / "templates").glob("*.j2"))
+        if _CITATION.search(path.read_text())
+    ]
+    assert templates == []

@@ -189,6 +189,37 @@ def page(
     return HTMLResponse(html, status_code=status)
 
 
+def confirmed(form: Mapping[str, str]) -> bool:
+    """Whether the form comes from a confirmation page (``confirmation``)."""
+    return form.get("confirm") == "yes"
+
+
+def confirmation(
+    request: Request,
+    session: Session,
+    *,
+    title: str,
+    consequence: str,
+    confirm_label: str,
+    fields: Mapping[str, str],
+    back: str,
+) -> HTMLResponse:
+    """The second step of an action that cannot be undone: a page that names what will
+    happen, whose own button posts the same form again with ``confirm=yes``; Cancel goes
+    ``back``. A misclick on the first button changes nothing."""
+    return page(
+        request,
+        "confirm.html.j2",
+        session=session,
+        title=title,
+        consequence=consequence,
+        confirm_label=confirm_label,
+        action=request.url.path,
+        fields=fields,
+        back=back,
+    )
+
+
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     """An error as a page: what was wrong and what to do, with the API's status."""
     session = sessions_of(request).get(request.cookies.get(COOKIE))

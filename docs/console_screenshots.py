@@ -73,6 +73,10 @@ def main() -> None:
                     else:
                         page.goto(url + path)
                     _shoot(page, file, height)
+                # A destructive action's second step.
+                page.goto(url + "/ui/customers/acme")
+                page.locator("form", has_text="Revoke").get_by_role("button").first.click()
+                _shoot(page, "console-confirm.png", 420)
                 browser.close()
         finally:
             server.should_exit = True

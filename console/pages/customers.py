@@ -26,6 +26,8 @@ from console.web import (
     SessionDep,
     actor,
     attachment,
+    confirmation,
+    confirmed,
     page,
     pager,
     parse_day,
@@ -255,15 +257,30 @@ async def issue_key(
 
 @router.post("/license-keys/{key_id}/revoke")
 async def revoke_key(
+    request: Request,
     form: FormDep,
     session: SessionDep,
     store: StoreDep,
     keyring: KeyringDep,
     key_id: Annotated[str, Path(pattern=ID_PATTERN)],
 ) -> Response:
-    """Revoke a licence key, as ``DELETE /v1/license-keys/{id}`` does."""
+    """Revoke a licence key, as ``DELETE /v1/license-keys/{id}`` does, once confirmed."""
+    customer_id = form.get("customer_id", "")
+    back = f"/ui/customers/{customer_id}#keys"
+    if not confirmed(form):
+        return confirmation(
+            request,
+            session,
+            title=f"Revoke licence key {key_id}?",
+            consequence=f"Every report sent with {key_id} is refused from then on (401): the "
+            f"installations of {customer_id} that use it stop phoning home until they are given "
+            "a new key. A revoked key cannot be restored; issue a new one instead.",
+            confirm_label=f"Revoke {key_id}",
+            fields={"customer_id": customer_id},
+            back=back,
+        )
     await customers.revoke_license_key(store, keyring, key_id=key_id, actor=actor(session))
-    return see_other(f"/ui/customers/{form.get('customer_id', '')}#keys")
+    return see_other(back)
 
 
 @router.post("/instances/{instance_id}/retire")
@@ -272,9 +289,25 @@ async def retire_instance(
     session: SessionDep,
     store: StoreDep,
     instance_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+    request: Request,
 ) -> Response:
-    """Record (or, without a day, undo) a retirement, as ``/v1/instances/{id}/retire`` does."""
+    """Record (once confirmed) or, without a day, undo a retirement, as
+    ``/v1/instances/{id}/retire`` does."""
     retired_on = parse_day(form.get("retired_on"), field="retired_on")
+    if retired_on is not None and not confirmed(form):
+        customer_id = form.get("customer_id", "")
+        return confirmation(
+            request,
+            session,
+            title=f"Retire instance {instance_id}?",
+            consequence=f"It is recorded as decommissioned on {retired_on}: from that day the "
+            "activity window no longer carries its last report, so it stops counting, and it "
+            "is no longer reported as silent. A report it sends later counts again. Undo "
+            "retirement on the customer's page takes it back.",
+            confirm_label=f"Retire it as of {retired_on}",
+            fields={"customer_id": customer_id, "retired_on": retired_on.isoformat()},
+            back=f"/ui/customers/{customer_id}#instance-{instance_id}",
+        )
     instance = await customers.set_retirement(
         store, instance_id=instance_id, retired_on=retired_on, actor=actor(session)
     )

@@ -13,6 +13,8 @@ from console.web import (
     FormDep,
     SessionDep,
     actor,
+    confirmation,
+    confirmed,
     page,
     see_other,
     sessions_of,
@@ -65,7 +67,21 @@ async def revoke_token(
     store: StoreDep,
     keyring: KeyringDep,
     name: Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)],
+    request: Request,
 ) -> Response:
-    """Revoke a named token: it is refused from now on and its sessions end."""
+    """Revoke a named token, once confirmed: it is refused from now on and its sessions
+    end."""
+    if not confirmed(form):
+        return confirmation(
+            request,
+            session,
+            title=f"Revoke the staff token {name}?",
+            consequence=f"{name} is refused from then on, by the API and the console, and every "
+            "console session signed in with it ends at once. A revoked token cannot be "
+            "restored; create a new one to give access again.",
+            confirm_label=f"Revoke {name}",
+            fields={},
+            back="/ui/tokens",
+        )
     await tokens.revoke_token(store, keyring, name=name, actor=actor(session))
     return see_other("/ui/tokens")

@@ -220,6 +220,12 @@ def test_an_admin_retires_an_instance_and_runs_an_evaluation_from_the_keyboard(
     row = page.locator(f"#instance-{PRODUCTION}")
     row.get_by_label("Retired on").fill("2026-11-08")
     row.get_by_role("button", name="Retire").click()
+    # A second step names what will happen; until it is confirmed, nothing is recorded.
+    assert "decommissioned on 2026-11-08" in page.get_by_role("alert").inner_text()
+    with console.server.admin() as http:
+        listed = http.get("/v1/customers/acme/instances").json()
+    assert all(i["retired_on"] is None for i in listed)
+    page.get_by_role("button", name="Retire it as of 2026-11-08").click()
     assert "retired 2026-11-08" in page.locator(f"#instance-{PRODUCTION}").inner_text()
     page.locator(f"#instance-{PRODUCTION}").get_by_role("button", name="Undo retirement").click()
     assert "retired" not in page.locator(f"#instance-{PRODUCTION}").inner_text()
@@ -250,6 +256,15 @@ def test_an_admin_creates_and_revokes_a_token_which_ends_its_sessions(
     try:
         olga_page = sign_in(other, console, olga)
         page.get_by_role("button", name="Revoke olga").click()
+        assert (
+            "every console session signed in with it ends" in page.get_by_role("alert").inner_text()
+        )
+        page.get_by_role("link", name="Cancel").click()  # a misclick changes nothing
+        assert page.locator("tbody", has_text="olga").count() == 1
+        olga_page.reload()
+        assert "/ui/login" not in olga_page.url
+        page.get_by_role("button", name="Revoke olga").click()
+        page.get_by_role("button", name="Revoke olga").click()  # the confirmation's own button
         assert page.locator("tbody", has_text="olga").count() == 0
         olga_page.reload()
         assert "/ui/login" in olga_page.url  # her session ended with her token
@@ -257,18 +272,44 @@ def test_an_admin_creates_and_revokes_a_token_which_ends_its_sessions(
         other.close()
 
 
+def test_revoking_a_licence_key_takes_a_second_step_that_says_what_it_does(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    page.goto(console.url + "/ui/customers/acme#keys")
+    page.get_by_role("button", name="Issue a licence key").click()
+    key_id = page.locator("table", has_text="Revoke").locator("code").last.inner_text()
+    page.get_by_role("button", name=f"Revoke {key_id}").click()
+    assert "stop phoning home" in page.get_by_role("alert").inner_text()
+    with console.server.admin() as http:
+        keys = http.get("/v1/customers/acme").json()["license_keys"]
+    assert all(k["revoked_at"] is None for k in keys if k["key_id"] == key_id)
+    page.get_by_role("button", name=f"Revoke {key_id}").click()
+    page.wait_for_url(re.compile(r"/ui/customers/acme"))
+    with console.server.admin() as http:
+        keys = http.get("/v1/customers/acme").json()["license_keys"]
+    assert [k["revoked_at"] is not None for k in keys if k["key_id"] == key_id] == [True]
+
+
 def test_a_change_without_the_csrf_token_is_refused(
     context: BrowserContext, console: Console
 ) -> None:
     sign_in(context, console, console.admin)
+    with console.server.admin() as http:
+        before = http.get("/v1/customers/acme").json()["license_keys"]
     forms: list[dict[str, str | float | bool]] = [{}, {"csrf": "forged"}]
     for form in forms:
         answer = context.request.post(console.url + "/ui/customers/acme/license-keys", form=form)
         assert answer.status == 403
         assert "CSRF" in answer.text()
+        revoke = context.request.post(
+            console.url + f"/ui/license-keys/{before[0]['key_id']}/revoke",
+            form={**form, "confirm": "yes"},
+        )
+        assert revoke.status == 403
     with console.server.admin() as http:
         keys = http.get("/v1/customers/acme").json()["license_keys"]
-    assert len(keys) == 1
+    assert keys == before
 
 
 def test_the_session_cookie_and_the_security_headers(

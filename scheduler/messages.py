@@ -227,6 +227,8 @@ def spreadsheet_cell(value: Any) -> Any:
     """A CSV cell a spreadsheet shows as text: text that a spreadsheet would run as a formula
     (``=1+2@vendor.example``, ``-atk``) gets a leading ``'``, as OWASP advises and as Excel,
     LibreOffice and Google Sheets read it; numbers stay numbers."""
+    if isinstance(value, bool):  # as the statement's CSV writes them
+        return str(value).lower()
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value

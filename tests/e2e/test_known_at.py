@@ -92,6 +92,7 @@ def test_the_readmes_dispute_story(server_factory: ServerFactory, tmp_path: Path
     peak = max((d for d in evidence["days"] if d["over"]), key=lambda d: d["usage"])
     assert (peak["usage"], peak["entitled"]) == (finding["peak_usage"], finding["entitled"])
     assert hashlib.sha256(quoted[csv_line]).hexdigest() in page
+    assert "<code>sha256sum</code>" in page  # how the customer checks it
 
     # Afterwards: a late report for a day shown, a new add-on, a retirement, a restart.
     send_daily(server, key, {days("2026-11-20", "2026-11-20")[0]: 70}, instance=LATE)

@@ -132,6 +132,7 @@ def test_one_email_per_manager_with_sections_charts_and_csv(
         ("overuse", "hooli", "overdue"),
         ("telemetry_missing", "globex", ""),
     ]
+    assert hooli_row["material"] == "true"  # as the statement's CSV writes a boolean
 
     alice = mails["alice@vendor.example"]
     assert alice["Subject"] == "Licence compliance 2026-W48: 1 account needs action"

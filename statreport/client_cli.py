@@ -101,7 +101,9 @@ def phone_home(
     to <spool>/rejected with the reason.
 
     --dry-run shows an administrator everything this installation would send: the report
-    is printed as JSON on stdout, and nothing is spooled or sent.
+    is printed as JSON on stdout, and nothing is spooled or sent. On an installation that has
+    never reported, it creates the random instance_id (<spool>/instance.json) that the next
+    run then sends, so that what it shows is what will leave.
     """
     spool = Spool(spool_dir)
     if dry_run:

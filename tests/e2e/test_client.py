@@ -185,6 +185,8 @@ def test_dry_run_shows_the_report_that_would_be_sent_and_sends_nothing(
         assert result.exit_code == 0, result.output
         shown.append(json.loads(result.stdout))
     assert list((spool / "pending").glob("*.json")) == []
+    # It wrote one thing: the installation's id, as the docs and --help say.
+    assert [p.name for p in spool.glob("*.json")] == ["instance.json"]
     report = shown[0]
     assert set(report) == {
         "schema_version",

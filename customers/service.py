@@ -16,6 +16,7 @@ from core.errors import InvalidPayload, NotFound
 from core.quarters import attestation_due_on
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
+from core.wording import counted
 from customers import repository
 from customers.schemas import (
     Attestation,
@@ -163,6 +164,27 @@ def _instance(row: dict[str, Any], *, as_of: date) -> Instance:
         and not (retired_on is not None and last <= retired_on < as_of)
     )
     return Instance.model_validate({**row, "active_on_as_of": active})
+
+
+def instance_state(instance: Instance, *, now: datetime) -> tuple[str, str]:
+    """An instance's state in words, and the rule behind them: what the console shows."""
+    today, as_of = now.astimezone(UTC).date(), latest_finished_day(now)
+    rule = (
+        f"Active on a finished day (here {as_of}, UTC): it reported that day or on one of the "
+        f"{ACTIVITY_DAYS - 1} days before, and was not retired by then. Only active instances "
+        "count towards usage."
+    )
+    if instance.retired_on is not None and instance.last_report_on <= instance.retired_on:
+        return f"retired {instance.retired_on}", "Recorded as decommissioned that day: " + rule
+    if instance.last_report_on >= today:
+        state = "reported today"
+        if instance.active_on_as_of:
+            state += f", active on {as_of}"
+        return state, rule
+    if instance.active_on_as_of:
+        return f"active on {as_of}", rule
+    silent = (today - instance.last_report_on).days
+    return f"silent {counted(silent, 'day')}", rule
 
 
 async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:

@@ -171,6 +171,9 @@ async def _customer_page(
         charts=charts,
         episodes=episodes,
         instances=instances,
+        states={
+            i.instance_id: customers.instance_state(i, now=datetime.now(UTC)) for i in instances
+        },
         silent=silent,
         cloned=cloned,
         findings=[(f, *describe(f)) for f in mine],

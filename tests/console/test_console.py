@@ -202,11 +202,18 @@ def test_an_admin_issues_a_key_replaces_the_document_and_sees_it_audited(
     page.get_by_role("button", name="Replace the document").click()
     assert page.get_by_role("heading", name=re.compile("^Globex Corporation")).is_visible()
 
-    page.get_by_role("navigation", name="Console").get_by_role("link", name="Audit log").click()
+    page.get_by_role("link", name="its changes in the audit log").click()  # this customer's
+    page.wait_for_url(re.compile(r"/ui/audit\?target=customer(:|%3A)globex"))
     newest = page.locator("article.audit").first
     assert "customer.update" in newest.inner_text()
     assert "By adam" in newest.inner_text()
-    assert "changed: name" in newest.inner_text()
+    # The change field by field: only the name changed, and it says from what to what.
+    rows = newest.locator("table.diff tbody tr").all_inner_texts()
+    assert [row.split("\t") for row in rows if row.startswith("name")] == [
+        ["name", "changed", "Bob", "Globex Corporation"]
+    ]
+    assert not any(row.startswith("orders") for row in rows)
+    newest.locator("summary").click()  # the whole documents, one click away
     before, after = newest.locator("pre.json").all_inner_texts()
     assert '"name": "Bob"' in before
     assert '"name": "Globex Corporation"' in after

@@ -107,11 +107,20 @@ async def customer_page(
     customer_id: CustomerId,
     from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     to: Annotated[str | None, Query(max_length=10)] = None,
+    saved: Annotated[Literal["document"] | None, Query()] = None,
 ) -> HTMLResponse:
     """One customer: orders, charts, instances, episodes, attestations, keys, statement."""
     new_key = sessions_of(request).take_once(request.cookies.get(COOKIE), f"key:{customer_id}")
     return await _customer_page(
-        request, session, store, keyring, customer_id, from_=from_, to=to, new_key=new_key
+        request,
+        session,
+        store,
+        keyring,
+        customer_id,
+        from_=from_,
+        to=to,
+        new_key=new_key,
+        saved=saved is not None,
     )
 
 
@@ -128,6 +137,7 @@ async def _customer_page(
     document_text: str | None = None,
     document_errors: list[str] | None = None,
     new_key: dict[str, str] | None = None,
+    saved: bool = False,
 ) -> HTMLResponse:
     customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
     start, end = _period(from_, to)
@@ -136,6 +146,9 @@ async def _customer_page(
     instances = await customers.list_instances(store, customer_id=customer_id)
     attestations = await customers.attestations(store, customer_id=customer_id)
     run = await runs.newest_run(store)
+    # The document changed after what the newest run knew: its findings may be out of date.
+    updated = datetime.fromisoformat(customer["updated_at"])
+    stale = run is not None and (run.known_at or run.evaluated_at) < updated
     mine = [f for f in (run.findings if run else []) if f.customer_id == customer_id]
     silent = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_silent"}
     cloned = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_cloned"}
@@ -165,6 +178,9 @@ async def _customer_page(
         "customer.html.j2",
         session=session,
         status=status,
+        saved=saved,
+        stale=stale,
+        default_as_of=latest_finished_day(),
         customer=customer,
         start=start,
         end=end,
@@ -213,7 +229,7 @@ async def replace_document(
     except InvalidPayload as exc:
         errors = [exc.detail, *validation_text(exc)]
         return await _bad_document(request, session, store, keyring, customer_id, text, errors)
-    return see_other(f"/ui/customers/{customer_id}#document")
+    return see_other(f"/ui/customers/{customer_id}?saved=document#document")
 
 
 async def _bad_document(

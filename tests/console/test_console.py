@@ -201,6 +201,11 @@ def test_an_admin_issues_a_key_replaces_the_document_and_sees_it_audited(
     document.fill(original.replace('"name": "Bob"', '"name": "Globex Corporation"'))
     page.get_by_role("button", name="Replace the document").click()
     assert page.get_by_role("heading", name=re.compile("^Globex Corporation")).is_visible()
+    assert "Saved:" in page.locator("p.notice[role=status]").inner_text()
+    # The newest run knew the document before this change: its findings may be stale.
+    stale = page.locator("#stale")
+    assert "may be out of date" in stale.inner_text()
+    assert stale.get_by_role("button", name=re.compile("^Evaluate now")).is_visible()
 
     page.get_by_role("link", name="its changes in the audit log").click()  # this customer's
     page.wait_for_url(re.compile(r"/ui/audit\?target=customer(:|%3A)globex"))
@@ -224,6 +229,7 @@ def test_an_admin_retires_an_instance_and_runs_an_evaluation_from_the_keyboard(
 ) -> None:
     page = sign_in(context, console, console.admin)
     page.goto(console.url + "/ui/customers/acme")
+    assert page.locator("#stale").count() == 0  # unchanged since the newest run
     row = page.locator(f"#instance-{PRODUCTION}")
     row.get_by_label("Retired on").fill("2026-11-08")
     row.get_by_role("button", name="Retire").click()

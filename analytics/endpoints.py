@@ -16,7 +16,7 @@ from analytics.schemas import (
     EvaluationRun,
     Evidence,
 )
-from core.dependencies import ApiMetricsDep, StaffOnly, StoreDep
+from core.dependencies import ApiMetricsDep, SettingsDep, StaffOnly, StoreDep
 from core.errors import NotFound
 from core.identifiers import CustomerIdPath, CustomerIdQuery, ReportingDay, ReportingDayQuery
 from core.openapi import problem
@@ -113,6 +113,7 @@ async def get_usage(
 async def get_statement(
     customer_id: CustomerIdPath,
     store: StoreDep,
+    settings: SettingsDep,
     from_: Annotated[ReportingDay, Query(alias="from")],
     to: ReportingDayQuery,
     format: Literal["html", "csv"] = "html",
@@ -130,7 +131,12 @@ async def get_statement(
     same bytes every time, whatever arrived afterwards: ``Content-Location`` gives that
     address, ``known_at`` included."""
     made = await statement.customer_statement(
-        store, customer_id=customer_id, start=from_, end=to, known_at=known_at
+        store,
+        customer_id=customer_id,
+        start=from_,
+        end=to,
+        known_at=known_at,
+        sender=statement.Sender(settings.vendor_name, settings.vendor_contact),
     )
     again = {"Content-Location": made.address}
     if format == "csv":

@@ -20,8 +20,8 @@ from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
 from core.store import Store
 from core.templates import environment
-from core.usage_metrics import ACTIVITY_DAYS
-from core.wording import instant
+from core.usage_metrics import ACTIVITY_DAYS, label
+from core.wording import counted, instant
 
 #: The longest period a statement covers, both ends included.
 MAX_DAYS = 400
@@ -46,8 +46,23 @@ class Statement:
     address: str
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who a statement is from, and whom to ask about it (``STATREPORT_VENDOR_NAME``,
+    ``STATREPORT_VENDOR_CONTACT``); either may be unset."""
+
+    name: str | None = None
+    contact: str | None = None
+
+
 async def customer_statement(
-    store: Store, *, customer_id: str, start: date, end: date, known_at: datetime | None = None
+    store: Store,
+    *,
+    customer_id: str,
+    start: date,
+    end: date,
+    known_at: datetime | None = None,
+    sender: Sender | None = None,
 ) -> Statement:
     """The statement of ``customer_id`` from ``start`` to ``end`` (both included), as known at
     ``known_at`` (by default now): the same bytes, HTML and CSV, every time it is asked for
@@ -101,8 +116,9 @@ async def customer_statement(
         name=document["name"],
         start=start,
         end=end,
-        orders=document.get("orders", []),
+        orders=[_order_in_words(order) for order in document.get("orders", [])],
         charts=_charts(rows),
+        sender=sender or Sender(),
         episodes=episodes,
         instances=instances,
         rules=_rules_in_words(document),
@@ -112,6 +128,41 @@ async def customer_statement(
         sha256=digest,
     )
     return Statement(csv=daily_csv, sha256=digest, html=html, address=address)
+
+
+#: The multiplication sign, as a customer reads a product.
+_TIMES = "\u00d7"
+
+
+def _order_in_words(order: dict[str, Any]) -> dict[str, Any]:
+    """An order form's entitlements as a customer reads them: each item by its name, users as
+    packs times their size (5 packs of 10: 50), each add-on from the day it takes effect."""
+    per_pack = order.get("entitlements", {}).get("users_per_pack")
+
+    def rows(entitlements: dict[str, int], effective: str, addon: str | None) -> list[Any]:
+        found = []
+        for item, quantity in entitlements.items():
+            if item == "users_per_pack":
+                continue
+            if item == "user_packs" and per_pack is not None:
+                name, amount = (
+                    label("users"),
+                    f"{counted(quantity, 'pack')} {_TIMES} {per_pack} = {quantity * per_pack}",
+                )
+            else:
+                name, amount = label(item), str(quantity)
+            found.append((name + (f" (add-on {addon})" if addon else ""), amount, effective))
+        return found
+
+    items = rows(order.get("entitlements", {}), order["start"], None)
+    for addon in order.get("addons", []):
+        items += rows(addon.get("entitlements", {}), addon["effective"], addon["addon_id"])
+    return {
+        "order_id": order["order_id"],
+        "start": order["start"],
+        "end": order["end"],
+        "items": items,
+    }
 
 
 def _charts(rows: list[tuple[date, str, int | None, int | None]]) -> list[dict[str, Any]]:

@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     )
     smtp_timeout_seconds: float = Field(30, gt=0, description="per SMTP conversation")
     report_cc: str | None = Field(None, description="an address that gets a digest of all accounts")
+    vendor_name: str | None = Field(
+        None,
+        max_length=200,
+        description="who the customer statements are from (your company), printed on each",
+    )
+    vendor_contact: str | None = Field(
+        None,
+        max_length=200,
+        description="whom a customer asks about a statement (an address, a phone number), "
+        "printed on each",
+    )
     console_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from core.usage_metrics import label
 from core.wording import counted, instant
 
 
@@ -22,4 +23,5 @@ def environment(package: str, *, trim_blocks: bool = False) -> Environment:
     )
     templates.globals["counted"] = counted
     templates.filters["instant"] = instant
+    templates.filters["label"] = label
     return templates

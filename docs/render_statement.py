@@ -17,7 +17,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from analytics.statement import customer_statement  # noqa: E402
+from analytics.statement import Sender, customer_statement  # noqa: E402
 from core.store import Store  # noqa: E402
 from docs.screenshot import chromium_or_exit, run_demo, screenshot  # noqa: E402
 
@@ -30,7 +30,11 @@ async def _statement(database: Path) -> str:
     try:
         end = datetime.now(UTC).date() - timedelta(days=1)
         made = await customer_statement(
-            store, customer_id=CUSTOMER, start=end - timedelta(days=89), end=end
+            store,
+            customer_id=CUSTOMER,
+            start=end - timedelta(days=89),
+            end=end,
+            sender=Sender("Initrode Software", "licensing@initrode.example"),
         )
     finally:
         await store.close()

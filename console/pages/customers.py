@@ -37,7 +37,7 @@ from console.web import (
 )
 from core.auth import Keyring
 from core.days import latest_finished_day
-from core.dependencies import KeyringDep, StoreDep
+from core.dependencies import KeyringDep, SettingsDep, StoreDep
 from core.errors import InvalidPayload
 from core.identifiers import ID_PATTERN, UUID_PATTERN
 from core.store import Store
@@ -345,6 +345,7 @@ def _period(from_: str | None, to: str | None) -> tuple[date, date]:
 async def statement(
     session: SessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     customer_id: CustomerId,
     from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     to: Annotated[str | None, Query(max_length=10)] = None,
@@ -356,7 +357,12 @@ async def statement(
     page shows by default, as known now."""
     start, end = _period(from_, to)
     made = await statement_service.customer_statement(
-        store, customer_id=customer_id, start=start, end=end, known_at=known_at
+        store,
+        customer_id=customer_id,
+        start=start,
+        end=end,
+        known_at=known_at,
+        sender=statement_service.Sender(settings.vendor_name, settings.vendor_contact),
     )
     if format == "csv":
         return Response(

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from statreport.cli import main
 from tests import clock
+from tests.conftest import ServerFactory
 from tests.support import (
     ADMIN_TOKEN,
     RunningServer,
@@ -61,12 +62,16 @@ def test_the_statement_states_the_sha256_of_its_daily_rows(server: RunningServer
     assert "Over the entitlement on 3 days: 2026-11-03, 2026-11-04, 2026-11-05." in html
     # The episode, from its start to how it ended, whether or not an evaluation reported it.
     episode = (
-        "<td>users</td><td>2026-11-03</td><td>2026-12-03</td><td>58 / 50</td>"
+        "<td>Users</td><td>2026-11-03</td><td>2026-12-03</td><td>58 / 50</td>"
         "<td>regularized (usage reduced)</td><td>2026-11-06</td>"
     )
     assert episode in html
     assert "<svg" in html
     assert "@page { size: A4;" in html
+    # Entitlements in words: users as packs times their size, no raw item names.
+    assert "<td>Users</td><td>5 packs \u00d7 10 = 50</td><td>2026-01-01</td>" in html
+    assert "users_per_pack" not in html
+    assert "30\ndays from then to regularize" in html
     # Self-contained: nothing is loaded from elsewhere.
     assert not re.search(r"<(script|link|img)\b", html)
     assert not re.search(r"(src|href)=\"https?:", html)
@@ -165,8 +170,19 @@ def test_a_period_past_today_is_refused_and_episodes_are_judged_as_of_its_last_d
         ).text
     assert future.status_code == 422
     assert "after today (2026-12-06, UTC)" in future.json()["detail"]
-    episode = re.search(r"<td>users</td><td>2026-11-20</td><td>2026-12-20</td>.*?</tr>", page)
+    episode = re.search(r"<td>Users</td><td>2026-11-20</td><td>2026-12-20</td>.*?</tr>", page)
     assert episode is not None, page
     assert "in window" in episode.group(0)  # today is 2026-12-06: the deadline has not come
     assert "overdue" not in episode.group(0)
     assert CARRIED in page  # active on 2026-11-01 from its report of 10-31
+
+
+def test_the_statement_names_its_sender_and_whom_to_ask(server_factory: ServerFactory) -> None:
+    server = server_factory(
+        vendor_name="Initrode <Software>", vendor_contact="licensing@initrode.example"
+    )
+    _customer(server)
+    with server.admin() as http:
+        html = http.get("/v1/customers/acme/statement", params=PERIOD).text
+    assert "From Initrode &lt;Software&gt;." in html  # escaped, as every field
+    assert "Questions about this statement: licensing@initrode.example" in html

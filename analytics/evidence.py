@@ -176,7 +176,7 @@ async def finding_evidence(
     elif isinstance(finding, InstanceClonedFinding):
         cloned = finding.instance_id
         reports = await store.read(
-            lambda con: repository.recent_reports(
+            lambda con: repository.reports_around_regressions(
                 con,
                 instance_id=cloned,
                 since=as_of - timedelta(days=6),

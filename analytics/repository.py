@@ -427,6 +427,14 @@ def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return None if row is None else row[0]
 
 
+#: A report whose sequence went back: lower than the report before it, in the order of
+#: ``generated_at`` then ``sequence``, and generated later (reports of the same moment are
+#: not compared). The window ``moments`` orders one instance's reports so.
+_REGRESSION = (
+    "(sequence < lag(sequence) OVER moments AND generated_at > lag(generated_at) OVER moments)"
+)
+
+
 def sequence_regressions(
     con: duckdb.DuckDBPyConnection, *, since: date, until: date
 ) -> pl.DataFrame:
@@ -447,7 +455,7 @@ def sequence_regressions(
     """
     return _frame(
         con,
-        """
+        f"""
         SELECT i.customer_id, r.instance_id::VARCHAR AS instance_id, r.regressions,
                r.first_regression_at
         FROM (
@@ -461,17 +469,16 @@ def sequence_regressions(
                 ) USING (instance_id)
                 WHERE usage_day BETWEEN ? AND ? AND sequence IS NOT NULL
                 WINDOW moments AS (PARTITION BY instance_id ORDER BY generated_at, sequence)
-                QUALIFY sequence < lag(sequence) OVER moments
-                    AND generated_at > lag(generated_at) OVER moments
+                QUALIFY {_REGRESSION}
             )
             GROUP BY instance_id
         ) r JOIN instances i USING (instance_id)
-        """,
+        """,  # noqa: S608 - a constant fragment
         [since, until, since, until],
     )
 
 
-def recent_reports(
+def reports_around_regressions(
     con: duckdb.DuckDBPyConnection,
     *,
     instance_id: str,
@@ -479,19 +486,36 @@ def recent_reports(
     until: date,
     known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """An instance's reports generated on ``since`` to ``until`` (and stored by ``known_at``),
-    in order of generation."""
+    """The reports around each time an instance's sequence went back (SPEC: the clone
+    evidence), generated on ``since`` to ``until`` and stored by ``known_at``, in order of
+    generation: ``AROUND_REGRESSION`` before and after each, the regressing one marked."""
     received = "AND received_at <= $known_at" if known_at is not None else ""
     params: dict[str, Any] = {"instance_id": instance_id, "since": since, "until": until}
     if known_at is not None:
         params["known_at"] = known_at
     cursor = con.execute(
-        "SELECT generated_at, sequence, report_id::VARCHAR AS report_id FROM reports "  # noqa: S608
-        f"WHERE instance_id = $instance_id::UUID AND usage_day BETWEEN $since AND $until "
-        f"{received} ORDER BY generated_at, sequence",
-        params,
+        f"""
+        WITH ordered AS (
+            SELECT generated_at, sequence, report_id::VARCHAR AS report_id,
+                   coalesce({_REGRESSION}, false) AS regression,
+                   row_number() OVER moments AS n
+            FROM reports
+            WHERE instance_id = $instance_id::UUID AND usage_day BETWEEN $since AND $until
+                  {received}
+            WINDOW moments AS (ORDER BY generated_at, sequence)
+        ), marked AS (SELECT n FROM ordered WHERE regression)
+        SELECT generated_at, sequence, report_id, regression FROM ordered
+        WHERE EXISTS (SELECT 1 FROM marked WHERE ordered.n BETWEEN marked.n - $around
+                      AND marked.n + $around)
+        ORDER BY n
+        """,  # noqa: S608 - constant fragments, values as parameters
+        {**params, "around": AROUND_REGRESSION},
     )
     return rows_as_dicts(cursor)
+
+
+#: How many reports before and after each regression the clone evidence shows.
+AROUND_REGRESSION = 2
 
 
 def customer_document(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from core.usage_metrics import label
-from core.wording import counted, instant
+from core.wording import counted, instant, moment
 
 
 def environment(package: str, *, trim_blocks: bool = False) -> Environment:
@@ -23,5 +23,6 @@ def environment(package: str, *, trim_blocks: bool = False) -> Environment:
     )
     templates.globals["counted"] = counted
     templates.filters["instant"] = instant
+    templates.filters["moment"] = moment
     templates.filters["label"] = label
     return templates

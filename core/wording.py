@@ -19,6 +19,11 @@ def refused(invalid: int, total: int, *, batch: bool) -> str:
     return f"{invalid} of {total} reports are invalid, so none was stored"
 
 
+def moment(at: datetime) -> str:
+    """A report's time as the API writes it, to the second: ``2026-12-02T00:00:54Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def instant(at: datetime) -> str:
     """An instant as a ``known_at`` is given back (SPEC §11 v3): UTC to the microsecond, so
     that pasted into an address it names exactly the same instant."""

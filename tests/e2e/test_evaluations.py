@@ -346,6 +346,38 @@ def test_an_instance_whose_sequence_regresses_twice_is_cloned(server: RunningSer
     assert clone["first_regression_at"].startswith("2026-11-21T02:00:00")
 
 
+def test_the_clone_evidence_shows_the_reports_around_each_regression_marked(
+    server: RunningServer,
+) -> None:
+    """SPEC §11: the reports around each regression, not every report of the week."""
+    key = server.add_customer(
+        "acme", customer("alice@vendor.example", order("2026-01-01", "2026-12-31", 5))
+    )
+    cloned = "9a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+    sequences = [1, 2, 3, 4, 5, 6, 7, 300, 8, 301, 9, 10, 11, 12, 13, 14]
+    with server.client(key) as http:
+        sent = http.post("/v1/reports", json={"reports": _sequenced(cloned, sequences)})
+        assert sent.status_code == 202
+    findings = evaluate(server, "2026-11-22")["findings"]
+    (clone,) = [f for f in findings if f["kind"] == "instance_cloned"]
+    with server.admin() as http:
+        evidence = http.get(
+            f"/v1/findings/{clone['finding_id']}/evidence", params={"as_of": "2026-11-22"}
+        ).json()
+    shown = [(r["sequence"], r["regression"]) for r in evidence["reports"]]
+    # Two before and two after each of the two regressions (8 after 300, 9 after 301).
+    assert shown == [
+        (7, False),
+        (300, False),
+        (8, True),
+        (301, False),
+        (9, True),
+        (10, False),
+        (11, False),
+    ]
+    assert all(r["generated_at"].endswith(":00Z") for r in evidence["reports"])
+
+
 def test_each_evaluation_is_a_run_of_its_own(server: RunningServer) -> None:
     key = server.add_customer("acme", customer("alice@vendor.example", WORKED_EXAMPLE_ORDER))
     send_daily(server, key, worked_example_usage())

@@ -136,7 +136,7 @@ async def get_statement(
         start=from_,
         end=to,
         known_at=known_at,
-        sender=statement.Sender(settings.vendor_name, settings.vendor_contact),
+        sender=statement.Sender.of(settings),
     )
     again = {"Content-Location": made.address}
     if format == "csv":

@@ -18,6 +18,7 @@ from analytics.charts import over, usage_svg
 from analytics.service import customer_episodes, customer_usage
 from analytics.usage import USAGE_METRICS
 from core.errors import InvalidPayload, NotFound
+from core.settings import Settings
 from core.store import Store
 from core.templates import environment
 from core.usage_metrics import ACTIVITY_DAYS, label
@@ -53,6 +54,11 @@ class Sender:
 
     name: str | None = None
     contact: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Sender:
+        """The sender this server's settings name."""
+        return cls(settings.vendor_name, settings.vendor_contact)
 
 
 async def customer_statement(

@@ -362,7 +362,7 @@ async def statement(
         start=start,
         end=end,
         known_at=known_at,
-        sender=statement_service.Sender(settings.vendor_name, settings.vendor_contact),
+        sender=statement_service.Sender.of(settings),
     )
     if format == "csv":
         return Response(

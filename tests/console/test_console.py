@@ -133,6 +133,11 @@ def test_a_viewer_sees_every_page_and_no_button_that_changes_anything(
     peak = page.locator("table.evidence tbody tr", has_text="2026-11-03").first
     assert "58" in peak.inner_text()
     assert page.locator("figure.chart svg circle").count() >= 6  # the over-days are marked
+    assert "Report ids (up to 3)" in page.locator("table.evidence thead").inner_text()
+    page.emulate_media(media="print")  # handed to a customer: the console around it is gone
+    assert not page.locator("header.top").is_visible()
+    assert page.locator("table.evidence").is_visible()
+    page.emulate_media(media="screen")
     shown = page.locator("main").inner_text()
     page.goto(page.url.split("?")[0])  # a bare address: the newest run's, as the findings page
     assert page.locator("main").inner_text() == shown

@@ -8,6 +8,14 @@ from html import escape
 
 _CHART_WIDTH, _CHART_HEIGHT, _MARGIN = 640, 160, 28
 
+#: What each colour means in every chart, the console's, the statement's and the email's:
+#: usage blue, the entitlement grey and dashed, an over-day a red dot, the regularization
+#: window shaded.
+USAGE_COLOUR = "#2c6fb7"
+ENTITLEMENT_COLOUR = "#7f8c8d"
+OVER_COLOUR = "#c0392b"
+WINDOW_COLOUR = "#fdebd0"
+
 
 def over(usage: int | None, entitled: int | None) -> bool:
     """An over-day: usage above a finite entitlement."""
@@ -56,14 +64,14 @@ def usage_svg(
     days = [row[0] for row in series]
     shaded = "".join(
         f'<rect class="window" x="{_MARGIN + lo * step:.1f}" y="{_MARGIN}" '
-        f'width="{max((hi - lo) * step, 2):.1f}" height="{height}" fill="#fdebd0"/>'
+        f'width="{max((hi - lo) * step, 2):.1f}" height="{height}" fill="{WINDOW_COLOUR}"/>'
         for start, end in windows
         if days and start <= days[-1] and end >= days[0]
         for lo, hi in [(_index(days, max(start, days[0])), _index(days, min(end, days[-1])))]
     )
     marks = "".join(
         f'<circle cx="{point(i, u).split(",")[0]}" cy="{point(i, u).split(",")[1]}" r="2.5" '
-        'fill="#c0392b"/>'
+        f'fill="{OVER_COLOUR}"/>'
         for i, (_, u, e) in enumerate(series)
         if u is not None and over(u, e)
     )
@@ -82,5 +90,6 @@ def usage_svg(
         f'width="{_CHART_WIDTH}" height="{_CHART_HEIGHT}" role="img"'
         f"{label}>"
         f'<rect x="{_MARGIN}" y="{_MARGIN}" width="{width}" height="{height}" fill="#f7f9fb"/>'
-        f"{shaded}{polyline(2, '#7f8c8d', True)}{polyline(1, '#2c6fb7', False)}{marks}{axis}</svg>"
+        f"{shaded}{polyline(2, ENTITLEMENT_COLOUR, True)}{polyline(1, USAGE_COLOUR, False)}"
+        f"{marks}{axis}</svg>"
     )

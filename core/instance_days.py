@@ -66,9 +66,8 @@ def rollup(source: str, *, partial: bool, known_at: str | None = None) -> str:
 
 #: The columns of a report row that ``rollup_rows`` (and ingest's ``Frontier``) read, in the
 #: order of ``reports``.
-_ID, _CUSTOMER, _INSTANCE, _ENVIRONMENT, _GENERATED, _DAY, _VERSION, _SEQUENCE = range(8)
+_ID, _CUSTOMER, INSTANCE, _ENVIRONMENT, GENERATED, DAY, _VERSION, SEQUENCE = range(8)
 _METRICS = slice(8, 8 + len(REPORT_METRICS))
-INSTANCE, GENERATED, DAY, SEQUENCE = _INSTANCE, _GENERATED, _DAY, _SEQUENCE
 
 
 def rollup_rows(reports: Iterable[Sequence[Any]], *, known_at: datetime) -> list[tuple[Any, ...]]:
@@ -80,12 +79,12 @@ def rollup_rows(reports: Iterable[Sequence[Any]], *, known_at: datetime) -> list
     days: dict[tuple[Any, Any], list[Any]] = {}
     for report in reports:
         metrics = report[_METRICS]
-        moment, sequence = report[_GENERATED], report[_SEQUENCE]
-        day = days.get((report[_INSTANCE], report[_DAY]))
+        moment, sequence = report[GENERATED], report[SEQUENCE]
+        day = days.get((report[INSTANCE], report[DAY]))
         if day is None:
-            days[report[_INSTANCE], report[_DAY]] = [
-                report[_INSTANCE],
-                report[_DAY],
+            days[report[INSTANCE], report[DAY]] = [
+                report[INSTANCE],
+                report[DAY],
                 report[_CUSTOMER],
                 report[_ENVIRONMENT],
                 report[_VERSION],

@@ -42,8 +42,11 @@ def _story() -> tuple[list[str], list[str]]:
     block = section.split("```http\n", 1)[1].split("```", 1)[0]
     lines = block.splitlines()
     cut = next(n for n, line in enumerate(lines) if line.startswith(LATER))
-    requests = [line for line in lines if not line.startswith("#")]
-    return requests[: cut - 1], [line for line in lines[cut + 1 :] if line]
+
+    def asked(part: list[str]) -> list[str]:
+        return [line for line in part if line and not line.startswith("#")]
+
+    return asked(lines[:cut]), asked(lines[cut + 1 :])
 
 
 def _ask(http: httpx.Client, line: str, values: dict[str, str]) -> httpx.Response:

@@ -12,7 +12,7 @@ import duckdb
 from core import repository as audit_repository
 from core.auth import Actor, Keyring, LicenseKeyRecord, hash_secret, new_license_key
 from core.days import latest_finished_day
-from core.errors import InvalidPayload, NotFound
+from core.errors import Conflict, InvalidPayload, NotFound
 from core.quarters import attestation_due_on
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS
@@ -30,12 +30,32 @@ log = logging.getLogger("statreport.admin")
 
 
 async def upsert_customer(
-    store: Store, *, customer_id: str, document: CustomerDocument, actor: Actor
+    store: Store,
+    *,
+    customer_id: str,
+    document: CustomerDocument,
+    actor: Actor,
+    version: datetime | None = None,
+    create: bool = False,
 ) -> Customer:
-    """Create or replace a customer and all its order forms, in one audited transaction."""
+    """Create or replace a customer and all its order forms, in one audited transaction.
+
+    With ``create``, only a new customer is written; with ``version`` (the ``updated_at`` the
+    change was drawn from), only that version is replaced: a form opened before a colleague's
+    change is refused (409), never saved over it."""
 
     def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         before = repository.customer_row(con, customer_id=customer_id)
+        if create and before is not None:
+            raise Conflict(
+                f"A customer {customer_id!r} already exists; open its page to change it, or "
+                "choose another id."
+            )
+        if version is not None and (before is None or before["updated_at"] != version):
+            raise Conflict(
+                f"Customer {customer_id!r} was changed by someone else since this form was "
+                "opened; nothing was saved. Reload its page, then make the change again."
+            )
         now = store.stamp()  # what the evaluation knows from now on (SPEC §11 v3)
         created_at = before["created_at"] if before else now
         repository.replace_customer(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import NotFound
 from core.store import Store
 from staff import repository
 from staff.schemas import AuditEntry
@@ -15,6 +16,16 @@ async def audit_log(store: Store, *, target: str | None, limit: int) -> list[Aud
     """The newest admin changes first."""
     rows = await store.read(lambda con: repository.audit_entries(con, target=target, limit=limit))
     return [AuditEntry.model_validate(row) for row in rows]
+
+
+async def audit_entry(store: Store, *, audit_id: int) -> AuditEntry:
+    """One admin change, by its id."""
+    rows = await store.read(
+        lambda con: repository.audit_entries(con, target=None, limit=1, audit_id=audit_id)
+    )
+    if not rows:
+        raise NotFound(f"No audit entry {audit_id}; the audit log lists them.")
+    return AuditEntry.model_validate(rows[0])
 
 
 @dataclass(frozen=True)

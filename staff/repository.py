@@ -12,18 +12,22 @@ import duckdb
 from core.auth import Role, StaffTokenRecord, Uses
 from core.repository import rows_as_dicts
 
+_ENTRY = (
+    "SELECT audit_id, changed_at, actor, action, target, before, after, on_behalf_of FROM audit_log"
+)
+
 
 def audit_entries(
-    con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int
+    con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int, audit_id: int | None = None
 ) -> list[dict[str, Any]]:
     """The newest audit entries first, optionally for one target: ``customer:acme``, or a bare
-    id (``acme``) for every kind of target with that id."""
-    sql = (
-        "SELECT audit_id, changed_at, actor, action, target, before, after, on_behalf_of "
-        "FROM audit_log"
-    )
+    id (``acme``) for every kind of target with that id; or the one entry ``audit_id``."""
+    sql = _ENTRY
     params: list[Any] = []
-    if target is not None and ":" in target:
+    if audit_id is not None:
+        sql += " WHERE audit_id = ?"
+        params.append(audit_id)
+    elif target is not None and ":" in target:
         sql += " WHERE target = ?"
         params.append(target)
     elif target is not None:

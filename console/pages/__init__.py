@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.pages import audit, customers, findings, signin, tokens, weekly
+from console.pages import audit, customer_forms, customers, findings, signin, tokens, weekly
 
 #: Every page under ``/ui/``.
 router = APIRouter()
-for _page in (signin, findings, customers, weekly, audit, tokens):
+for _page in (signin, findings, customers, customer_forms, weekly, audit, tokens):
     router.include_router(_page.router)
 #: ``/``, which leads to the console.
 root_router = signin.root_router

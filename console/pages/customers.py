@@ -38,7 +38,7 @@ from console.web import (
 from core.auth import Keyring
 from core.days import latest_finished_day
 from core.dependencies import KeyringDep, SettingsDep, StoreDep
-from core.errors import InvalidPayload
+from core.errors import InvalidPayload, NotFound
 from core.identifiers import ID_PATTERN, UUID_PATTERN
 from core.store import Store
 from customers import service as customers
@@ -107,10 +107,11 @@ async def customer_page(
     customer_id: CustomerId,
     from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     to: Annotated[str | None, Query(max_length=10)] = None,
-    saved: Annotated[Literal["document"] | None, Query()] = None,
 ) -> HTMLResponse:
     """One customer: orders, charts, instances, episodes, attestations, keys, statement."""
-    new_key = sessions_of(request).take_once(request.cookies.get(COOKIE), f"key:{customer_id}")
+    once = sessions_of(request).take_once
+    new_key = once(request.cookies.get(COOKIE), f"key:{customer_id}")
+    saved = once(request.cookies.get(COOKIE), f"saved:{customer_id}")
     return await _customer_page(
         request,
         session,
@@ -120,7 +121,7 @@ async def customer_page(
         from_=from_,
         to=to,
         new_key=new_key,
-        saved=saved is not None,
+        saved=saved,
     )
 
 
@@ -137,9 +138,15 @@ async def _customer_page(
     document_text: str | None = None,
     document_errors: list[str] | None = None,
     new_key: dict[str, str] | None = None,
-    saved: bool = False,
+    saved: str | None = None,
 ) -> HTMLResponse:
-    customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
+    try:
+        customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
+    except NotFound:
+        raise NotFound(
+            f"No customer {customer_id!r}. An admin creates it with New customer on the "
+            "Customers page."
+        ) from None
     start, end = _period(from_, to)
     usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
     episodes = await runs.episode_history(store, customer_id=customer_id)
@@ -182,6 +189,7 @@ async def _customer_page(
         stale=stale,
         default_as_of=latest_finished_day(),
         customer=customer,
+        version=customer["updated_at"],
         start=start,
         end=end,
         charts=charts,
@@ -229,7 +237,12 @@ async def replace_document(
     except InvalidPayload as exc:
         errors = [exc.detail, *validation_text(exc)]
         return await _bad_document(request, session, store, keyring, customer_id, text, errors)
-    return see_other(f"/ui/customers/{customer_id}?saved=document#document")
+    sessions_of(request).show_once(
+        request.cookies.get(COOKIE),
+        f"saved:{customer_id}",
+        "the whole document replaced: its order forms and add-ons are now as shown below.",
+    )
+    return see_other(f"/ui/customers/{customer_id}#saved")
 
 
 async def _bad_document(

@@ -6,23 +6,21 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import pytest
 import time_machine
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext
 
 from console.pages.customers import DEFAULT_PERIOD_DAYS
 from core.days import latest_finished_day
 from tests import clock
 from tests.conftest import ServerFactory
+from tests.console.conftest import Console, csrf_of, sign_in, staff_token
 from tests.support import (
     ADMIN_TOKEN,
     WORKED_EXAMPLE_ORDER,
-    RunningServer,
-    chromium,
     customer,
     days,
     evaluate,
@@ -36,27 +34,6 @@ pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
 PRODUCTION = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 
 
-@dataclass
-class Console:
-    """A server with a customer over its licence, and a viewer's and an admin's token."""
-
-    server: RunningServer
-    viewer: str
-    admin: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-def _token(server: RunningServer, name: str, role: str) -> str:
-    with server.admin() as http:
-        response = http.post("/v1/tokens", json={"name": name, "role": role})
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
-
-
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     server = start_thread_server(tmp_path_factory.mktemp("console"))
@@ -67,54 +44,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     send_daily(server, key, usage, instance=PRODUCTION)
     server.add_customer("globex", customer("bob@vendor.example", WORKED_EXAMPLE_ORDER))
     evaluate(server, "2026-11-08")
-    made = Console(server, _token(server, "vera", "viewer"), _token(server, "adam", "admin"))
+    viewer, admin = staff_token(server, "vera", "viewer"), staff_token(server, "adam", "admin")
+    made = Console(server, viewer, admin)
     yield made
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-    yield launched
-    launched.close()
-
-
-@pytest.fixture
-def context(browser: Browser, console: Console) -> Iterator[BrowserContext]:
-    """A fresh browser profile that records every request it makes: all must go to the
-    console's own origin (nothing from a CDN, a font service or anywhere else)."""
-    # The server's certificate is self-signed for the test; the connection is still TLS.
-    made = browser.new_context(ignore_https_errors=True)
-    made.set_default_timeout(10_000)
-    requested: list[str] = []
-    made.on("request", lambda request: requested.append(request.url))
-    yield made
-    made.close()
-    foreign = [u for u in requested if not u.startswith((console.url + "/", "data:"))]
-    assert foreign == []
-    assert requested  # the test did load pages
-
-
-def sign_in(context: BrowserContext, console: Console, token: str) -> Page:
-    page = context.new_page()
-    page.goto(console.url + "/")
-    assert page.url.startswith(console.url + "/ui/login")
-    page.get_by_label("Token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url == console.url + "/ui/"
-    return page
-
-
-def csrf_of(page: Page) -> str:
-    value = page.locator("input[name=csrf]").first.get_attribute("value")
-    assert value
-    return value
 
 
 def test_a_viewer_sees_every_page_and_no_button_that_changes_anything(
@@ -188,6 +121,7 @@ def test_an_admin_issues_a_key_replaces_the_document_and_sees_it_audited(
     page.reload()  # shown once: not on the page again
     assert page.locator(".shown-once").count() == 0
 
+    page.locator("#document summary").click()  # the advanced view
     document = page.get_by_label(re.compile("The whole document"))
     original = document.input_value()
     for broken, needle in (
@@ -206,7 +140,7 @@ def test_an_admin_issues_a_key_replaces_the_document_and_sees_it_audited(
     document.fill(original.replace('"name": "Bob"', '"name": "Globex Corporation"'))
     page.get_by_role("button", name="Replace the document").click()
     assert page.get_by_role("heading", name=re.compile("^Globex Corporation")).is_visible()
-    assert "Saved:" in page.locator("p.notice[role=status]").inner_text()
+    assert "Saved: the whole document replaced" in page.locator("#saved[role=status]").inner_text()
     # The newest run knew the document before this change: its findings may be stale.
     stale = page.locator("#stale")
     assert "may be out of date" in stale.inner_text()

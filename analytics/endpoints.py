@@ -8,20 +8,24 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
-from analytics import evidence, runs, service, statement
+from analytics import evidence, notes, runs, service, statement
 from analytics.schemas import (
     EpisodeHistory,
     Evaluation,
     EvaluationRequest,
     EvaluationRun,
     Evidence,
+    FindingNote,
+    NewNote,
 )
-from core.dependencies import ApiMetricsDep, SettingsDep, StaffOnly, StoreDep
+from core.dependencies import ActorDep, ApiMetricsDep, SettingsDep, StaffOnly, StoreDep
 from core.errors import NotFound
 from core.identifiers import CustomerIdPath, CustomerIdQuery, ReportingDay, ReportingDayQuery
 from core.openapi import problem
 
 router = APIRouter(tags=["compliance"], dependencies=[StaffOnly])
+
+FindingIdPath = Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")]
 
 
 @router.post("/v1/evaluations", summary="Evaluate compliance as of a day and keep the findings")
@@ -62,7 +66,7 @@ async def get_evaluation(
 
 @router.get("/v1/findings/{finding_id}/evidence", summary="Where a finding's numbers come from")
 async def get_evidence(
-    finding_id: Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")],
+    finding_id: FindingIdPath,
     store: StoreDep,
     evaluation_id: Annotated[
         str | None, Query(pattern=r"^ev_[0-9A-Za-z_]{1,60}$", description="The run quoted.")
@@ -79,6 +83,27 @@ async def get_evidence(
     return await evidence.finding_evidence(
         store, finding_id=finding_id, as_of=as_of, evaluation_id=evaluation_id
     )
+
+
+@router.post(
+    "/v1/findings/{finding_id}/notes",
+    status_code=201,
+    summary="Add a working note to a finding",
+    responses=problem(NotFound, "No run holds the finding"),
+)
+async def post_note(
+    finding_id: FindingIdPath, note: NewNote, store: StoreDep, actor: ActorDep
+) -> FindingNote:
+    """A dated, signed note ("called Jane 12-03, PO expected"), kept by ``finding_id`` so it
+    follows the finding from run to run; shown with it in the console and the next weekly
+    email. Audited. It changes neither the finding nor its evidence."""
+    return await notes.add_note(store, finding_id=finding_id, text=note.text, actor=actor)
+
+
+@router.get("/v1/findings/{finding_id}/notes", summary="A finding's working notes")
+async def get_notes(finding_id: FindingIdPath, store: StoreDep) -> list[FindingNote]:
+    """Oldest first; an empty list for a finding nobody wrote about."""
+    return (await notes.notes_of(store, [finding_id]))[finding_id]
 
 
 @router.get("/v1/episodes", summary="Every over-use episode reported so far")

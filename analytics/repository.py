@@ -550,3 +550,50 @@ def reporting_instances(
         params,
     )
     return rows_as_dicts(cursor)
+
+
+# -- working notes on findings (issue 28) ----------------------------------------------------
+
+
+def finding_customer(con: duckdb.DuckDBPyConnection, *, finding_id: str) -> str | None:
+    """The customer of a finding some kept run holds, or None when no run holds it."""
+    row = con.execute(
+        "SELECT f ->> 'customer_id' FROM (SELECT unnest((findings -> '$.findings')::JSON[]) AS f "
+        "FROM evaluation_runs WHERE contains(findings::VARCHAR, ?)) "
+        "WHERE f ->> 'finding_id' = ? LIMIT 1",
+        [f'"{finding_id}"', finding_id],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def insert_note(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    finding_id: str,
+    customer_id: str,
+    written_at: datetime,
+    author: str,
+    text: str,
+) -> dict[str, Any]:
+    """Keep one working note; answers it as stored."""
+    rows = rows_as_dicts(
+        con.execute(
+            "INSERT INTO finding_notes (finding_id, customer_id, written_at, author, text) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING *",
+            [finding_id, customer_id, written_at, author, text],
+        )
+    )
+    return rows[0]
+
+
+def notes(con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]) -> list[dict[str, Any]]:
+    """The working notes of these findings, oldest first."""
+    if not finding_ids:
+        return []
+    return rows_as_dicts(
+        con.execute(
+            "SELECT * FROM finding_notes WHERE list_contains(?, finding_id) "
+            "ORDER BY written_at, note_id",
+            [finding_ids],
+        )
+    )

@@ -6,7 +6,7 @@ import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.identifiers import ReportingDay
 
@@ -273,3 +273,30 @@ class Evidence(BaseModel):
     reports: list[dict[str, Any]] | None = None
     orders: list[dict[str, Any]] | None = None
     attestations: list[str] | None = None
+
+
+#: The longest working note: a few sentences, not a file.
+NOTE_MAX_CHARS = 2000
+
+
+class NewNote(BaseModel):
+    """``POST /v1/findings/{id}/notes``: what staff learnt or did about a finding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS, strip_whitespace=True),
+        Field(description="Plain text, such as 'called Jane 12-03, PO expected'."),
+    ]
+
+
+class FindingNote(BaseModel):
+    """A working note on a finding, carried across runs by its ``finding_id``."""
+
+    note_id: int
+    finding_id: str
+    customer_id: str
+    written_at: datetime
+    author: str = Field(description="The staff token's name that wrote it.")
+    text: str

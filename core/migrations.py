@@ -246,6 +246,22 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         FROM entitlements;
         """,  # noqa: S608 - constants only
     ),
+    (
+        13,
+        "working notes on findings (issue 28): staff's dated notes, carried by finding_id",
+        """
+        CREATE SEQUENCE finding_note_ids START 1;
+        CREATE TABLE finding_notes (
+            note_id BIGINT PRIMARY KEY DEFAULT nextval('finding_note_ids'),
+            finding_id VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            written_at TIMESTAMPTZ NOT NULL,
+            author VARCHAR NOT NULL,
+            text VARCHAR NOT NULL
+        );
+        CREATE INDEX finding_notes_by_finding ON finding_notes (finding_id);
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -14,6 +14,7 @@ from typing import Any
 from analytics.schemas import (
     AttestationOverdueFinding,
     Finding,
+    FindingNote,
     InstanceClonedFinding,
     InstanceSilentFinding,
     NoActiveSubscriptionFinding,
@@ -255,6 +256,8 @@ class _Row:
     chart_cid: str | None = None
     #: The finding's evidence in the console, when the console's address is configured.
     evidence_url: str | None = None
+    #: Staff's newest working note on the finding, in words ("2026-12-03, adam: ...").
+    note: str | None = None
 
 
 @dataclass
@@ -273,6 +276,7 @@ def _sections(
     charts: Mapping[tuple[str, str], bytes],
     names: Mapping[str, str],
     evidence: Callable[[str], str] | None,
+    notes: Mapping[str, FindingNote],
 ) -> tuple[list[_Section], list[tuple[str, bytes]]]:
     """The email's sections with their rows, and the inline charts they show (Content-ID,
     PNG). ``evidence`` gives the address of a finding's evidence from its id."""
@@ -289,6 +293,9 @@ def _sections(
             row = _Row(finding, spec.cells(finding), label)
             if evidence is not None:
                 row.evidence_url = evidence(finding.finding_id)
+            note = notes.get(finding.finding_id)
+            if note is not None:
+                row.note = f"{note.written_at:%Y-%m-%d}, {note.author}: {note.text}"
             chart = (
                 charts.get((customer_id, finding.metric))
                 if isinstance(finding, OveruseFinding)
@@ -316,11 +323,13 @@ def build_weekly_email(
     digest: bool = False,
     console_url: str | None = None,
     evaluation_id: str | None = None,
+    notes: Mapping[str, FindingNote] | None = None,
 ) -> EmailMessage:
     """The whole message: text, HTML with inline charts, and the CSV. Customers are named by
     ``names`` (their documents' names), with the id beside. With ``console_url``, each finding
     links to its evidence in the console: in the run ``evaluation_id`` the email shows, as
-    known at it, or (a dry run keeps no run) in the newest run as of ``as_of``."""
+    known at it, or (a dry run keeps no run) in the newest run as of ``as_of``. ``notes`` are
+    the newest working note of each finding that has one, shown beside it."""
     pinned = f"evaluation_id={evaluation_id}" if evaluation_id is not None else f"as_of={as_of}"
     base = (console_url or "").rstrip("/")
 
@@ -328,7 +337,11 @@ def build_weekly_email(
         return f"{base}/ui/findings/{finding_id}?{pinned}"
 
     sections, images = _sections(
-        findings, charts=charts, names=names, evidence=evidence if console_url else None
+        findings,
+        charts=charts,
+        names=names,
+        evidence=evidence if console_url else None,
+        notes=notes or {},
     )
     needing = accounts_needing_action(findings)
     subject = subject_line(iso_week=iso_week, needing_action=needing, digest=digest)

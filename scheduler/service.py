@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.errors import HeaderParseError
@@ -14,9 +14,10 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from analytics import notes
 from analytics import runs as analytics_runs
 from analytics import service as analytics_service
-from analytics.schemas import Finding, OveruseFinding
+from analytics.schemas import Finding, FindingNote, OveruseFinding
 from core.days import latest_finished_day
 from core.errors import NotFound
 from core.identifiers import deliverable
@@ -95,13 +96,24 @@ class WeeklyReporter:
         # The charts as known at the run, like its evidence (SPEC §11 v3); the links to the
         # evidence name the run, unless a dry run kept none.
         charts = await self._charts(findings, as_of=as_of, known_at=evaluation.known_at)
+        # Each finding's newest working note, as written by the time the email is built.
+        noted = await notes.notes_of(self.store, [f.finding_id for f in findings])
+        latest = {finding_id: kept[-1] for finding_id, kept in noted.items() if kept}
         run = None if dry_run else evaluation.evaluation_id
         letters: list[Letter] = []
         for manager in sorted(accounts):
             mine = [f for f in findings if f.account_manager == manager]
             letters.append(
                 self._letter(
-                    manager, iso_week, as_of, mine, accounts[manager], charts, names, run=run
+                    manager,
+                    iso_week,
+                    as_of,
+                    mine,
+                    accounts[manager],
+                    charts,
+                    names,
+                    run=run,
+                    notes=latest,
                 )
             )
         if self.settings.report_cc:
@@ -117,6 +129,7 @@ class WeeklyReporter:
                     names,
                     True,
                     run=run,
+                    notes=latest,
                 )
             )
         deliveries = [
@@ -212,6 +225,7 @@ class WeeklyReporter:
         digest: bool = False,
         *,
         run: str | None,
+        notes: Mapping[str, FindingNote],
     ) -> Letter:
         """One recipient's email, or why it cannot be built (an address stored before the
         strict check, say): that recipient's delivery fails, never the others'."""
@@ -229,6 +243,7 @@ class WeeklyReporter:
                 digest=digest,
                 console_url=self.settings.console_url,
                 evaluation_id=run,
+                notes=notes,
             )
             message["Date"] = formatdate(self.clock().timestamp(), usegmt=True)
             message["Message-ID"] = make_msgid(domain=_domain_of(self.settings.smtp_from))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from analytics import evidence as evidence_service
-from analytics import runs
+from analytics import notes, runs
 from analytics import service as analytics
 from analytics.charts import usage_svg
 from analytics.compliance import GROUP_RANK
-from analytics.schemas import Evaluation
+from analytics.schemas import Evaluation, NewNote
 from console.web import (
     PAGE_ROWS,
     ConsoleRoute,
     FormDep,
     SessionDep,
+    actor,
     page,
     pager,
     parse_day,
@@ -31,6 +33,7 @@ from scheduler.messages import SECTIONS
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
 
 FindingId = Annotated[str, Path(pattern=r"^f_[0-9a-f]{16}$")]
+_RUN_ID = re.compile(r"ev_[0-9A-Za-z_]{1,60}")
 #: The kinds of finding, in the order the findings are listed.
 KINDS = tuple(dict.fromkeys(kind for kind, _ in sorted(GROUP_RANK, key=GROUP_RANK.__getitem__)))
 
@@ -63,6 +66,7 @@ async def findings(
     ]
     names = await analytics.customer_names(store)
     shown = chosen[start : start + PAGE_ROWS]  # in the SPEC's order, so sections stay whole
+    noted = await notes.notes_of(store, [f.finding_id for f in shown])
     sections = [
         {
             "title": spec.title,
@@ -85,6 +89,7 @@ async def findings(
         kinds=KINDS,
         kind=kind or "",
         names=names,
+        notes=noted,
         matching=len(chosen),
         pages=pager(request, start, len(chosen)),
         default_as_of=latest_finished_day(),
@@ -136,4 +141,18 @@ async def finding_evidence(
         evidence=found,
         chart=chart,
         name=names.get(found.customer_id, found.customer_id),
+        notes=(await notes.notes_of(store, [finding_id]))[finding_id],
     )
+
+
+@router.post("/findings/{finding_id}/notes")
+async def add_note(
+    form: FormDep, session: SessionDep, store: StoreDep, finding_id: FindingId
+) -> Response:
+    """Add a working note, as ``POST /v1/findings/{id}/notes`` does, and back to the evidence
+    of the run it was written beside."""
+    note = NewNote.model_validate({"text": form.get("text", "")})
+    await notes.add_note(store, finding_id=finding_id, text=note.text, actor=actor(session))
+    evaluation_id = form.get("evaluation_id", "")
+    pinned = f"?evaluation_id={evaluation_id}" if _RUN_ID.fullmatch(evaluation_id) else ""
+    return see_other(f"/ui/findings/{finding_id}{pinned}#notes")

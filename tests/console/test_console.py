@@ -396,3 +396,31 @@ def test_long_lists_come_a_page_at_a_time(server_factory: ServerFactory) -> None
     assert "c099" not in second.text
     assert "c100" in searched.text
     assert "pager" not in searched.text  # two matches: one page
+
+
+def test_an_admin_writes_a_working_note_that_the_finding_carries(
+    context: BrowserContext, console: Console
+) -> None:
+    page = sign_in(context, console, console.admin)
+    row = page.locator("section.findings tbody tr", has_text="acme")
+    row.get_by_role("link", name="Evidence").click()
+    evidence_url = page.url
+    notes = page.locator("#notes")
+    assert "No note yet" in notes.inner_text()
+    page.get_by_label(re.compile("^Add a note")).fill("called Jane 12-03, <b>PO</b> expected")
+    page.get_by_role("button", name="Add the note").click()
+    assert page.url.split("#")[0] == evidence_url  # back to the same run's evidence
+    note = page.locator("#notes p.note")
+    assert "adam: called Jane 12-03, <b>PO</b> expected" in note.inner_text()  # text, not HTML
+    page.emulate_media(media="print")  # evidence handed to the customer leaves staff's notes out
+    assert not page.locator("#notes").is_visible()
+    page.emulate_media(media="screen")
+    page.goto(console.url + "/ui/")
+    listed = page.locator("section.findings tbody tr", has_text="acme")
+    assert "adam: called Jane 12-03" in listed.locator(".note-latest").inner_text()
+
+    context.clear_cookies()
+    viewer = sign_in(context, console, console.viewer)
+    viewer.goto(evidence_url)
+    assert "called Jane" in viewer.locator("#notes").inner_text()
+    assert viewer.get_by_role("button", name="Add the note").count() == 0

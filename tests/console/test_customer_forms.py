@@ -178,4 +178,5 @@ def test_a_viewer_gets_no_form_and_cannot_open_one(
     assert page.get_by_role("link", name="Edit account details").count() == 0
     for address in ("/ui/new-customer", "/ui/customers/initech/details"):
         answer = page.goto(console.url + address)
-        assert answer is not None and answer.status == 403
+        assert answer is not None
+        assert answer.status == 403

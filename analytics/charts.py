@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from datetime import date
 from html import escape
 
-_CHART_WIDTH, _CHART_HEIGHT, _MARGIN = 640, 160, 28
+_CHART_WIDTH, _CHART_HEIGHT = 640, 180
+#: Room for the value axis on the left, the date axis below, the entitlement's label right.
+_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 64, 10, 26
+#: Dates written under the chart, at most.
+_DATE_LABELS = 6
 
 #: What each colour means in every chart, the console's, the statement's and the email's:
 #: usage blue, the entitlement grey and dashed, an over-day a red dot, the regularization
@@ -26,6 +30,24 @@ def _index(days: list[date], day: date) -> int:
     return (day - days[0]).days
 
 
+def value_ticks(top: float) -> list[int]:
+    """Round values for the value axis from 0 up to ``top``: a step of 1, 2 or 5 times a
+    power of ten, three to six of them."""
+    raw = max(top / 5, 1)
+    magnitude = 10 ** (len(str(int(raw))) - 1)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return list(range(0, int(top) + 1, step))
+
+
+def date_ticks(count: int) -> list[int]:
+    """Which of ``count`` days are written under the chart: the first, the last, and evenly
+    between, at most ``_DATE_LABELS``."""
+    if count <= 1:
+        return [0] if count else []
+    shown = min(count, _DATE_LABELS)
+    return sorted({round(k * (count - 1) / (shown - 1)) for k in range(shown)})
+
+
 def usage_svg(
     series: Sequence[tuple[date, int | None, int | None]],
     *,
@@ -33,17 +55,20 @@ def usage_svg(
     title: str = "",
 ) -> str:
     """An inline SVG chart of daily usage (line) against entitlement (dashed), over-days
-    marked in red and regularization ``windows`` (first over-day to deadline) shaded; drawn
-    here so that a statement or a page loads nothing from elsewhere."""
+    marked in red and regularization ``windows`` (first over-day to deadline) shaded, with a
+    value axis, dates below and the latest entitlement named at its end; drawn here so that
+    a statement or a page loads nothing from elsewhere."""
     values = [v for _, u, e in series for v in (u, e) if v is not None]
     top = max(values, default=1) * 1.1 or 1
-    width, height = _CHART_WIDTH - 2 * _MARGIN, _CHART_HEIGHT - 2 * _MARGIN
+    width = _CHART_WIDTH - _LEFT - _RIGHT
+    height = _CHART_HEIGHT - _TOP - _BOTTOM
     step = width / max(len(series) - 1, 1)
 
-    def point(index: int, value: int) -> str:
-        x = _MARGIN + index * step
-        y = _MARGIN + height - value / top * height
-        return f"{x:.1f},{y:.1f}"
+    def x_of(index: int) -> float:
+        return _LEFT + index * step
+
+    def y_of(value: float) -> float:
+        return _TOP + height - value / top * height
 
     def polyline(pick: int, colour: str, dashed: bool) -> str:
         runs: list[list[str]] = [[]]
@@ -52,7 +77,7 @@ def usage_svg(
             if value is None:
                 runs.append([])
             else:
-                runs[-1].append(point(index, value))  # type: ignore[arg-type]
+                runs[-1].append(f"{x_of(index):.1f},{y_of(value):.1f}")  # type: ignore[arg-type]
         dash = ' stroke-dasharray="4 3"' if dashed else ""
         return "".join(
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
@@ -63,25 +88,39 @@ def usage_svg(
 
     days = [row[0] for row in series]
     shaded = "".join(
-        f'<rect class="window" x="{_MARGIN + lo * step:.1f}" y="{_MARGIN}" '
+        f'<rect class="window" x="{x_of(lo):.1f}" y="{_TOP}" '
         f'width="{max((hi - lo) * step, 2):.1f}" height="{height}" fill="{WINDOW_COLOUR}"/>'
         for start, end in windows
         if days and start <= days[-1] and end >= days[0]
         for lo, hi in [(_index(days, max(start, days[0])), _index(days, min(end, days[-1])))]
     )
     marks = "".join(
-        f'<circle cx="{point(i, u).split(",")[0]}" cy="{point(i, u).split(",")[1]}" r="2.5" '
-        f'fill="{OVER_COLOUR}"/>'
+        f'<circle cx="{x_of(i):.1f}" cy="{y_of(u):.1f}" r="2.5" fill="{OVER_COLOUR}"/>'
         for i, (_, u, e) in enumerate(series)
         if u is not None and over(u, e)
     )
-    axis = (
-        f'<text x="4" y="{_MARGIN + 4}" font-size="10">{int(top)}</text>'
-        f'<text x="4" y="{_MARGIN + height}" font-size="10">0</text>'
-        f'<text x="{_MARGIN}" y="{_CHART_HEIGHT - 6}" font-size="10">{series[0][0]}</text>'
-        f'<text x="{_CHART_WIDTH - _MARGIN}" y="{_CHART_HEIGHT - 6}" font-size="10" '
-        f'text-anchor="end">{series[-1][0]}</text>'
-        if series
+    grid = "".join(
+        f'<line x1="{_LEFT}" x2="{_LEFT + width}" y1="{y_of(v):.1f}" y2="{y_of(v):.1f}" '
+        f'stroke="#dde3ea" stroke-width="1"/>'
+        f'<text x="{_LEFT - 6}" y="{y_of(v) + 3.5:.1f}" font-size="10" text-anchor="end" '
+        f'fill="#52606d">{v:,}</text>'
+        for v in value_ticks(top)
+    )
+    dates = "".join(
+        f'<line x1="{x_of(i):.1f}" x2="{x_of(i):.1f}" y1="{_TOP + height}" '
+        f'y2="{_TOP + height + 4}" stroke="#52606d" stroke-width="1"/>'
+        f'<text x="{x_of(i):.1f}" y="{_CHART_HEIGHT - 8}" font-size="10" fill="#52606d" '
+        f'text-anchor="{"start" if i == 0 else "end" if i == len(series) - 1 else "middle"}">'
+        f"{days[i].isoformat()}</text>"
+        for i in date_ticks(len(series))
+    )
+    last = next(
+        ((i, e) for i, (_, _, e) in reversed(list(enumerate(series))) if e is not None), None
+    )
+    entitled = (
+        f'<text x="{x_of(last[0]) + 4:.1f}" y="{y_of(last[1]) + 3.5:.1f}" font-size="10" '
+        f'fill="{ENTITLEMENT_COLOUR}">entitled {last[1]:,}</text>'
+        if last is not None
         else ""
     )
     label = f' aria-label="{escape(title)}"' if title else ""
@@ -89,7 +128,7 @@ def usage_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_CHART_WIDTH} {_CHART_HEIGHT}" '
         f'width="{_CHART_WIDTH}" height="{_CHART_HEIGHT}" role="img"'
         f"{label}>"
-        f'<rect x="{_MARGIN}" y="{_MARGIN}" width="{width}" height="{height}" fill="#f7f9fb"/>'
-        f"{shaded}{polyline(2, ENTITLEMENT_COLOUR, True)}{polyline(1, USAGE_COLOUR, False)}"
-        f"{marks}{axis}</svg>"
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{width}" height="{height}" fill="#f7f9fb"/>'
+        f"{grid}{shaded}{polyline(2, ENTITLEMENT_COLOUR, True)}{polyline(1, USAGE_COLOUR, False)}"
+        f"{marks}{dates}{entitled}</svg>"
     )

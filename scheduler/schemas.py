@@ -29,6 +29,9 @@ class Delivery(BaseModel):
     findings: int
     status: Literal["sent", "failed", "skipped", "dry_run"]
     detail: str | None = None
+    text: str | None = Field(
+        None, description="A dry run's email as text, to read before sending; null otherwise."
+    )
 
 
 class DeliveryRecord(BaseModel):

@@ -270,8 +270,10 @@ class WeeklyReporter:
         )
         if letter.message is None:
             return delivery.model_copy(update={"status": "failed", "detail": letter.problem})
-        if dry_run:
-            return delivery
+        if dry_run:  # what would be sent, to read before sending
+            body = letter.message.get_body(preferencelist=("plain",))
+            text = body.get_content() if isinstance(body, EmailMessage) else None
+            return delivery.model_copy(update={"text": text})
         claimed_at = self.clock()
         refusal = await self.store.write(
             lambda con: repository.claim_delivery(

@@ -8,10 +8,10 @@ from __future__ import annotations
 import random
 import secrets
 import shutil
+import signal
 import ssl
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -465,6 +465,17 @@ def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str]:
     return made[0], made[1]
 
 
+def _wait_for_a_stop(thread: threading.Thread) -> None:
+    """Until Ctrl+C, SIGTERM, or the server stops on its own. A shell starts a background
+    job with SIGINT ignored, and Python then leaves it ignored: both signals are taken here
+    explicitly, so ``kill -INT`` stops a demo started without a terminal too."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while thread.is_alive() and not stop.wait(0.5):
+        pass
+
+
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
     """Set up, simulate, evaluate, email, print; then exit, or keep serving."""
     _prepare(data_dir)
@@ -512,11 +523,7 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         click.echo(f"  export STATREPORT_TOKEN={admin}")
         click.echo(f"  {_command()} evaluate --server {url} --ca-cert {settings.cert_path}")
         click.echo("Press Ctrl+C to stop.")
-        try:
-            while thread.is_alive():
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+        _wait_for_a_stop(thread)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -309,6 +309,9 @@ def test_the_statement_and_an_email_as_sent_open_from_the_console(
     page.get_by_role("button", name="Dry run first").click()
     assert "Dry run" in page.locator("[role=status]").inner_text()
     assert "dry run" in page.locator("[role=status] tbody").inner_text()
+    preview = page.locator("[role=status] tr", has_text="alice@vendor.example")
+    preview.get_by_text("Read the email").click()  # the body, to read before sending
+    assert "Licence compliance, week" in preview.locator("pre.email").inner_text()
     page.get_by_role("button", name="Send now").click()
     # No SMTP server is configured in this test: the emails go to the outbox.
     sent = page.locator("[role=status] tbody").inner_text()

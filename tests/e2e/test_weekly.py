@@ -483,6 +483,8 @@ def test_a_dry_run_stores_nothing(server_factory: ServerFactory, tmp_path: Path)
         deliveries_before = http.get("/v1/weekly-reports/2026-W48").json()
         dry = run_weekly(server, dry_run=True, force=True)
         assert {d["status"] for d in dry["deliveries"]} == {"dry_run"}
+        alice = next(d for d in dry["deliveries"] if d["recipient"] == "alice@vendor.example")
+        assert "For alice@vendor.example" in alice["text"]  # what would be sent, to read
         assert http.get("/v1/evaluations").json() == runs_before
         assert http.get("/v1/weekly-reports/2026-W48").json() == deliveries_before
     assert len(list((server.data_dir / "outbox").glob("*.eml"))) == len(deliveries_before)

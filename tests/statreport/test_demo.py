@@ -6,6 +6,7 @@ import csv
 import email
 import io
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -167,3 +168,29 @@ def test_the_demo_never_wipes_a_real_data_directory(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "nothing in it was touched" in result.stderr
     assert (real / "statreport.duckdb").read_bytes() == b"a licensor's history"
+
+
+@pytest.mark.slow
+def test_demo_serve_started_without_a_terminal_stops_on_sigint(tmp_path: Path) -> None:
+    """A shell starts a background job with SIGINT ignored; the demo takes it anyway."""
+
+    def like_a_background_job() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "statreport", "demo", "--serve", "--data-dir", str(tmp_path / "d")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=like_a_background_job,
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            for line in demo.stdout:
+                if "Press Ctrl+C to stop." in line:
+                    break
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(timeout=60) == 0
+        finally:
+            demo.kill()

@@ -597,3 +597,64 @@ def notes(con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]) -> list[dic
             [finding_ids],
         )
     )
+
+
+# -- announcing a run (SPEC §14 v3) ----------------------------------------------------------
+
+
+def later_run_exists(con: duckdb.DuckDBPyConnection, *, as_of: Any, evaluation_id: str) -> bool:
+    """Whether another kept run judged a later day than ``as_of``."""
+    row = con.execute(
+        "SELECT count(*) FROM evaluation_runs WHERE as_of > ? AND evaluation_id <> ?",
+        [as_of, evaluation_id],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def announced_states(
+    con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """What was last announced of these findings, and of every finding of another kind than
+    over-use not yet announced as resolved (its absence from a run resolves it)."""
+    rows = con.execute(
+        "SELECT finding_id, state FROM finding_announcements WHERE list_contains(?, finding_id) "
+        "OR (state ->> 'kind' <> 'overuse' AND NOT (state ->> 'resolved')::BOOLEAN)",
+        [finding_ids],
+    ).fetchall()
+    return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def save_announced_states(
+    con: duckdb.DuckDBPyConnection, *, states: dict[str, dict[str, Any]], at: Any
+) -> None:
+    """Remember what is announced of each finding."""
+    if states:
+        con.executemany(
+            "INSERT OR REPLACE INTO finding_announcements VALUES (?, ?, ?)",
+            [[fid, json.dumps(state, default=str), at] for fid, state in states.items()],
+        )
+
+
+def customer_name_map(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every customer's name, by id."""
+    return dict(con.execute("SELECT customer_id, name FROM customers").fetchall())
+
+
+def enqueue_events(
+    con: duckdb.DuckDBPyConnection, *, events: list[tuple[str, str, dict[str, Any]]], at: Any
+) -> None:
+    """Put events in the outbox, and a pending delivery of each for every enabled endpoint
+    subscribed to its type; an event or a delivery already there is left as it is (at most
+    once per event id and endpoint)."""
+    for event_id, kind, data in events:
+        con.execute(
+            "INSERT OR IGNORE INTO webhook_events VALUES (?, ?, ?, ?)",
+            [event_id, kind, at, json.dumps(data, default=str)],
+        )
+        con.execute(
+            "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, event_id, status, attempts, "
+            "created_at, next_attempt_at) SELECT webhook_id, ?, 'pending', 0, ?, ? "
+            "FROM webhook_endpoints WHERE enabled "
+            "AND (list_contains(events, ?) OR list_contains(events, '*'))",
+            [event_id, at, at, kind],
+        )

@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import duckdb
 import polars as pl
 
-from analytics import repository
+from analytics import announcements, repository
 from analytics.compliance import (
     GROUP_RANK,
     MATERIAL_PCT,
@@ -279,9 +280,12 @@ async def evaluate(
     if keep:
         reported = overuse_findings(episodes, as_of=as_of)
         document = result.model_dump(mode="json")
-        await store.write(
-            lambda con: repository.save_evaluation(con, document=document, episodes=reported)
-        )
+
+        def keep_and_announce(con: duckdb.DuckDBPyConnection) -> None:
+            repository.save_evaluation(con, document=document, episodes=reported)
+            announcements.announce(con, document)  # the outbox, in the run's transaction
+
+        await store.write(keep_and_announce)
         if metrics is not None:
             metrics.last_evaluation.set(result.evaluated_at.timestamp())
     log.info(

@@ -262,6 +262,51 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX finding_notes_by_finding ON finding_notes (finding_id);
         """,
     ),
+    (
+        14,
+        "signed webhooks (SPEC §14 v3): endpoints, what each finding last announced, and the "
+        "outbox of events and their deliveries",
+        """
+        CREATE TABLE webhook_endpoints (
+            webhook_id VARCHAR PRIMARY KEY,
+            url VARCHAR NOT NULL,
+            events VARCHAR[] NOT NULL,
+            description VARCHAR NOT NULL,
+            enabled BOOLEAN NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            secret VARCHAR NOT NULL,
+            previous_secret VARCHAR,
+            previous_until TIMESTAMPTZ,
+            failing_since TIMESTAMPTZ,
+            disabled_reason VARCHAR
+        );
+        CREATE TABLE finding_announcements (
+            finding_id VARCHAR PRIMARY KEY,
+            state JSON NOT NULL,
+            announced_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE webhook_events (
+            event_id VARCHAR PRIMARY KEY,
+            type VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            data JSON NOT NULL
+        );
+        CREATE TABLE webhook_deliveries (
+            webhook_id VARCHAR NOT NULL,
+            event_id VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            next_attempt_at TIMESTAMPTZ,
+            last_attempt_at TIMESTAMPTZ,
+            last_status_code INTEGER,
+            last_error VARCHAR,
+            delivered_at TIMESTAMPTZ,
+            PRIMARY KEY (webhook_id, event_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

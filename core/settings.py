@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         "`https://statreport.vendor.example`); the weekly emails then link each finding to its "
         "evidence in the console",
     )
+    webhook_allow_private: bool = Field(
+        False,
+        description="let webhooks reach loopback, private and link-local addresses, over "
+        "`http` too: a receiver inside the licensor's network, or a test's",
+    )
+    webhook_retry_schedule: str = Field(
+        "5,300,1800,7200,18000,36000,50400,72000,86400",
+        description="seconds before each retry of a failed webhook delivery, comma-separated "
+        "(each ±10 % jitter); after the last, the delivery has failed",
+    )
     report_timezone: str = Field(
         "UTC", description="time zone of both crons (daylight saving time included)"
     )
@@ -184,6 +194,23 @@ class Settings(BaseSettings):
                     "10.0.0.0/8"
                 ) from None
         return ",".join(entries)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        """Positive whole seconds, comma-separated, at least one."""
+        try:
+            delays = [int(part) for part in value.split(",")]
+        except ValueError:
+            delays = []
+        if not delays or any(delay <= 0 for delay in delays):
+            raise ValueError("must be positive whole seconds, comma-separated, such as 5,300,1800")
+        return value
+
+    @property
+    def retry_delays(self) -> list[int]:
+        """The webhook retry schedule, in seconds."""
+        return [int(part) for part in self.webhook_retry_schedule.split(",")]
 
     @property
     def cert_path(self) -> Path:

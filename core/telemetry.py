@@ -75,6 +75,23 @@ class ApiMetrics:
         )
 
 
+class WebhookMetrics:
+    """Webhook deliveries by type and outcome, and how long the oldest has waited."""
+
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "statreport_webhook_deliveries",
+            "Webhook delivery attempts by event type and outcome (delivered, failed).",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.oldest_pending = Gauge(
+            "statreport_webhook_oldest_pending_seconds",
+            "How long the oldest pending webhook delivery has waited (0: none pending).",
+            registry=registry,
+        )
+
+
 class RequestMetricsMiddleware:
     """Counts requests by route template; logs one line per request, without client addresses."""
 

@@ -36,7 +36,7 @@ from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import Store
-from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics
+from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics, WebhookMetrics
 from core.tls import check_tls_files, ensure_self_signed, fingerprint
 from customers import repository as customers_repository
 from customers.endpoints import router as customers_router
@@ -53,6 +53,8 @@ from staff import repository as staff_repository
 from staff import tokens
 from staff.endpoints import admin_router as operations_admin_router
 from staff.endpoints import router as operations_router
+from webhooks.endpoints import router as webhooks_router
+from webhooks.sender import Sender as WebhookSender
 
 log = logging.getLogger("statreport.server")
 
@@ -87,12 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     api_metrics = ApiMetrics(registry=registry)
     store_metrics = StoreMetrics(registry=registry)
+    webhook_metrics = WebhookMetrics(registry=registry)
 
     lifespan = _lifespan(
         settings,
         admin_token=admin_token,
         metrics=api_metrics,
         store_metrics=store_metrics,
+        webhook_metrics=webhook_metrics,
     )
 
     # FastAPI's own /docs and /redoc pages load their scripts from a CDN; fastapi-offline
@@ -116,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(customers_router)
     app.include_router(analytics_router)
     app.include_router(weekly_router)
+    app.include_router(webhooks_router)
     app.include_router(operations_admin_router)
     app.include_router(operations_router)
     app.include_router(console_router)
@@ -188,6 +193,7 @@ def _lifespan(
     admin_token: str,
     metrics: ApiMetrics,
     store_metrics: StoreMetrics,
+    webhook_metrics: WebhookMetrics,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Open the store, the keyring and the scheduler for the app's life; close them after."""
 
@@ -209,6 +215,10 @@ def _lifespan(
         app.state.weekly_reporter = reporter
         await reporter.restore_gauges()
         scheduler = _start_scheduler(settings, reporter, store, mailer)
+        # The webhook outbox: what a crash left pending goes out now (SPEC §14 v3).
+        sender = WebhookSender(store, settings, webhook_metrics)
+        app.state.webhook_sender = sender
+        sender.start()
         # Everything loaded so far (DuckDB, Polars, pyarrow, matplotlib...) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stalled every
         # request for ~100 ms a few times a minute under load (measured: p99 100 ms -> see
@@ -220,6 +230,7 @@ def _lifespan(
             yield
         finally:
             uses.cancel()
+            await sender.stop()
             await tokens.write_uses(store, app.state.keyring)
             if scheduler is not None:
                 scheduler.shutdown(wait=False)

@@ -17,7 +17,8 @@ ALLOWED = {
     "staff": {"core"},
     "analytics": {"core"},
     "scheduler": {"core", "analytics"},
-    "console": {"core", "staff", "customers", "analytics", "scheduler"},
+    "webhooks": {"core", "analytics", "scheduler"},
+    "console": {"core", "staff", "customers", "analytics", "scheduler", "webhooks"},
     "statreport": {
         "core",
         "staff",
@@ -26,6 +27,7 @@ ALLOWED = {
         "phonehome",
         "analytics",
         "scheduler",
+        "webhooks",
         "console",
     },
 }

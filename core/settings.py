@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -117,12 +117,16 @@ class Settings(BaseSettings):
         description="whom a customer asks about a statement (an address, a phone number), "
         "printed on each",
     )
-    console_url: str | None = Field(
+    public_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
-        description="the address staff reach this server at (for example "
-        "`https://statreport.vendor.example`); the weekly emails then link each finding to its "
-        "evidence in the console",
+        validation_alias=AliasChoices(
+            "public_url", "statreport_public_url", "statreport_console_url"
+        ),
+        description="the address people reach statreport at (for example "
+        "`https://statreport.vendor.example`); the weekly emails and webhooks then link each "
+        "finding to its evidence in the console. Still read under its old name, "
+        "`STATREPORT_CONSOLE_URL`",
     )
     webhook_allow_private: bool = Field(
         False,

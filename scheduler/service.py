@@ -241,7 +241,7 @@ class WeeklyReporter:
                 charts=charts,
                 names=names,
                 digest=digest,
-                console_url=self.settings.console_url,
+                console_url=self.settings.public_url,
                 evaluation_id=run,
                 notes=notes,
             )

@@ -488,7 +488,7 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         scheduler_enabled=False,
         log_level="warning",
         # A server that stays up: its emails link each finding to its evidence in the console.
-        console_url=f"https://127.0.0.1:{port}" if serve else None,
+        public_url=f"https://127.0.0.1:{port}" if serve else None,
     )
     server, thread = _start(settings)
     url = f"https://127.0.0.1:{settings.port}"

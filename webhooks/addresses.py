@@ -41,6 +41,11 @@ def check_form(url: str, *, allow_private: bool) -> tuple[str, str, int]:
         )
     if not parts.hostname:
         raise RefusedAddress("a webhook URL names a host, such as https://hooks.example.com/x")
+    if len(parts.hostname) > 253 or any(len(label) > 63 for label in parts.hostname.split(".")):
+        raise RefusedAddress(
+            "the webhook URL's host name is too long to be a name (at most 253 characters, "
+            "63 between dots)"
+        )
     if parts.fragment:
         raise RefusedAddress("a webhook URL has no #fragment")
     try:
@@ -66,10 +71,9 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise RefusedAddress(
-            f"the host {host!r} does not resolve ({exc.strerror or exc})"
-        ) from None
+    except (OSError, UnicodeError) as exc:  # no such name; a name IDNA cannot encode
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RefusedAddress(f"the host {host!r} does not resolve ({reason})") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise RefusedAddress(f"the host {host!r} has no address")

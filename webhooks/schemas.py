@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -19,19 +19,20 @@ EventType = Literal[
     "webhook.test",
     "*",
 ]
-Url = Annotated[str, StringConstraints(min_length=8, max_length=2000, strip_whitespace=True)]
+assert set(get_args(EventType)) == {*EVENT_TYPES, "*"}
+Url = Annotated[
+    str,
+    StringConstraints(
+        min_length=10, max_length=2000, strip_whitespace=True, pattern=r"^https?://\S+$"
+    ),
+]
 Description = Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
 
 
-def _events(value: list[str]) -> list[str]:
-    unknown = [e for e in value if e != "*" and e not in EVENT_TYPES]
-    if unknown:
-        raise ValueError(
-            f"unknown event type {unknown[0]!r}; choose among {', '.join(EVENT_TYPES)}, or '*'"
-        )
-    if not value:
-        raise ValueError("name at least one event type, or '*' for all of them")
-    return sorted(set(value))
+Events = Annotated[
+    list[EventType],
+    Field(min_length=1, max_length=20, description="Event types, or ['*'] for all of them."),
+]
 
 
 class WebhookCreate(BaseModel):
@@ -40,10 +41,13 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url = Field(description="https only; the host must resolve to public addresses.")
-    events: list[str] = Field(["*"], max_length=20, description="Event types, or ['*'].")
+    events: Events = ["*"]
     description: Description = ""
 
-    _check_events = field_validator("events")(_events)
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
 
 
 class WebhookPatch(BaseModel):
@@ -52,14 +56,14 @@ class WebhookPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url | None = None
-    events: list[str] | None = Field(None, max_length=20)
+    events: Events | None = None
     description: Description | None = None
     enabled: Annotated[bool, Field(strict=True)] | None = None
 
     @field_validator("events")
     @classmethod
-    def _check_events(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _events(value)
+    def _once_each(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else sorted(set(value))
 
 
 class Webhook(BaseModel):

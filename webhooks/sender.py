@@ -200,7 +200,7 @@ class Sender:
             kind=event["type"],
             created_at=event["created_at"],
             data=_loads(event["data"]),
-            public_url=self.settings.console_url,
+            public_url=self.settings.public_url,
         )
         outcome = await self._attempt(endpoint, event_id=event_id, at=at, body=body)
         attempts = (delivery["attempts"] if delivery else 0) + 1

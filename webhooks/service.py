@@ -206,7 +206,7 @@ def _delivery(row: dict[str, Any], settings: Settings) -> Delivery:
         kind=row["type"],
         created_at=row["event_created_at"],
         data=data,
-        public_url=settings.console_url,
+        public_url=settings.public_url,
     )
     return Delivery(
         event_id=row["event_id"],

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.pages import audit, customer_forms, customers, findings, signin, tokens, weekly
+from console.pages import (
+    audit,
+    customer_forms,
+    customers,
+    findings,
+    signin,
+    tokens,
+    webhooks,
+    weekly,
+)
 
 #: Every page under ``/ui/``.
 router = APIRouter()
-for _page in (signin, findings, customers, customer_forms, weekly, audit, tokens):
+for _page in (signin, findings, customers, customer_forms, weekly, webhooks, audit, tokens):
     router.include_router(_page.router)
 #: ``/``, which leads to the console.
 root_router = signin.root_router

@@ -238,7 +238,9 @@ def test_serve_names_each_refused_setting_and_never_echoes_a_value(tmp_path: Pat
         STATREPORT_SMTP_PORT=secret,  # a value in the wrong place must not be printed
     )
     assert result.returncode == 2
-    assert "STATREPORT_CONSOLE_URL: String should match pattern" in result.stderr
+    # Set under its old name, it is named by its new one, which says the old one is read.
+    assert "STATREPORT_PUBLIC_URL: String should match pattern" in result.stderr
+    assert "old name, `STATREPORT_CONSOLE_URL`" in result.stderr
     assert "for example `https://statreport.vendor.example`" in result.stderr
     assert "STATREPORT_SMTP_PORT: Input should be a valid integer" in result.stderr
     assert secret not in result.stderr

@@ -3,7 +3,9 @@ with the Standard Webhooks library a customer's receiver would use."""
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,10 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from tests.conftest import ServerFactory
-from tests.e2e.test_weekly import MONDAY, populate
+from tests.e2e.test_weekly import MONDAY, populate, run_weekly
 from tests.receiver import HANG, Arrived, receiving
 from tests.support import RunningServer, ServerProcess, assert_problem, evaluate, spawn_server
+from webhooks.service import new_secret
 
 pytestmark = pytest.mark.moment(MONDAY)
 
@@ -33,6 +36,17 @@ def verified(secret: str, arrived: Arrived) -> dict[str, Any]:
     """The body, once the library has checked its signature (it raises otherwise)."""
     body: dict[str, Any] = Verifier(secret).verify(arrived.body, arrived.headers)
     return body
+
+
+def docs_receiver() -> Callable[[str, bytes, dict[str, str]], dict[str, Any] | None]:
+    """The ``receive`` function of docs/webhooks.md, run as written there."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    block = re.search(r"```python\n(.*?)```", page, re.DOTALL)
+    assert block is not None
+    scope: dict[str, Any] = {}
+    exec(compile(block[1], "docs/webhooks.md", "exec"), scope)  # noqa: S102 - our own docs
+    receive: Callable[[str, bytes, dict[str, str]], dict[str, Any] | None] = scope["receive"]
+    return receive
 
 
 def log_of(server: RunningServer, webhook_id: str, **params: str) -> list[dict[str, Any]]:
@@ -63,7 +77,7 @@ def test_where_a_webhook_may_be_sent_and_who_may_register_one(
                 "/v1/webhooks", json={"url": "https://8.8.8.8/x", "events": ["finding.nope"]}
             ),
             422,
-            "unknown event type",
+            "Input should be 'finding.opened'",
         )
         created = http.post("/v1/webhooks", json={"url": "https://8.8.8.8/hooks"})
         assert created.status_code == 201, created.text
@@ -84,7 +98,7 @@ def test_where_a_webhook_may_be_sent_and_who_may_register_one(
 
 
 def test_a_run_announces_its_findings_signed_once_each(server_factory: ServerFactory) -> None:
-    server = server_factory(console_url="https://statreport.vendor.example", **FAST)
+    server = server_factory(public_url="https://statreport.vendor.example", **FAST)
     populate(server)
     with receiving() as receiver:
         hook = register(server, receiver.url, description="ops chat")
@@ -110,11 +124,16 @@ def test_a_run_announces_its_findings_signed_once_each(server_factory: ServerFac
         assert set(completed["data"]["findings"]) == kinds
         ids = [a.headers["webhook-id"] for a in arrived]
         assert len(set(ids)) == len(ids)
+        receive = docs_receiver()  # the few lines docs/webhooks.md gives receivers
+        assert receive(hook["secret"], arrived[0].body, arrived[0].headers) == bodies[0]
+        assert receive(hook["secret"], arrived[0].body + b" ", arrived[0].headers) is None
+        assert receive(new_secret(), arrived[0].body, arrived[0].headers) is None
 
         evaluate(server, "2026-11-22")  # the same day again: nothing new about a finding
         receiver.wait_for(expected + 1)
         assert receiver.types()[expected:] == ["evaluation.completed"]
         evaluate(server, "2026-11-20")  # an earlier day: announces nothing at all
+        run_weekly(server, dry_run=True, force=True)  # nor does a dry run
         with pytest.raises(AssertionError):
             receiver.wait_for(expected + 2, timeout=3)
     delivered = log_of(server, hook["webhook_id"], status="delivered")

@@ -175,7 +175,7 @@ def test_with_the_consoles_address_each_finding_links_to_its_evidence(
         smtp_port=port,
         smtp_security="none",
         port=http_port,
-        console_url=f"https://127.0.0.1:{http_port}/",  # where staff reach it: here, the test
+        public_url=f"https://127.0.0.1:{http_port}/",  # where staff reach it: here, the test
     )
     assert server.url == f"https://127.0.0.1:{http_port}"
     populate(server)

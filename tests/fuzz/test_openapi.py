@@ -26,10 +26,11 @@ CHECKS = (
     "unsupported_method",
     "ignored_auth",
 )
-#: The two documents whose validity rests on more than their shape: a customer's order forms
+#: The documents whose validity rests on more than their shape: a customer's order forms
 #: must agree with each other (dates, overlaps, counting rules, add-ons inside their order:
-#: SPEC §3), and an attestation must carry a signature made with the licence key (SPEC §4).
-#: For them, a valid shape may still be refused with 422, and says why.
+#: SPEC §3), an attestation must carry a signature made with the licence key (SPEC §4), and a
+#: webhook's address must resolve, now, to public addresses (SPEC §14). For them, a valid
+#: shape may still be refused with 422, and says why.
 CONFIG = """
 [auth.openapi.staffToken]
 bearer = "{staff}"
@@ -44,6 +45,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-path = "/v1/attestations"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-path = "/v1/webhooks"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-path = "/v1/webhooks/{{webhook_id}}"
+include-method = "PATCH"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
 

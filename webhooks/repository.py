@@ -62,17 +62,19 @@ def delete_endpoint(con: duckdb.DuckDBPyConnection, *, webhook_id: str) -> None:
 
 
 def due_deliveries(
-    con: duckdb.DuckDBPyConnection, *, now: datetime, limit: int
+    con: duckdb.DuckDBPyConnection, *, now: datetime, per_endpoint: int, limit: int
 ) -> list[dict[str, Any]]:
-    """Pending deliveries whose time has come, oldest first, with their event."""
+    """Pending deliveries whose time has come, the oldest ``per_endpoint`` of each enabled
+    endpoint: one endpoint's backlog never hides another's."""
     return rows_as_dicts(
         con.execute(
-            "SELECT d.webhook_id, d.event_id, d.attempts, e.type, e.created_at, e.data "
-            "FROM webhook_deliveries d JOIN webhook_events e USING (event_id) "
-            "JOIN webhook_endpoints w USING (webhook_id) "
-            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled "
-            "ORDER BY d.next_attempt_at, d.created_at LIMIT ?",
-            [now, limit],
+            "SELECT webhook_id, event_id, attempts FROM ("
+            "SELECT d.webhook_id, d.event_id, d.attempts, d.next_attempt_at, row_number() OVER "
+            "(PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.created_at) AS place "
+            "FROM webhook_deliveries d JOIN webhook_endpoints w USING (webhook_id) "
+            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled) "
+            "WHERE place <= ? ORDER BY next_attempt_at LIMIT ?",
+            [now, per_endpoint, limit],
         )
     )
 

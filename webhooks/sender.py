@@ -143,7 +143,9 @@ class Sender:
     async def _send_due(self) -> None:
         now = self.clock()
         due = await self.store.read(
-            lambda con: repository.due_deliveries(con, now=now, limit=IN_ALL * 4)
+            lambda con: repository.due_deliveries(
+                con, now=now, per_endpoint=PER_ENDPOINT * 2, limit=IN_ALL * 4
+            )
         )
         busy = Counter(webhook_id for webhook_id, _ in self._in_flight)
         for row in due:

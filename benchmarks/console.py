@@ -89,6 +89,10 @@ def main() -> None:
         "weekly reports": "/ui/weekly",
         "audit log": "/ui/audit",
         "tokens": "/ui/tokens",
+        # The customer's own view (SPEC §15), opened from a link as its administrator would.
+        "view: overview": "/c/",
+        "view: evidence": f"/c/findings/{finding_id}",
+        "view: statement": "/c/statement",
     }
     served: dict[str, float] = {}
     shown: dict[str, float] = {}
@@ -104,6 +108,13 @@ def main() -> None:
                 .json()["token"]
             )
             http.post("/ui/login", data={"token": token})
+            link = http.post(
+                f"/v1/customers/{customer_id}/links",
+                json={"note": "benchmark"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            view_link = link.raise_for_status().json()["url"]
+            http.get(view_link)  # the view's cookie, beside the console's
             for name, path in pages.items():
                 print(f"measuring {name} ...", file=sys.stderr, flush=True)
                 times = []
@@ -120,6 +131,7 @@ def main() -> None:
             page.goto(url + "/ui/login")
             page.get_by_label("Token").fill(token)
             page.get_by_role("button", name="Sign in").click()
+            page.goto(view_link)
             for name, path in pages.items():
                 times = []
                 for _ in range(args.rounds):

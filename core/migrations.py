@@ -307,6 +307,30 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
         """,
     ),
+    (
+        15,
+        "the customer's own view (SPEC §15 v3): revocable links, stored hashed, and the "
+        "sessions they open, kept in the database",
+        """
+        CREATE TABLE customer_links (
+            link_id VARCHAR PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            note VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            created_by VARCHAR NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL,
+            revoked_at TIMESTAMPTZ,
+            last_viewed_at TIMESTAMPTZ,
+            views BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE customer_sessions (
+            session_hash VARCHAR PRIMARY KEY,
+            link_id VARCHAR NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from core.dependencies import ActorDep, KeyringDep, StaffOnly, StoreDep
+from core.dependencies import ActorDep, KeyringDep, SettingsDep, StaffOnly, StoreDep
 from core.identifiers import CustomerIdPath, InstanceIdPath, KeyIdPath
+from customers import links
 from customers import service as customers
 from customers.schemas import (
     Attestation,
@@ -16,6 +17,9 @@ from customers.schemas import (
     CustomerDocument,
     Instance,
     LicenseKeyCreated,
+    Link,
+    LinkCreated,
+    LinkRequest,
     Retirement,
 )
 
@@ -109,3 +113,50 @@ async def delete_retirement(
     return await customers.set_retirement(
         store, instance_id=instance_id, retired_on=None, actor=actor
     )
+
+
+LinkIdPath = Annotated[str, Path(pattern=r"^lnk_[0-9a-f]{16}$")]
+
+
+@router.post(
+    "/v1/customers/{customer_id}/links",
+    status_code=201,
+    summary="A read-only link to the customer's own view (its address is shown once)",
+)
+async def post_link(
+    customer_id: CustomerIdPath,
+    body: LinkRequest,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> LinkCreated:
+    """For the customer's administrator: its findings, evidence, order forms, usage,
+    instances, attestations and statements, nothing else, with no account, until it expires
+    (1-90 days) or is revoked. Audited."""
+    return await links.create(
+        store,
+        customer_id=customer_id,
+        request=body,
+        actor=actor,
+        base_url=settings.public_url or str(request.base_url),
+    )
+
+
+@router.get("/v1/customers/{customer_id}/links", summary="A customer's links (never a token)")
+async def get_links(customer_id: CustomerIdPath, store: StoreDep) -> list[Link]:
+    """Newest first, with their views."""
+    return await links.list_links(store, customer_id=customer_id)
+
+
+@router.delete(
+    "/v1/customers/{customer_id}/links/{link_id}",
+    status_code=204,
+    summary="Revoke a link at once, ending its sessions",
+)
+async def delete_link(
+    customer_id: CustomerIdPath, link_id: LinkIdPath, store: StoreDep, actor: ActorDep
+) -> Response:
+    """It answers 410 from then on. Audited."""
+    await links.revoke(store, customer_id=customer_id, link_id=link_id, actor=actor)
+    return Response(status_code=204)

@@ -261,3 +261,92 @@ def customer_attestations(
             [customer_id],
         )
     )
+
+
+# -- the customer's own view (SPEC §15 v3) ---------------------------------------------------
+
+_LINK = (
+    "SELECT link_id, customer_id, note, created_at, created_by, expires_at, revoked_at, "
+    "last_viewed_at, views FROM customer_links"
+)
+
+
+def insert_link(con: duckdb.DuckDBPyConnection, *, link: dict[str, Any]) -> None:
+    """Keep a new link (its token's hash only)."""
+    con.execute(
+        "INSERT INTO customer_links (link_id, customer_id, token_hash, note, created_at, "
+        "created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            link["link_id"],
+            link["customer_id"],
+            link["token_hash"],
+            link["note"],
+            link["created_at"],
+            link["created_by"],
+            link["expires_at"],
+        ],
+    )
+
+
+def links(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> list[dict[str, Any]]:
+    """A customer's links, newest first."""
+    return rows_as_dicts(
+        con.execute(_LINK + " WHERE customer_id = ? ORDER BY created_at DESC", [customer_id])
+    )
+
+
+def link(con: duckdb.DuckDBPyConnection, *, link_id: str) -> dict[str, Any] | None:
+    """One link, by id."""
+    rows = rows_as_dicts(con.execute(_LINK + " WHERE link_id = ?", [link_id]))
+    return rows[0] if rows else None
+
+
+def link_by_token(con: duckdb.DuckDBPyConnection, *, token_hash: str) -> dict[str, Any] | None:
+    """The link a token opens, by the token's hash."""
+    rows = rows_as_dicts(con.execute(_LINK + " WHERE token_hash = ?", [token_hash]))
+    return rows[0] if rows else None
+
+
+def revoke_link(con: duckdb.DuckDBPyConnection, *, link_id: str, at: datetime) -> None:
+    """Revoke a link: its sessions open nothing from then on (each page checks the link),
+    and they are kept until they expire only to say why, naming whom to ask."""
+    con.execute("UPDATE customer_links SET revoked_at = ? WHERE link_id = ?", [at, link_id])
+
+
+def insert_session(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    session_hash: str,
+    link_id: str,
+    expires_at: datetime,
+    now: datetime,
+) -> None:
+    """A session opened by a link; the expired ones go as a new one opens."""
+    con.execute("DELETE FROM customer_sessions WHERE expires_at <= ?", [now])
+    con.execute(
+        "INSERT INTO customer_sessions VALUES (?, ?, ?)", [session_hash, link_id, expires_at]
+    )
+
+
+def session_link(
+    con: duckdb.DuckDBPyConnection, *, session_hash: str, now: datetime
+) -> dict[str, Any] | None:
+    """The link of a live session, or None."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT l.link_id, l.customer_id, l.note, l.created_at, l.created_by, l.expires_at, "
+            "l.revoked_at, l.last_viewed_at, l.views FROM customer_links l "
+            "JOIN customer_sessions s USING (link_id) "
+            "WHERE s.session_hash = ? AND s.expires_at > ?",
+            [session_hash, now],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def count_view(con: duckdb.DuckDBPyConnection, *, link_id: str, at: datetime) -> None:
+    """One more view of a link."""
+    con.execute(
+        "UPDATE customer_links SET views = views + 1, last_viewed_at = ? WHERE link_id = ?",
+        [at, link_id],
+    )

@@ -221,3 +221,35 @@ class Attestation(BaseModel):
     officer_title: str | None
     certified_on: date | None
     bundle_sha256: str | None
+
+
+class LinkRequest(BaseModel):
+    """``POST /v1/customers/{id}/links``: how long the customer's view stays open, and for
+    whom (a note for staff)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in_days: Annotated[int, Field(strict=True, ge=1, le=90)] = 30
+    note: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] = ""
+
+
+class LinkCreated(BaseModel):
+    """A new link; its address (with the token) is in this answer only."""
+
+    link_id: str
+    url: str
+    expires_at: datetime
+    note: str
+
+
+class Link(BaseModel):
+    """A link as listed: never its token."""
+
+    link_id: str
+    note: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_viewed_at: datetime | None
+    views: int

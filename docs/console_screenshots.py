@@ -4,7 +4,8 @@
 
 runs ``statreport demo`` in a temporary folder, serves its data directory, signs in to the
 console with an admin token in headless Chromium (Debian's ``chromium``, driven by Playwright)
-and writes ``docs/console-*.png``.
+and writes ``docs/console-*.png``; then opens a link to a customer's own view in a fresh
+browser, as its administrator would, and writes ``docs/customer-view*.png``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ PAGES = (
     ("console-evidence.png", None, 1100),
     ("console-weekly.png", "/ui/weekly", 700),
     ("console-audit.png", "/ui/audit", 900),
+    ("console-order-form.png", "/ui/customers/acme/new-order", 1000),
+    ("console-webhooks.png", "/ui/webhooks", 700),
 )
+#: The customer's own view (SPEC §15), as the customer's administrator sees it.
+VIEW_PAGES = (("customer-view.png", 1600), ("customer-view-evidence.png", 1100))
 
 
 def _shoot(page: Page, file: str, height: int) -> None:
@@ -77,6 +82,20 @@ def main() -> None:
                 page.goto(url + "/ui/customers/acme")
                 page.locator("form", has_text="Revoke").get_by_role("button").first.click()
                 _shoot(page, "console-confirm.png", 420)
+                with httpx.Client(base_url=url, verify=False) as http:  # noqa: S501 (own server)
+                    link = http.post(
+                        "/v1/customers/acme/links",
+                        json={"note": "for the screenshots"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    address = link.raise_for_status().json()["url"]
+                customer = browser.new_context(
+                    ignore_https_errors=True, viewport={"width": 1280, "height": 900}
+                ).new_page()
+                customer.goto(address)
+                _shoot(customer, VIEW_PAGES[0][0], VIEW_PAGES[0][1])
+                customer.locator(".findings-list a").first.click()
+                _shoot(customer, VIEW_PAGES[1][0], VIEW_PAGES[1][1])
                 browser.close()
         finally:
             server.should_exit = True

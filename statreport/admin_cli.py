@@ -120,6 +120,74 @@ def keys_revoke(key_id: str, server: str, ca_cert: Path | None, admin_token: str
     click.echo(f"revoked {key_id}")
 
 
+@click.group("links")
+def links_group() -> None:
+    """Links to a customer's own read-only view (findings, evidence, statements)."""
+
+
+@links_group.command("create")
+@click.argument("customer_id")
+@click.option(
+    "--days", type=click.IntRange(1, 90), default=30, show_default=True, help="How long it opens."
+)
+@click.option("--note", default="", help="For whom, for staff: 'Jane Doe, IT at Acme'.")
+@admin_options
+@exit_on_http_errors
+def links_create(
+    customer_id: str, days: int, note: str, server: str, ca_cert: Path | None, admin_token: str
+) -> None:
+    """Make a link to CUSTOMER_ID's view. The link is printed once, on stdout: send it to the
+    customer's administrator."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        created = check(
+            http.post(
+                f"/v1/customers/{customer_id}/links",
+                json={"expires_in_days": days, "note": note},
+            )
+        )
+    click.echo(
+        f"created link {created['link_id']} for {customer_id}, open until "
+        f"{created['expires_at']}; it is shown only now:",
+        err=True,
+    )
+    click.echo(created["url"])
+
+
+@links_group.command("list")
+@click.argument("customer_id")
+@admin_options
+@exit_on_http_errors
+def links_list(customer_id: str, server: str, ca_cert: Path | None, admin_token: str) -> None:
+    """List CUSTOMER_ID's links with their views; never a link's address."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        listed = check(http.get(f"/v1/customers/{customer_id}/links"))
+    for link in listed:
+        state = (
+            f"revoked {link['revoked_at']}"
+            if link["revoked_at"]
+            else f"expires {link['expires_at']}"
+        )
+        click.echo(
+            f"{link['link_id']}  {state}  views={link['views']}  "
+            f"last_view={link['last_viewed_at'] or 'never'}  by={link['created_by']}  "
+            f"note={link['note']!r}"
+        )
+
+
+@links_group.command("revoke")
+@click.argument("customer_id")
+@click.argument("link_id")
+@admin_options
+@exit_on_http_errors
+def links_revoke(
+    customer_id: str, link_id: str, server: str, ca_cert: Path | None, admin_token: str
+) -> None:
+    """Revoke LINK_ID of CUSTOMER_ID at once; browsers that opened it see that it ended."""
+    with admin_http(server, ca_cert, admin_token) as http:
+        check(http.delete(f"/v1/customers/{customer_id}/links/{link_id}"))
+    click.echo(f"revoked {link_id}")
+
+
 @click.group("tokens")
 def tokens_group() -> None:
     """Named staff tokens: one per person, 'admin' or 'viewer' (an admin token is needed)."""

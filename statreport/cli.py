@@ -17,6 +17,7 @@ from statreport.admin_cli import (
     backup,
     customers_group,
     keys_group,
+    links_group,
     tokens_group,
     weekly_report,
 )
@@ -117,6 +118,7 @@ def demo(data_dir: Path, serve: bool, port: int | None) -> None:
 
 main.add_command(customers_group)
 main.add_command(keys_group)
+main.add_command(links_group)
 main.add_command(tokens_group)
 main.add_command(phone_home)
 main.add_command(simulate)

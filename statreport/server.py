@@ -126,6 +126,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(console_router)
     app.include_router(console_root)
     app.mount("/ui/static", StaticFiles(packages=[("console", "static")]), name="console-static")
+    # The customer's view loads its stylesheet from under its own path, as it does everything.
+    app.mount("/c/static", StaticFiles(packages=[("console", "static")]), name="portal-static")
     app.add_middleware(BodyGate)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.add_middleware(UnframedDocs)

@@ -12,6 +12,7 @@ from console.pages import (
     customer_forms,
     customers,
     findings,
+    portal,
     signin,
     tokens,
     webhooks,
@@ -20,7 +21,7 @@ from console.pages import (
 
 #: Every page under ``/ui/``.
 router = APIRouter()
-for _page in (signin, findings, customers, customer_forms, weekly, webhooks, audit, tokens):
+for _page in (signin, findings, customers, customer_forms, weekly, webhooks, audit, tokens, portal):
     router.include_router(_page.router)
 #: ``/``, which leads to the console.
 root_router = signin.root_router

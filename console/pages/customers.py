@@ -4,7 +4,7 @@ retirements), and its statement."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -12,11 +12,9 @@ from pydantic import AwareDatetime, ValidationError
 from starlette.responses import HTMLResponse, Response
 
 from analytics import runs
-from analytics import service as analytics
 from analytics import statement as statement_service
-from analytics.charts import over, usage_svg
 from analytics.schemas import Finding, OveruseFinding
-from analytics.usage import USAGE_METRICS
+from console.overview import customer_overview, period
 from console.sessions import COOKIE, Session
 from console.web import (
     DOCUMENT_SECURITY_POLICY,
@@ -41,15 +39,14 @@ from core.dependencies import KeyringDep, SettingsDep, StoreDep
 from core.errors import InvalidPayload, NotFound
 from core.identifiers import ID_PATTERN, UUID_PATTERN
 from core.store import Store
+from customers import links
 from customers import service as customers
-from customers.schemas import READ_ONLY_FIELDS, CustomerDocument
-from scheduler.messages import SECTIONS, describe
+from customers.schemas import READ_ONLY_FIELDS, CustomerDocument, LinkRequest
+from scheduler.messages import SECTIONS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
 
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN)]
-#: How far back a customer's charts look unless asked otherwise.
-DEFAULT_PERIOD_DAYS = 90
 
 
 @router.get("/customers")
@@ -140,45 +137,20 @@ async def _customer_page(
     new_key: dict[str, str] | None = None,
     saved: str | None = None,
 ) -> HTMLResponse:
+    start, end = period(from_, to)
     try:
-        customer = await customers.get_customer(store, customer_id=customer_id, keyring=keyring)
+        shown = await customer_overview(
+            store, customer_id=customer_id, start=start, end=end, keyring=keyring
+        )
     except NotFound:
         raise NotFound(
             f"No customer {customer_id!r}. An admin creates it with New customer on the "
             "Customers page."
         ) from None
-    start, end = _period(from_, to)
-    usage = await analytics.customer_usage(store, customer_id=customer_id, start=start, end=end)
-    episodes = await runs.episode_history(store, customer_id=customer_id)
-    instances = await customers.list_instances(store, customer_id=customer_id)
-    attestations = await customers.attestations(store, customer_id=customer_id)
-    run = await runs.newest_run(store)
+    customer, run = shown["customer"], shown["run"]
     # The document changed after what the newest run knew: its findings may be out of date.
     updated = datetime.fromisoformat(customer["updated_at"])
     stale = run is not None and (run.known_at or run.evaluated_at) < updated
-    mine = [f for f in (run.findings if run else []) if f.customer_id == customer_id]
-    silent = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_silent"}
-    cloned = {getattr(f, "instance_id", None) for f in mine if f.kind == "instance_cloned"}
-    charts = []
-    for metric in USAGE_METRICS:
-        series = [(d.day, d.usage[metric], d.entitled[metric]) for d in usage.days]
-        if all(e is None for _, _, e in series):
-            continue  # not licensed in the period: nothing to compare with
-        windows = [
-            (e.started_on, e.deadline)
-            for e in episodes
-            if e.metric == metric and e.started_on <= end
-        ]
-        charts.append(
-            {
-                "metric": metric,
-                "svg": usage_svg(
-                    series, windows=windows, title=f"{metric}: daily usage against entitlement"
-                ),
-                "over_days": sum(over(u, e) for _, u, e in series),
-                "latest": series[-1],
-            }
-        )
     editable = {k: v for k, v in customer.items() if k not in READ_ONLY_FIELDS}
     return page(
         request,
@@ -188,25 +160,17 @@ async def _customer_page(
         saved=saved,
         stale=stale,
         default_as_of=latest_finished_day(),
-        customer=customer,
         version=customer["updated_at"],
-        start=start,
-        end=end,
-        charts=charts,
-        episodes=episodes,
-        instances=instances,
-        states={
-            i.instance_id: customers.instance_state(i, now=datetime.now(UTC)) for i in instances
-        },
-        silent=silent,
-        cloned=cloned,
-        findings=[(f, *describe(f)) for f in mine],
-        run=run,
-        attestations=attestations,
+        evidence_base="/ui/findings/",
+        page_base=f"/ui/customers/{customer_id}",
+        statement_base=f"/ui/customers/{customer_id}/statement",
+        links=await links.list_links(store, customer_id=customer_id),
+        new_link=sessions_of(request).take_once(request.cookies.get(COOKIE), f"link:{customer_id}"),
+        now=datetime.now(UTC),
         document_text=document_text or json.dumps(editable, indent=2),
         document_errors=document_errors,
         new_key=new_key,
-        today=datetime.now(UTC).date(),
+        **shown,
     )
 
 
@@ -287,6 +251,58 @@ async def issue_key(
     return see_other(f"/ui/customers/{customer_id}#keys")
 
 
+@router.post("/customers/{customer_id}/links")
+async def make_link(
+    request: Request,
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    customer_id: CustomerId,
+) -> Response:
+    """A link to the customer's own view, as ``POST /v1/customers/{id}/links`` makes it; the
+    customer's page shows its address once."""
+    days = form.get("expires_in_days", "").strip()
+    asked = LinkRequest.model_validate(
+        {"note": form.get("note", ""), "expires_in_days": int(days) if days.isdigit() else days}
+    )
+    created = await links.create(
+        store,
+        customer_id=customer_id,
+        request=asked,
+        actor=actor(session),
+        base_url=settings.public_url or str(request.base_url),
+    )
+    sessions_of(request).show_once(request.cookies.get(COOKIE), f"link:{customer_id}", created)
+    return see_other(f"/ui/customers/{customer_id}#view")
+
+
+@router.post("/customers/{customer_id}/links/{link_id}/revoke")
+async def revoke_link(
+    request: Request,
+    form: FormDep,
+    session: SessionDep,
+    store: StoreDep,
+    customer_id: CustomerId,
+    link_id: Annotated[str, Path(pattern=r"^lnk_[0-9a-f]{16}$")],
+) -> Response:
+    """Revoke a link to the customer's view, once confirmed."""
+    if not confirmed(form):
+        return confirmation(
+            request,
+            session,
+            title=f"Revoke the link {link_id}?",
+            consequence="It stops opening the customer's view at once, and so does every "
+            "browser that opened it: they see that the link has ended and whom to ask. A "
+            "revoked link cannot be restored; make a new one instead.",
+            confirm_label=f"Revoke {link_id}",
+            fields={},
+            back=f"/ui/customers/{customer_id}#view",
+        )
+    await links.revoke(store, customer_id=customer_id, link_id=link_id, actor=actor(session))
+    return see_other(f"/ui/customers/{customer_id}#view")
+
+
 @router.post("/license-keys/{key_id}/revoke")
 async def revoke_key(
     request: Request,
@@ -346,14 +362,6 @@ async def retire_instance(
     return see_other(f"/ui/customers/{form.get('customer_id', '')}#instance-{instance.instance_id}")
 
 
-def _period(from_: str | None, to: str | None) -> tuple[date, date]:
-    """The days a customer's page and statement cover: as asked, or by default the
-    ``DEFAULT_PERIOD_DAYS`` up to the latest finished day."""
-    end = parse_day(to, field="to") or latest_finished_day()
-    start = parse_day(from_, field="from") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
-    return start, end
-
-
 @router.get("/customers/{customer_id}/statement")
 async def statement(
     session: SessionDep,
@@ -368,7 +376,7 @@ async def statement(
     """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it
     (HTML, or its daily rows as a CSV download), by default for the period the customer's
     page shows by default, as known now."""
-    start, end = _period(from_, to)
+    start, end = period(from_, to)
     made = await statement_service.customer_statement(
         store,
         customer_id=customer_id,

@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from playwright.sync_api import Browser, BrowserContext
 
-from console.pages.customers import DEFAULT_PERIOD_DAYS
+from console.overview import DEFAULT_PERIOD_DAYS
 from core.days import latest_finished_day
 from tests import clock
 from tests.conftest import ServerFactory

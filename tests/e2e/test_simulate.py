@@ -81,3 +81,27 @@ def test_a_rerun_only_resends_and_another_prefix_makes_another_fleet(
         "SELECT count(*), count(DISTINCT instance_id) FROM reports GROUP BY left(customer_id, 3)",
     )
     assert sorted(instances) == [(12, 4), (12, 4)]
+
+
+def test_admin_cli_makes_lists_and_revokes_a_customers_link(server: RunningServer) -> None:
+    server.add_customer("acme")
+    code, out, err = run(server, "links", "create", "acme", "--days", "7", "--note", "Jane")
+    assert code == 0, err
+    url = out.strip()
+    assert url.startswith(server.url + "/c/")
+    assert "shown only now" in err
+    link_id = err.split("created link ")[1].split(" ")[0]
+    code, out, _ = run(server, "links", "list", "acme")
+    assert code == 0
+    assert link_id in out
+    assert "note='Jane'" in out
+    assert url.rsplit("/", 1)[1] not in out  # never the link itself
+    with server.client() as http:
+        assert http.get(url, follow_redirects=False).status_code == 303
+    code, out, _ = run(server, "links", "revoke", "acme", link_id)
+    assert (code, out.strip()) == (0, f"revoked {link_id}")
+    with server.client() as http:
+        assert http.get(url).status_code == 410
+    code, _, err = run(server, "links", "create", "acme", "--days", "91")
+    assert code == 2
+    assert "91" in err

@@ -8,13 +8,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from starlette.responses import HTMLResponse, Response
+
 from analytics import runs
 from analytics import service as analytics
+from analytics import statement as statement_service
 from analytics.charts import over, usage_svg
 from analytics.usage import USAGE_METRICS
-from console.web import parse_day
+from console.web import DOCUMENT_SECURITY_POLICY, attachment, parse_day
 from core.auth import Keyring
 from core.days import latest_finished_day
+from core.settings import Settings
 from core.store import Store
 from customers import service as customers
 from scheduler.messages import describe
@@ -84,3 +88,36 @@ async def customer_overview(
         "start": start,
         "end": end,
     }
+
+
+async def statement_answer(
+    store: Store,
+    settings: Settings,
+    *,
+    customer_id: str,
+    from_: str | None,
+    to: str | None,
+    known_at: datetime | None,
+    format: str,
+) -> Response:
+    """A customer's statement for a period (by default the pages' own), exactly as
+    ``GET /v1/customers/{id}/statement`` makes it: the HTML, self-contained and loading
+    nothing, or its daily rows as a CSV download."""
+    start, end = period(from_, to)
+    made = await statement_service.customer_statement(
+        store,
+        customer_id=customer_id,
+        start=start,
+        end=end,
+        known_at=known_at,
+        sender=statement_service.Sender.of(settings),
+    )
+    if format == "csv":
+        return Response(
+            made.csv,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": attachment(f"statement-{customer_id}-{start}-{end}.csv")
+            },
+        )
+    return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import time_machine
 
+from statreport.server import free_port
 from tests import clock
+from tests.smtp import Recorder, start_smtp
 from tests.support import RunningServer, start_thread_server
 
 ServerFactory = Callable[..., RunningServer]
@@ -78,3 +80,12 @@ def server(server_factory: ServerFactory) -> RunningServer:
 def acme_key(server: RunningServer) -> str:
     """A licence key of the customer 'acme'."""
     return server.add_customer("acme")
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Recorder]]:
+    """A real SMTP server (aiosmtpd) on a free port, and what it receives."""
+    port = free_port()
+    controller, recorder = start_smtp(port)
+    yield port, recorder
+    controller.stop()

@@ -22,6 +22,7 @@ class Arrived:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

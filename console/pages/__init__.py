@@ -8,10 +8,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from console.pages import (
+    addon_forms,
     audit,
     customer_forms,
     customers,
     findings,
+    order_forms,
     portal,
     signin,
     tokens,
@@ -21,7 +23,19 @@ from console.pages import (
 
 #: Every page under ``/ui/``.
 router = APIRouter()
-for _page in (signin, findings, customers, customer_forms, weekly, webhooks, audit, tokens, portal):
+for _page in (
+    signin,
+    findings,
+    customers,
+    customer_forms,
+    order_forms,
+    addon_forms,
+    weekly,
+    webhooks,
+    audit,
+    tokens,
+    portal,
+):
     router.include_router(_page.router)
 #: ``/``, which leads to the console.
 root_router = signin.root_router

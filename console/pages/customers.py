@@ -12,18 +12,15 @@ from pydantic import AwareDatetime, ValidationError
 from starlette.responses import HTMLResponse, Response
 
 from analytics import runs
-from analytics import statement as statement_service
 from analytics.schemas import Finding, OveruseFinding
-from console.overview import customer_overview, period
+from console.overview import customer_overview, period, statement_answer
 from console.sessions import COOKIE, Session
 from console.web import (
-    DOCUMENT_SECURITY_POLICY,
     PAGE_ROWS,
     ConsoleRoute,
     FormDep,
     SessionDep,
     actor,
-    attachment,
     confirmation,
     confirmed,
     page,
@@ -376,21 +373,12 @@ async def statement(
     """The customer statement, exactly as ``GET /v1/customers/{id}/statement`` answers it
     (HTML, or its daily rows as a CSV download), by default for the period the customer's
     page shows by default, as known now."""
-    start, end = period(from_, to)
-    made = await statement_service.customer_statement(
+    return await statement_answer(
         store,
+        settings,
         customer_id=customer_id,
-        start=start,
-        end=end,
+        from_=from_,
+        to=to,
         known_at=known_at,
-        sender=statement_service.Sender.of(settings),
+        format=format,
     )
-    if format == "csv":
-        return Response(
-            made.csv,
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": attachment(f"statement-{customer_id}-{start}-{end}.csv")
-            },
-        )
-    return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})

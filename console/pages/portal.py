@@ -18,10 +18,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import evidence as evidence_service
 from analytics import runs
-from analytics import statement as statement_service
 from analytics.charts import usage_svg
-from console.overview import customer_overview, period
-from console.web import CONTENT_SECURITY_POLICY, DOCUMENT_SECURITY_POLICY, attachment, templates
+from console.overview import customer_overview, period, statement_answer
+from console.web import CONTENT_SECURITY_POLICY, templates
 from core.dependencies import SettingsDep, StoreDep
 from core.errors import NotFound, StatreportError
 from core.store import Store
@@ -191,24 +190,15 @@ async def statement(
 ) -> Response:
     """The customer's statement for a period, exactly as the API and the console answer it:
     HTML with its SHA-256, or its daily rows as a CSV download."""
-    start, end = period(from_, to)
-    made = await statement_service.customer_statement(
+    return await statement_answer(
         store,
+        settings,
         customer_id=view.customer_id,
-        start=start,
-        end=end,
+        from_=from_,
+        to=to,
         known_at=None,
-        sender=statement_service.Sender.of(settings),
+        format=format,
     )
-    if format == "csv":
-        return Response(
-            made.csv,
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": attachment(f"statement-{view.customer_id}-{start}-{end}.csv")
-            },
-        )
-    return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})
 
 
 @router.get("/{token}")

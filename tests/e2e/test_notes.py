@@ -4,25 +4,14 @@ real SMTP server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from statreport.server import free_port
 from tests.conftest import ServerFactory
 from tests.e2e.test_weekly import MONDAY, by_recipient, populate, run_weekly, text_of
-from tests.smtp import Recorder, start_smtp
+from tests.smtp import Recorder
 from tests.support import assert_problem, evaluate
 
 pytestmark = pytest.mark.moment(MONDAY, tick=False)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Recorder]]:
-    port = free_port()
-    controller, recorder = start_smtp(port)
-    yield port, recorder
-    controller.stop()
 
 
 def test_a_note_is_audited_follows_its_finding_and_is_in_the_next_weekly_email(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from standardwebhooks import Webhook as Verifier
 
 from tests.conftest import ServerFactory
@@ -151,6 +153,8 @@ def test_retries_keep_the_id_410_disables_and_a_replay_resends(
         evaluate(server, "2026-11-22")  # no customer: only evaluation.completed
         arrived = flaky.wait_for(3, timeout=30)
         assert len({a.headers["webhook-id"] for a in arrived}) == 1  # the same event, 3 times
+        # The 503 said Retry-After: 2, longer than the schedule's 1 s: it was honoured.
+        assert arrived[2].at - arrived[1].at >= 1.9
         (row,) = log_of(server, hook["webhook_id"])
         assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 3, 200)
 
@@ -246,3 +250,30 @@ def test_kill_9_with_deliveries_pending_loses_none(tmp_path: Path) -> None:
             assert set(first) == {"finding.opened", "evaluation.completed"}
         finally:
             restarted.terminate()
+
+
+def test_an_endpoint_failing_for_5_days_is_disabled(
+    server_factory: ServerFactory, moment: time_machine.Traveller
+) -> None:
+    server = server_factory(webhook_allow_private=True, webhook_retry_schedule=",".join(["1"] * 20))
+    with receiving(plan=[500] * 100) as failing:
+        hook = register(server, failing.url, events=["evaluation.completed"])
+        evaluate(server, "2026-11-22")
+        failing.wait_for(1)
+        moment.move_to(MONDAY + timedelta(days=5, minutes=1))  # still failing, 5 days on
+        with server.admin() as http:
+            for _ in range(100):
+                state = http.get(f"/v1/webhooks/{hook['webhook_id']}").json()
+                if not state["enabled"]:
+                    break
+                time.sleep(0.1)
+            assert state["enabled"] is False
+            assert "every delivery failed since 2026-11-23" in state["disabled_reason"]
+            audit = http.get("/v1/audit-log", params={"target": f"webhook:{hook['webhook_id']}"})
+            assert (audit.json()[0]["action"], audit.json()[0]["actor"]) == (
+                "webhook.disable",
+                "system",
+            )
+            enabled = http.patch(f"/v1/webhooks/{hook['webhook_id']}", json={"enabled": True})
+            assert enabled.json()["enabled"] is True
+            assert enabled.json()["disabled_reason"] is None

@@ -7,7 +7,6 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,14 +24,6 @@ from tests.support import ADMIN_TOKEN, D, RunningServer, customer, days, order, 
 
 CC = "licensing-ops@vendor.example"
 YEAR = order("2026-01-01", "2026-12-31", 5)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Recorder]]:
-    port = free_port()
-    controller, recorder = start_smtp(port)
-    yield port, recorder
-    controller.stop()
 
 
 def populate(server: RunningServer) -> None:

@@ -24,16 +24,16 @@ def attestation_due_on(quarter: str) -> date:
 
 def quarter_of(day: date) -> str:
     """The quarter a day is in: ``2026Q3``."""
-    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year:04d}Q{(day.month - 1) // 3 + 1}"  # year 30 is 0030, as YYYY
 
 
 def previous_quarter(quarter: str) -> str:
     """The quarter before ``2026Q1`` is ``2025Q4``."""
     year, number = int(quarter[:4]), int(quarter[5])
-    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
+    return f"{year - 1:04d}Q4" if number == 1 else f"{year:04d}Q{number - 1}"
 
 
 def next_quarter(quarter: str) -> str:
     """The quarter after ``2026Q4`` is ``2027Q1``."""
     year, number = int(quarter[:4]), int(quarter[5])
-    return f"{year + 1}Q1" if number == 4 else f"{year}Q{number + 1}"
+    return f"{year + 1:04d}Q1" if number == 4 else f"{year:04d}Q{number + 1}"

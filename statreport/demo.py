@@ -465,15 +465,15 @@ def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str]:
     return made[0], made[1]
 
 
-def _wait_for_a_stop(thread: threading.Thread) -> None:
-    """Until Ctrl+C, SIGTERM, or the server stops on its own. A shell starts a background
-    job with SIGINT ignored, and Python then leaves it ignored: both signals are taken here
-    explicitly, so ``kill -INT`` stops a demo started without a terminal too."""
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl+C or SIGTERM. A shell starts a background job with SIGINT
+    ignored, and Python then leaves it ignored: both signals are taken here explicitly, so
+    ``kill -INT`` stops a demo started without a terminal too. Installed before the demo says
+    it can be stopped, so that a signal sent on reading that is never lost."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while thread.is_alive() and not stop.wait(0.5):
-        pass
+    return stop
 
 
 def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
@@ -522,8 +522,10 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         click.echo(f"The API's pages are at {url}/docs; from a shell:")
         click.echo(f"  export STATREPORT_TOKEN={admin}")
         click.echo(f"  {_command()} evaluate --server {url} --ca-cert {settings.cert_path}")
+        stop = _stop_on_signals()
         click.echo("Press Ctrl+C to stop.")
-        _wait_for_a_stop(thread)
+        while thread.is_alive() and not stop.wait(0.5):
+            pass
     finally:
         server.should_exit = True
         thread.join(timeout=30)

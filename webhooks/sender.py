@@ -111,10 +111,6 @@ class Sender:
         """Begin sending in the background."""
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
-    def wake(self) -> None:
-        """Look for due deliveries now rather than at the next poll."""
-        self._wake.set()
-
     async def stop(self) -> None:
         """Stop sending; an attempt in flight is abandoned and stays pending."""
         if self._task is not None:

@@ -188,7 +188,8 @@ async def restore(
     except ValueError:
         raise NotFound("Name the audit entry to restore from (audit_id).") from None
     entry = await audit.audit_entry(store, audit_id=audit_id)
-    if entry.target != f"customer:{customer_id}" or not isinstance(entry.before, dict):
+    earlier = entry.before if entry.action == "customer.update" else None
+    if entry.target != f"customer:{customer_id}" or not isinstance(earlier, dict):
         raise NotFound(
             f"Audit entry {audit_id} holds no earlier document of {customer_id}; choose one of "
             "its changes in the audit log."
@@ -207,7 +208,7 @@ async def restore(
             fields={"audit_id": str(audit_id), "version": version},
             back=f"/ui/audit?target=customer:{customer_id}",
         )
-    document = {k: v for k, v in entry.before.items() if k not in READ_ONLY_FIELDS}
+    document = {k: v for k, v in earlier.items() if k not in READ_ONLY_FIELDS}
     drawn = _details_form(customer_id, document, form.get("version", ""))
     drawn.title = f"Putting back {customer_id}'s document"
     return await save(

@@ -79,19 +79,6 @@ def due_deliveries(
     )
 
 
-def still_due(
-    con: duckdb.DuckDBPyConnection, *, webhook_id: str, event_id: str, now: datetime
-) -> bool:
-    """Whether a delivery is pending, due, and its endpoint enabled, as stored now."""
-    row = con.execute(
-        "SELECT count(*) FROM webhook_deliveries d JOIN webhook_endpoints w USING (webhook_id) "
-        "WHERE d.webhook_id = ? AND d.event_id = ? AND d.status = 'pending' "
-        "AND d.next_attempt_at <= ? AND w.enabled",
-        [webhook_id, event_id, now],
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def oldest_pending(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the oldest pending delivery was created."""
     row = con.execute(

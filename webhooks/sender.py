@@ -44,8 +44,13 @@ ATTEMPT_SECONDS = 10.0
 DISABLE_AFTER = timedelta(days=5)
 #: Attempts in flight at once: per endpoint, and in all.
 PER_ENDPOINT, IN_ALL = 4, 32
+#: Due deliveries taken from the database at once, per endpoint and in all; they wait in
+#: memory for their endpoint's slot, so that one look at the database feeds many attempts.
+QUEUED_PER_ENDPOINT, QUEUED = 64, 1024
 #: How often the sender looks for due deliveries when nothing woke it.
 POLL_SECONDS = 1.0
+#: How long it lets finished attempts gather before it looks again.
+REFILL_SECONDS = 0.05
 _SYSTEM = Actor(name="system")
 
 
@@ -106,6 +111,11 @@ class Sender:
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._settling: list[
+            tuple[Callable[[duckdb.DuckDBPyConnection], None], asyncio.Future[None]]
+        ] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     def start(self) -> None:
         """Begin sending in the background."""
@@ -124,10 +134,13 @@ class Sender:
         await self._client.aclose()
 
     async def _run(self) -> None:
+        observed = 0.0
         while True:
             try:
                 await self._send_due()
-                await self._observe()
+                if time.monotonic() - observed >= POLL_SECONDS:
+                    await self._observe()
+                    observed = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failing store: try again at the next poll
@@ -135,29 +148,35 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             self._wake.clear()
+            await asyncio.sleep(REFILL_SECONDS)  # let the ends of many attempts gather
 
     async def _send_due(self) -> None:
         now = self.clock()
         due = await self.store.read(
             lambda con: repository.due_deliveries(
-                con, now=now, per_endpoint=PER_ENDPOINT * 2, limit=IN_ALL * 4
+                con, now=now, per_endpoint=QUEUED_PER_ENDPOINT, limit=QUEUED
             )
         )
-        busy = Counter(webhook_id for webhook_id, _ in self._in_flight)
+        queued = Counter(webhook_id for webhook_id, _ in self._in_flight)
         for row in due:
             key = (row["webhook_id"], row["event_id"])
-            if key in self._in_flight or len(self._in_flight) >= IN_ALL:
+            if key in self._in_flight or len(self._in_flight) >= QUEUED:
                 continue
-            if busy[row["webhook_id"]] >= PER_ENDPOINT:
+            if queued[row["webhook_id"]] >= QUEUED_PER_ENDPOINT:
                 continue
-            busy[row["webhook_id"]] += 1
+            queued[row["webhook_id"]] += 1
             task = asyncio.create_task(self._deliver(row["webhook_id"], row["event_id"]))
             self._in_flight[key] = task
             task.add_done_callback(partial(self._done, key))
 
     def _done(self, key: tuple[str, str], _: object) -> None:
         self._in_flight.pop(key, None)
-        self._wake.set()  # a slot is free: the next due delivery may go
+        if len(self._in_flight) < QUEUED // 2:
+            self._wake.set()  # room for more: look for them without waiting for the poll
+
+    def _slot(self, webhook_id: str) -> asyncio.Semaphore:
+        """The endpoint's attempts in flight at once: PER_ENDPOINT, whatever waits behind."""
+        return self._slots.setdefault(webhook_id, asyncio.Semaphore(PER_ENDPOINT))
 
     async def _observe(self) -> None:
         oldest = await self.store.read(repository.oldest_pending)
@@ -168,22 +187,25 @@ class Sender:
         """Send a delivery the loop found due, if it still is as stored now: a list read
         before another attempt of it settled must not send it twice."""
         try:
-            now = self.clock()
-            still_due = await self.store.read(
-                lambda con: repository.still_due(
-                    con, webhook_id=webhook_id, event_id=event_id, now=now
-                )
-            )
-            if still_due:
-                await self.send(webhook_id, event_id, retry=True)
+            async with self._slot(webhook_id):  # checked once its turn has come
+                await self._send(webhook_id, event_id, retry=True, only_if_due=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("event=webhook.attempt_failed webhook=%s event=%s", webhook_id, event_id)
 
     async def send(self, webhook_id: str, event_id: str, *, retry: bool) -> Attempt:
-        """One attempt now, recorded: by the background loop, a replay, a test. Without
-        ``retry`` a failure is final (a test)."""
+        """One attempt now, recorded: a replay, a test. Without ``retry`` a failure is final
+        (a test)."""
+        attempt = await self._send(webhook_id, event_id, retry=retry, only_if_due=False)
+        assert attempt is not None
+        return attempt
+
+    async def _send(
+        self, webhook_id: str, event_id: str, *, retry: bool, only_if_due: bool
+    ) -> Attempt | None:
+        """One attempt, recorded; with ``only_if_due``, none unless the delivery is pending
+        and due as stored now, its endpoint enabled (read in the same look as the rest)."""
         endpoint, event, delivery = await self.store.read(
             lambda con: (
                 repository.endpoint(con, webhook_id=webhook_id),
@@ -194,6 +216,14 @@ class Sender:
         if endpoint is None or event is None:
             raise LookupError(f"no webhook {webhook_id} or event {event_id}")
         at = self.clock()
+        if only_if_due and not (
+            endpoint["enabled"]
+            and delivery is not None
+            and delivery["status"] == "pending"
+            and delivery["next_attempt_at"] is not None
+            and delivery["next_attempt_at"] <= at
+        ):
+            return None
         body = payloads.body(
             kind=event["type"],
             created_at=event["created_at"],
@@ -202,9 +232,14 @@ class Sender:
         )
         outcome = await self._attempt(endpoint, event_id=event_id, at=at, body=body)
         attempts = (delivery["attempts"] if delivery else 0) + 1
-        await self.store.write(
-            lambda con: self._settle(
-                con, endpoint, event_id, attempts=attempts, outcome=outcome, retry=retry
+        await self._record(
+            partial(
+                self._settle,
+                endpoint=endpoint,
+                event_id=event_id,
+                attempts=attempts,
+                outcome=outcome,
+                retry=retry,
             )
         )
         result = "delivered" if outcome.delivered else "failed"
@@ -227,6 +262,31 @@ class Sender:
             error=outcome.error,
             seconds=round(outcome.seconds, 3),
         )
+
+    async def _record(self, settle: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Record an attempt's outcome, committed with the others that ended meanwhile: one
+        transaction for many attempts, not one each (a commit is the slow part of an attempt
+        to a fast receiver), and each caller answered once its own is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settling.append((settle, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._settling:
+            batch, self._settling = self._settling, []
+
+            try:
+                await self.store.write(partial(_apply, [settle for settle, _ in batch]))
+            except Exception as exc:  # nothing of the batch was recorded: each caller knows
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _attempt(
         self, endpoint: dict[str, Any], *, event_id: str, at: datetime, body: bytes
@@ -277,9 +337,9 @@ class Sender:
     def _settle(
         self,
         con: duckdb.DuckDBPyConnection,
+        *,
         endpoint: dict[str, Any],
         event_id: str,
-        *,
         attempts: int,
         outcome: Outcome,
         retry: bool,
@@ -344,6 +404,14 @@ class Sender:
             after={"enabled": False, "disabled_reason": reason},
         )
         log.warning("event=webhook.disabled webhook=%s reason=%r", webhook_id, reason)
+
+
+def _apply(
+    settles: list[Callable[[duckdb.DuckDBPyConnection], None]], con: duckdb.DuckDBPyConnection
+) -> None:
+    """Record several attempts in one transaction."""
+    for settle in settles:
+        settle(con)
 
 
 def _loads(data: Any) -> dict[str, Any]:

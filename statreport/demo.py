@@ -452,8 +452,9 @@ def _command() -> str:
     return str(invoked)
 
 
-def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str]:
-    """A viewer's and an admin's named token, for trying the console as each."""
+def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str, str]:
+    """A viewer's and an admin's named token, for trying the console as each, and a link to
+    acme's own view, for trying it as acme's administrator would."""
     made = []
     with httpx.Client(
         base_url=url, verify=verify, headers={"Authorization": f"Bearer {root_token}"}
@@ -462,7 +463,9 @@ def _console_tokens(url: str, verify: Any, root_token: str) -> tuple[str, str]:
             response = http.post("/v1/tokens", json={"name": name, "role": role})
             response.raise_for_status()
             made.append(response.json()["token"])
-    return made[0], made[1]
+        link = http.post("/v1/customers/acme/links", json={"note": "the demo"})
+        link.raise_for_status()
+    return made[0], made[1], link.json()["url"]
 
 
 def _stop_on_signals() -> threading.Event:
@@ -515,10 +518,11 @@ def run_demo(data_dir: Path, *, serve: bool, port: int | None) -> None:
         if not serve:
             click.echo(f"\nTo explore the API too: {_command()} demo --serve")
             return
-        viewer, admin = _console_tokens(url, verify_context(settings.cert_path), token)
+        viewer, admin, view = _console_tokens(url, verify_context(settings.cert_path), token)
         click.echo(f"\nThe console: {url}/ui/ (the certificate is the demo's own, self-signed)")
         click.echo(f"  sign in as a viewer (reads everything): {viewer}")
         click.echo(f"  or as an admin (also changes things):  {admin}")
+        click.echo(f"acme's own read-only view, as its administrator opens it: {view}")
         click.echo(f"The API's pages are at {url}/docs; from a shell:")
         click.echo(f"  export STATREPORT_TOKEN={admin}")
         click.echo(f"  {_command()} evaluate --server {url} --ca-cert {settings.cert_path}")

@@ -258,6 +258,9 @@ class _Row:
     evidence_url: str | None = None
     #: Staff's newest working note on the finding, in words ("2026-12-03, adam: ...").
     note: str | None = None
+    #: Where the account manager sends the customer a link to its own view, for an over-use
+    #: to act on, when the console's address is configured.
+    share_url: str | None = None
 
 
 @dataclass
@@ -276,10 +279,12 @@ def _sections(
     charts: Mapping[tuple[str, str], bytes],
     names: Mapping[str, str],
     evidence: Callable[[str], str] | None,
+    share: Callable[[str], str] | None,
     notes: Mapping[str, FindingNote],
 ) -> tuple[list[_Section], list[tuple[str, bytes]]]:
     """The email's sections with their rows, and the inline charts they show (Content-ID,
-    PNG). ``evidence`` gives the address of a finding's evidence from its id."""
+    PNG). ``evidence`` gives the address of a finding's evidence from its id; ``share``, of
+    the console's place to send a customer a link to its own view, from the customer's id."""
     sections: list[_Section] = []
     images: list[tuple[str, bytes]] = []
     for spec in SECTIONS:
@@ -293,6 +298,8 @@ def _sections(
             row = _Row(finding, spec.cells(finding), label)
             if evidence is not None:
                 row.evidence_url = evidence(finding.finding_id)
+            if share is not None and isinstance(finding, OveruseFinding) and needs_action(finding):
+                row.share_url = share(customer_id)
             note = notes.get(finding.finding_id)
             if note is not None:
                 row.note = f"{note.written_at:%Y-%m-%d}, {note.author}: {note.text}"
@@ -336,11 +343,15 @@ def build_weekly_email(
     def evidence(finding_id: str) -> str:
         return f"{base}/ui/findings/{finding_id}?{pinned}"
 
+    def share(customer_id: str) -> str:
+        return f"{base}/ui/customers/{customer_id}#view"
+
     sections, images = _sections(
         findings,
         charts=charts,
         names=names,
         evidence=evidence if console_url else None,
+        share=share if console_url else None,
         notes=notes or {},
     )
     needing = accounts_needing_action(findings)

@@ -184,6 +184,10 @@ def test_with_the_consoles_address_each_finding_links_to_its_evidence(
         assert f"Evidence: {link}" in text_of(bob)
         assert f'<a href="{link}"' in html
     assert not re.search(r'src="https?://', html), "the HTML loads nothing remote"
+    # The over-use to act on offers to send hooli a link to its own view; the rest do not.
+    share = f"{server.url}/ui/customers/hooli#view"
+    assert text_of(bob).count(f"Send the customer a link to these figures: {share}") == 1
+    assert html.count(f'<a href="{share}"') == 1
     # Each link opens that finding's evidence for staff who sign in.
     with server.client() as http:
         assert http.post("/ui/login", data={"token": ADMIN_TOKEN}).status_code == 303

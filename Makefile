@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict core staff customers ingest phonehome analytics scheduler console statreport tests benchmarks docs
+	$(BIN)/mypy --strict core staff customers ingest phonehome analytics scheduler webhooks console statreport tests benchmarks docs
 
 # The Debian package the tests drive: chromium (the console in a real browser; Playwright
 # never downloads one). Without it a developer's machine skips those tests, loudly; CI

@@ -24,6 +24,7 @@ from console.web import actor, page, see_other, sessions_of
 from core.errors import Conflict, NotFound
 from core.identifiers import ID_PATTERN, Identifier
 from core.problems import describe_validation_errors
+from core.store import Store
 from customers import service as customers
 from customers.schemas import (
     READ_ONLY_FIELDS,
@@ -99,13 +100,14 @@ def quantities(form: Mapping[str, str], items: tuple[str, ...]) -> dict[str, Any
 
 
 def day_field(value: str) -> str | None:
+    """A day field: empty is absent; anything else is left for the model to judge."""
     return value.strip() or None
 
 
 # -- the document, and where its errors belong ------------------------------------------------
 
 
-async def stored_document(store: Any, customer_id: str) -> tuple[dict[str, Any], str]:
+async def stored_document(store: Store, customer_id: str) -> tuple[dict[str, Any], str]:
     """The stored document as the API takes it, and the version it is."""
     stored = await customers.get_customer(store, customer_id=customer_id)
     document = {k: v for k, v in stored.items() if k not in READ_ONLY_FIELDS}
@@ -113,6 +115,7 @@ async def stored_document(store: Any, customer_id: str) -> tuple[dict[str, Any],
 
 
 def order_index(document: Mapping[str, Any], order_id: str) -> int:
+    """Where order ``order_id`` is in the document; 404 when it is gone."""
     for index, order in enumerate(document.get("orders", [])):
         if order["order_id"] == order_id:
             return index
@@ -120,6 +123,7 @@ def order_index(document: Mapping[str, Any], order_id: str) -> int:
 
 
 def addon_index(order: Mapping[str, Any], addon_id: str) -> int:
+    """Where add-on ``addon_id`` is in its order; 404 when it is gone."""
     for index, addon in enumerate(order.get("addons", [])):
         if addon["addon_id"] == addon_id:
             return index
@@ -157,7 +161,7 @@ def place_errors(form: Form, exc: ValidationError, prefix: tuple[Any, ...]) -> N
 async def save(
     request: Request,
     session: Session,
-    store: Any,
+    store: Store,
     *,
     customer_id: str,
     document: dict[str, Any],
@@ -169,13 +173,21 @@ async def save(
     """Validate and save the changed document; on an error, the form again (422 or 409) with
     the messages beside its fields, and nothing saved."""
     try:
+        version = None if create else datetime.fromisoformat(form.version)
+    except ValueError:
+        form.errors.append(
+            "This form does not say which version of the customer it was drawn from; nothing "
+            "was saved. Reload the customer's page and make the change again."
+        )
+        return show(request, session, form, status=409)
+    try:
         valid = CustomerDocument.model_validate(document)
         await customers.upsert_customer(
             store,
             customer_id=customer_id,
             document=valid,
             actor=actor(session),
-            version=None if create else datetime.fromisoformat(form.version),
+            version=version,
             create=create,
         )
     except ValidationError as exc:
@@ -189,4 +201,5 @@ async def save(
 
 
 def show(request: Request, session: Session, form: Form, *, status: int = 200) -> HTMLResponse:
+    """The form's page, with what the last attempt said."""
     return page(request, "customer_form.html.j2", session=session, form=form, status=status)

@@ -166,6 +166,15 @@ def test_a_form_opened_before_a_colleagues_change_does_not_overwrite_it(
     assert posted.value.status == 409
     assert "changed by someone else" in page.locator("#form-errors").inner_text()
     assert stored(console, "initech")["name"] == "Initech (theirs)"
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
+    for version in ("", "yesterday"):  # a form that says no version, or a wrong one
+        answer = context.request.post(
+            console.url + "/ui/customers/initech/details",
+            form={"csrf": csrf, "version": version, "name": "Initech (forged)"},
+        )
+        assert answer.status == 409
+        assert "Reload the customer" in answer.text()
+    assert stored(console, "initech")["name"] == "Initech (theirs)"
 
 
 def test_a_viewer_gets_no_form_and_cannot_open_one(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -227,10 +228,13 @@ async def open_link(
             "manager for a new one."
         )
     response = RedirectResponse(links.VIEW_PATH, status_code=303)
+    # Max-Age, not Expires: the browser counts the session's life on its own clock, so a
+    # browser whose clock is off still keeps it for exactly as long as the server does.
+    lifetime = max(int((opened.expires_at - datetime.now(UTC)).total_seconds()), 1)
     response.set_cookie(
         COOKIE,
         opened.session_id,
-        expires=opened.expires_at,
+        max_age=lifetime,
         path=links.VIEW_PATH,
         secure=not settings.insecure_http,
         httponly=True,

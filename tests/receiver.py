@@ -3,6 +3,7 @@ answered as the test planned (a status, or a receiver that never answers)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -46,8 +47,7 @@ class Receiver:
         raise AssertionError(f"{len(self.arrived)} of {count} webhook requests arrived")
 
     def types(self) -> list[str]:
-        import json
-
+        """The ``type`` of each request's body, in the order they arrived."""
         with self.lock:
             return [json.loads(a.body)["type"] for a in self.arrived]
 

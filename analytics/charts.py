@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from html import escape
+from typing import Any
 
 _CHART_WIDTH, _CHART_HEIGHT = 640, 180
 #: Room for the value axis on the left, the date axis below, the entitlement's label right.
@@ -132,3 +133,70 @@ def usage_svg(
         f"{grid}{shaded}{polyline(2, ENTITLEMENT_COLOUR, True)}{polyline(1, USAGE_COLOUR, False)}"
         f"{marks}{dates}{entitled}</svg>"
     )
+
+
+def sequence_svg(reports: Sequence[dict[str, Any]], *, title: str = "") -> str:
+    """A small chart of a cloned instance's ``sequence`` over time (the reports around each
+    regression): each report a dot in time order, joined by a line, a regression red. Two
+    installations sending as one show as a saw."""
+    points: list[tuple[Any, int, bool]] = [
+        (r["generated_at"], int(r["sequence"]), bool(r["regression"]))
+        for r in reports
+        if r.get("sequence") is not None
+    ]
+    if not points:
+        return ""
+    moments = [_moment(at) for at, _, _ in points]
+    start, stop = min(moments), max(moments)
+    low, high = min(s for _, s, _ in points), max(s for _, s, _ in points)
+    width = _CHART_WIDTH - _LEFT - _RIGHT
+    height = _CHART_HEIGHT - _TOP - _BOTTOM
+
+    def x_of(moment: float) -> float:
+        return _LEFT + (moment - start) / ((stop - start) or 1) * width
+
+    def y_of(value: int) -> float:
+        return _TOP + height - (value - low) / ((high - low) or 1) * height
+
+    line = " ".join(
+        f"{x_of(m):.1f},{y_of(s):.1f}" for m, (_, s, _) in zip(moments, points, strict=True)
+    )
+    dots = "".join(
+        f'<circle cx="{x_of(m):.1f}" cy="{y_of(s):.1f}" r="{3 if back else 1.8}" '
+        f'fill="{OVER_COLOUR if back else USAGE_COLOUR}"/>'
+        for m, (_, s, back) in zip(moments, points, strict=True)
+    )
+    labels = (
+        f'<text x="{_LEFT - 6}" y="{_TOP + 4}" font-size="10" text-anchor="end" '
+        f'fill="#52606d">{high:,}</text>'
+        f'<text x="{_LEFT - 6}" y="{_TOP + height}" font-size="10" text-anchor="end" '
+        f'fill="#52606d">{low:,}</text>'
+        f'<text x="{_LEFT}" y="{_CHART_HEIGHT - 8}" font-size="10" fill="#52606d">'
+        f"{_stamp(points[0][0])}</text>"
+        f'<text x="{_LEFT + width}" y="{_CHART_HEIGHT - 8}" font-size="10" fill="#52606d" '
+        f'text-anchor="end">{_stamp(points[-1][0])}</text>'
+    )
+    label = f' aria-label="{escape(title)}"' if title else ""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_CHART_WIDTH} {_CHART_HEIGHT}" '
+        f'width="{_CHART_WIDTH}" height="{_CHART_HEIGHT}" role="img"{label}>'
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{width}" height="{height}" fill="#f7f9fb"/>'
+        f'<polyline fill="none" stroke="{ENTITLEMENT_COLOUR}" stroke-width="1" points="{line}"/>'
+        f"{dots}{labels}</svg>"
+    )
+
+
+def _when(at: Any) -> datetime:
+    """A report's time: a datetime, or ISO 8601 text."""
+    moment: datetime = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return moment
+
+
+def _moment(at: Any) -> float:
+    """Seconds since the epoch of a report's time."""
+    return _when(at).timestamp()
+
+
+def _stamp(at: Any) -> str:
+    """A report's time to the minute, UTC, as the console writes it."""
+    return _when(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")

@@ -13,7 +13,8 @@ from starlette.responses import HTMLResponse, Response
 from analytics import runs
 from analytics import service as analytics
 from analytics import statement as statement_service
-from analytics.charts import over, usage_svg
+from analytics.charts import over, sequence_svg, usage_svg
+from analytics.schemas import Evidence
 from analytics.usage import USAGE_METRICS
 from console.web import DOCUMENT_SECURITY_POLICY, attachment, parse_day
 from core.auth import Keyring
@@ -121,3 +122,18 @@ async def statement_answer(
             },
         )
     return HTMLResponse(made.html, headers={"Content-Security-Policy": DOCUMENT_SECURITY_POLICY})
+
+
+def evidence_charts(found: Evidence) -> dict[str, Any]:
+    """The charts of a finding's evidence, as the console and the customer's view show them:
+    daily usage against entitlement (over-use), the sequence over time (a clone)."""
+    chart = None
+    if found.days:
+        chart = usage_svg(
+            [(d.date, d.usage, d.entitled) for d in found.days],
+            title=f"{found.metric}: daily usage against entitlement",
+        )
+    return {
+        "chart": chart,
+        "sequence_chart": sequence_svg(found.reports or [], title="sequence over time") or None,
+    }

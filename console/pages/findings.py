@@ -11,9 +11,9 @@ from starlette.responses import HTMLResponse, Response
 from analytics import evidence as evidence_service
 from analytics import notes, runs
 from analytics import service as analytics
-from analytics.charts import usage_svg
 from analytics.compliance import GROUP_RANK
 from analytics.schemas import Evaluation, NewNote
+from console.overview import evidence_charts
 from console.web import (
     PAGE_ROWS,
     ConsoleRoute,
@@ -127,19 +127,13 @@ async def finding_evidence(
     found = await evidence_service.finding_evidence(
         store, finding_id=finding_id, as_of=day, evaluation_id=evaluation_id
     )
-    chart = None
-    if found.days:
-        chart = usage_svg(
-            [(d.date, d.usage, d.entitled) for d in found.days],
-            title=f"{found.metric}: daily usage against entitlement",
-        )
     names = await analytics.customer_names(store)
     return page(
         request,
         "evidence.html.j2",
         session=session,
         evidence=found,
-        chart=chart,
+        **evidence_charts(found),
         name=names.get(found.customer_id, found.customer_id),
         notes=(await notes.notes_of(store, [finding_id]))[finding_id],
     )

@@ -19,8 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import evidence as evidence_service
 from analytics import runs
-from analytics.charts import usage_svg
-from console.overview import customer_overview, period, statement_answer
+from console.overview import customer_overview, evidence_charts, period, statement_answer
 from console.web import CONTENT_SECURITY_POLICY, templates
 from core.dependencies import SettingsDep, StoreDep
 from core.errors import NotFound, StatreportError
@@ -163,20 +162,14 @@ async def finding(
     found = await evidence_service.finding_evidence(
         store, finding_id=finding_id, as_of=None, evaluation_id=run.evaluation_id
     )
-    chart = None
-    if found.days:
-        chart = usage_svg(
-            [(d.date, d.usage, d.entitled) for d in found.days],
-            title=f"{found.metric}: daily usage against entitlement",
-        )
     customer = await customers.get_customer(store, customer_id=view.customer_id)
     return _page(
         request,
         "portal/evidence.html.j2",
         view=view,
         evidence=found,
-        chart=chart,
         customer=customer,
+        **evidence_charts(found),
     )
 
 

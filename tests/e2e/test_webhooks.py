@@ -40,6 +40,18 @@ def verified(secret: str, arrived: Arrived) -> dict[str, Any]:
     return body
 
 
+def recorded(server: RunningServer, webhook_id: str, status: str) -> dict[str, Any]:
+    """The endpoint's one delivery once the log has it in ``status`` (the receiver hears an
+    attempt a moment before the server records what came of it)."""
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        rows = log_of(server, webhook_id)
+        if len(rows) == 1 and rows[0]["status"] == status:
+            return rows[0]
+        time.sleep(0.1)
+    raise AssertionError(f"the delivery log never said {status}: {rows}")
+
+
 def docs_receiver() -> Callable[[str, bytes, dict[str, str]], dict[str, Any] | None]:
     """The ``receive`` function of docs/webhooks.md, run as written there."""
     page = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
@@ -155,7 +167,7 @@ def test_retries_keep_the_id_410_disables_and_a_replay_resends(
         assert len({a.headers["webhook-id"] for a in arrived}) == 1  # the same event, 3 times
         # The 503 said Retry-After: 2, longer than the schedule's 1 s: it was honoured.
         assert arrived[2].at - arrived[1].at >= 1.9
-        (row,) = log_of(server, hook["webhook_id"])
+        row = recorded(server, hook["webhook_id"], "delivered")
         assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 3, 200)
 
         gone.wait_for(1)
@@ -260,6 +272,10 @@ def test_an_endpoint_failing_for_5_days_is_disabled(
         hook = register(server, failing.url, events=["evaluation.completed"])
         evaluate(server, "2026-11-22")
         failing.wait_for(1)
+        for _ in range(100):  # the first failure is recorded: the endpoint fails from then
+            if any(d["attempts"] for d in log_of(server, hook["webhook_id"])):
+                break
+            time.sleep(0.1)
         moment.move_to(MONDAY + timedelta(days=5, minutes=1))  # still failing, 5 days on
         with server.admin() as http:
             for _ in range(100):

@@ -15,9 +15,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from analytics import repository
+from core.database import Connection
 
 #: The types a run can announce, in the order a run's events are written.
 FINDING_EVENTS = (
@@ -101,7 +100,7 @@ def compare(
     return announced, states
 
 
-def announce(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> list[Event]:
+def announce(con: Connection, run: dict[str, Any]) -> list[Event]:
     """Announce a kept run, in its transaction: compare, remember what is announced, and put
     each new event in the outbox of every enabled endpoint that subscribes to its type."""
     if repository.later_run_exists(con, as_of=run["as_of"], evaluation_id=run["evaluation_id"]):

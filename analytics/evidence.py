@@ -7,7 +7,6 @@ import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from analytics import repository
@@ -25,6 +24,7 @@ from analytics.schemas import (
 )
 from analytics.service import overuse_of
 from analytics.usage import INSTANCE_METRICS, active_instance_days
+from core.database import Connection
 from core.quarters import quarter_bounds
 from core.store import Store
 from core.usage_metrics import ACTIVITY_DAYS, REPORT_METRICS
@@ -327,7 +327,7 @@ async def _attestation_evidence(
 ) -> dict[str, Any]:
     first, last = quarter_bounds(quarter)
 
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def read(con: Connection) -> tuple[pl.DataFrame, pl.DataFrame]:
         return (
             repository.order_forms(con, known_at=known_at),
             repository.attestations(con, known_at=known_at),

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import duckdb
 import polars as pl
 
 from analytics import repository
+from core.database import Connection
 from core.usage_metrics import ACTIVITY_DAYS
 
 #: How far back reports count; ingest refuses reports older than 400 days.
@@ -38,7 +38,7 @@ class EvaluationInputs:
 
 
 def load_inputs(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     as_of: date,
     customer_id: str | None = None,
@@ -53,7 +53,7 @@ def load_inputs(
 
 
 def read_inputs(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     as_of: date,
     customer_id: str | None = None,
@@ -100,7 +100,7 @@ def read_inputs(
 
 
 def earlier_instance_days(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     since: date,
     as_of: date,

@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import duckdb
-
 from analytics import repository
 from analytics.schemas import FindingNote
 from core.auth import Actor
+from core.database import Connection
 from core.errors import NotFound
 from core.repository import append_audit
 from core.store import Store
@@ -23,7 +22,7 @@ log = logging.getLogger("statreport.analytics")
 async def add_note(store: Store, *, finding_id: str, text: str, actor: Actor) -> FindingNote:
     """Keep a note on a finding some run holds (404 otherwise), audited in its transaction."""
 
-    def write(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
+    def write(con: Connection) -> dict[str, object] | None:
         customer_id = repository.finding_customer(con, finding_id=finding_id)
         if customer_id is None:
             return None

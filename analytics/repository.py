@@ -9,10 +9,10 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from core import instance_days as instance_day_rows
+from core.database import Connection, duckdb_of, staged
 from core.repository import rows_as_dicts
 from core.usage_metrics import REPORT_METRICS
 
@@ -31,9 +31,9 @@ RAW_INSTANCE_DAYS = (
 
 
 def _frame(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None
+    con: Connection, sql: str, params: list[Any] | dict[str, Any] | None = None
 ) -> pl.DataFrame:
-    frame = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
+    frame = pl.from_arrow(duckdb_of(con).sql(sql, params=params or []).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame
 
@@ -79,7 +79,7 @@ _VERSIONS = {
 
 
 def instance_days(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     since: date,
     until: date,
@@ -101,7 +101,7 @@ def instance_days(
 
 
 def open_episode_starts(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     before: date,
     customer_id: str | None = None,
@@ -143,7 +143,7 @@ def open_episode_starts(
 
 
 def reports_per_day(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     customer_id: str,
     metric: str,
@@ -186,9 +186,7 @@ def reports_per_day(
     )
 
 
-def order_forms(
-    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
-) -> pl.DataFrame:
+def order_forms(con: Connection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """Every order form's term, pack size and counting rules (JSON text)."""
     return _frame(
         con,
@@ -201,9 +199,7 @@ def order_forms(
     )
 
 
-def retirements(
-    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
-) -> pl.DataFrame:
+def retirements(con: Connection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """``instance_id, retired_on`` of every retired instance; as known at ``known_at``, from
     the latest audited retirement (or its undoing) of each instance by then."""
     if known_at is None:
@@ -231,9 +227,7 @@ def retirements(
 _INSTANCE_TARGET = "instance:"
 
 
-def entitlement_items(
-    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
-) -> pl.DataFrame:
+def entitlement_items(con: Connection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """Every quantity of every order and add-on, with the day it takes effect."""
     return _frame(
         con,
@@ -245,7 +239,7 @@ def entitlement_items(
     )
 
 
-def customers(con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None) -> pl.DataFrame:
+def customers(con: Connection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """Every customer's account manager, whether it is air-gapped, and since when."""
     return _frame(
         con,
@@ -255,13 +249,13 @@ def customers(con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = Non
     )
 
 
-def customer_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def customer_names(con: Connection) -> dict[str, str]:
     """Every customer's name, by id."""
     return dict(con.execute("SELECT customer_id, name FROM customers").fetchall())
 
 
 def last_report_days(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     until: date,
     customer_id: str | None = None,
@@ -276,9 +270,7 @@ def last_report_days(
     )
 
 
-def attestations(
-    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
-) -> pl.DataFrame:
+def attestations(con: Connection, *, known_at: datetime | None = None) -> pl.DataFrame:
     """The quarters for which a valid attestation was received (by ``known_at``)."""
     if known_at is None:
         return _frame(con, "SELECT customer_id, quarter FROM attestations")
@@ -290,7 +282,7 @@ def attestations(
 
 
 def save_evaluation(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     document: dict[str, Any],
     episodes: pl.DataFrame,
@@ -317,34 +309,33 @@ def save_evaluation(
     )
     if episodes.height == 0:
         return
-    con.register("evaluated_episodes", episodes.to_arrow())
-    con.execute(
-        "INSERT INTO episodes SELECT customer_id, metric, started_on, ?, ?, ?, status, deadline, "
-        "peak_usage, entitled, material, ended_on, resolution FROM evaluated_episodes "
-        "ON CONFLICT DO NOTHING",
-        [as_of, evaluated_at, as_of],
-    )
-    con.execute(
-        "UPDATE episodes e SET first_reported_as_of = least(e.first_reported_as_of, ?), "
-        "first_reported_at = least(e.first_reported_at, ?) "
-        "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
-        "AND e.metric = n.metric AND e.started_on = n.started_on",
-        [as_of, evaluated_at],
-    )
-    con.execute(
-        "UPDATE episodes e SET last_evaluated_as_of = ?, status = n.status, "
-        "deadline = n.deadline, peak_usage = n.peak_usage, entitled = n.entitled, "
-        "material = n.material, ended_on = n.ended_on, resolution = n.resolution "
-        "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
-        "AND e.metric = n.metric AND e.started_on = n.started_on "
-        "AND e.last_evaluated_as_of <= ?",
-        [as_of, as_of],
-    )
-    con.unregister("evaluated_episodes")
+    with staged(con, "evaluated_episodes", episodes.to_arrow()):
+        con.execute(
+            "INSERT INTO episodes SELECT customer_id, metric, started_on, ?, ?, ?, status, deadline, "
+            "peak_usage, entitled, material, ended_on, resolution FROM evaluated_episodes "
+            "ON CONFLICT DO NOTHING",
+            [as_of, evaluated_at, as_of],
+        )
+        con.execute(
+            "UPDATE episodes e SET first_reported_as_of = least(e.first_reported_as_of, ?), "
+            "first_reported_at = least(e.first_reported_at, ?) "
+            "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
+            "AND e.metric = n.metric AND e.started_on = n.started_on",
+            [as_of, evaluated_at],
+        )
+        con.execute(
+            "UPDATE episodes e SET last_evaluated_as_of = ?, status = n.status, "
+            "deadline = n.deadline, peak_usage = n.peak_usage, entitled = n.entitled, "
+            "material = n.material, ended_on = n.ended_on, resolution = n.resolution "
+            "FROM evaluated_episodes n WHERE e.customer_id = n.customer_id "
+            "AND e.metric = n.metric AND e.started_on = n.started_on "
+            "AND e.last_evaluated_as_of <= ?",
+            [as_of, as_of],
+        )
 
 
 def evaluation(
-    con: duckdb.DuckDBPyConnection, *, as_of: date | None = None, evaluation_id: str | None = None
+    con: Connection, *, as_of: date | None = None, evaluation_id: str | None = None
 ) -> dict[str, Any] | None:
     """One run's document as it was answered: by id, or the newest of a day, or the newest of
     all; or None."""
@@ -371,9 +362,7 @@ def evaluation(
     }
 
 
-def evaluation_runs(
-    con: duckdb.DuckDBPyConnection, *, as_of: date | None, limit: int
-) -> list[dict[str, Any]]:
+def evaluation_runs(con: Connection, *, as_of: date | None, limit: int) -> list[dict[str, Any]]:
     """Runs, newest first, optionally of one ``as_of``, with how many findings each had."""
     sql = (
         "SELECT evaluation_id, as_of, evaluated_at, rules_version, customers_version, known_at, "
@@ -389,9 +378,7 @@ def evaluation_runs(
     return rows_as_dicts(cursor)
 
 
-def customers_version(
-    con: duckdb.DuckDBPyConnection, *, known_at: datetime | None = None
-) -> int | None:
+def customers_version(con: Connection, *, known_at: datetime | None = None) -> int | None:
     """The id of the latest audit-log entry (by ``known_at``): which order forms an
     evaluation saw."""
     if known_at is None:
@@ -403,9 +390,7 @@ def customers_version(
     return None if row is None else row[0]
 
 
-def episode_history(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str | None
-) -> list[dict[str, Any]]:
+def episode_history(con: Connection, *, customer_id: str | None) -> list[dict[str, Any]]:
     """Every episode ever reported: when it opened, was first reported, and ended."""
     sql = (
         "SELECT customer_id, metric, started_on, deadline, first_reported_as_of, "
@@ -421,7 +406,7 @@ def episode_history(
     return rows_as_dicts(cursor)
 
 
-def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def last_evaluated_at(con: Connection) -> datetime | None:
     """When the latest evaluation was made, of any ``as_of``."""
     row = con.execute("SELECT max(evaluated_at) FROM evaluation_runs").fetchone()
     return None if row is None else row[0]
@@ -435,9 +420,7 @@ _REGRESSION = (
 )
 
 
-def sequence_regressions(
-    con: duckdb.DuckDBPyConnection, *, since: date, until: date
-) -> pl.DataFrame:
+def sequence_regressions(con: Connection, *, since: date, until: date) -> pl.DataFrame:
     """Per instance, how often its ``sequence`` went backwards between reports generated on
     ``since`` to ``until`` (UTC days), in order of ``generated_at``, and when it first did.
 
@@ -479,7 +462,7 @@ def sequence_regressions(
 
 
 def reports_around_regressions(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     instance_id: str,
     since: date,
@@ -519,7 +502,7 @@ AROUND_REGRESSION = 2
 
 
 def customer_document(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str, known_at: datetime | None = None
+    con: Connection, *, customer_id: str, known_at: datetime | None = None
 ) -> dict[str, Any] | None:
     """A customer's stored document (name, order forms, add-ons), or None."""
     sql, params = _in_force("customers", "customer_id, document", known_at)
@@ -531,7 +514,7 @@ def customer_document(
 
 
 def reporting_instances(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     customer_id: str,
     since: date,
@@ -555,7 +538,7 @@ def reporting_instances(
 # -- working notes on findings (issue 28) ----------------------------------------------------
 
 
-def finding_customer(con: duckdb.DuckDBPyConnection, *, finding_id: str) -> str | None:
+def finding_customer(con: Connection, *, finding_id: str) -> str | None:
     """The customer of a finding some kept run holds, or None when no run holds it."""
     row = con.execute(
         "SELECT f ->> 'customer_id' FROM (SELECT unnest((findings -> '$.findings')::JSON[]) AS f "
@@ -567,7 +550,7 @@ def finding_customer(con: duckdb.DuckDBPyConnection, *, finding_id: str) -> str 
 
 
 def insert_note(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     finding_id: str,
     customer_id: str,
@@ -586,7 +569,7 @@ def insert_note(
     return rows[0]
 
 
-def notes(con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]) -> list[dict[str, Any]]:
+def notes(con: Connection, *, finding_ids: list[str]) -> list[dict[str, Any]]:
     """The working notes of these findings, oldest first."""
     if not finding_ids:
         return []
@@ -602,7 +585,7 @@ def notes(con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]) -> list[dic
 # -- announcing a run (SPEC §14 v3) ----------------------------------------------------------
 
 
-def later_run_exists(con: duckdb.DuckDBPyConnection, *, as_of: Any, evaluation_id: str) -> bool:
+def later_run_exists(con: Connection, *, as_of: Any, evaluation_id: str) -> bool:
     """Whether another kept run judged a later day than ``as_of``."""
     row = con.execute(
         "SELECT count(*) FROM evaluation_runs WHERE as_of > ? AND evaluation_id <> ?",
@@ -611,9 +594,7 @@ def later_run_exists(con: duckdb.DuckDBPyConnection, *, as_of: Any, evaluation_i
     return bool(row and row[0])
 
 
-def announced_states(
-    con: duckdb.DuckDBPyConnection, *, finding_ids: list[str]
-) -> dict[str, dict[str, Any]]:
+def announced_states(con: Connection, *, finding_ids: list[str]) -> dict[str, dict[str, Any]]:
     """What was last announced of these findings, and of every finding of another kind than
     over-use not yet announced as resolved (its absence from a run resolves it)."""
     rows = con.execute(
@@ -624,9 +605,7 @@ def announced_states(
     return {r[0]: json.loads(r[1]) for r in rows}
 
 
-def save_announced_states(
-    con: duckdb.DuckDBPyConnection, *, states: dict[str, dict[str, Any]], at: Any
-) -> None:
+def save_announced_states(con: Connection, *, states: dict[str, dict[str, Any]], at: Any) -> None:
     """Remember what is announced of each finding."""
     if states:
         con.executemany(
@@ -635,13 +614,13 @@ def save_announced_states(
         )
 
 
-def customer_name_map(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def customer_name_map(con: Connection) -> dict[str, str]:
     """Every customer's name, by id."""
     return dict(con.execute("SELECT customer_id, name FROM customers").fetchall())
 
 
 def enqueue_events(
-    con: duckdb.DuckDBPyConnection, *, events: list[tuple[str, str, dict[str, Any]]], at: Any
+    con: Connection, *, events: list[tuple[str, str, dict[str, Any]]], at: Any
 ) -> None:
     """Put events in the outbox, and a pending delivery of each for every enabled endpoint
     subscribed to its type; an event or a delivery already there is left as it is (at most

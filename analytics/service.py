@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from analytics import announcements, repository
@@ -49,6 +48,7 @@ from analytics.schemas import (
     UsageDay,
 )
 from analytics.usage import USAGE_METRICS, daily_usage
+from core.database import Connection
 from core.days import latest_finished_day
 from core.errors import InvalidPayload, NotFound
 from core.identifiers import FIRST_REPORTING_DAY, LAST_REPORTING_DAY
@@ -281,7 +281,7 @@ async def evaluate(
         reported = overuse_findings(episodes, as_of=as_of)
         document = result.model_dump(mode="json")
 
-        def keep_and_announce(con: duckdb.DuckDBPyConnection) -> None:
+        def keep_and_announce(con: Connection) -> None:
             repository.save_evaluation(con, document=document, episodes=reported)
             announcements.announce(con, document)  # the outbox, in the run's transaction
 

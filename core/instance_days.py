@@ -222,3 +222,77 @@ def known_at_totals(where: str) -> str:
         "WHERE NOT partial "
         f"UNION ALL {_merge(f'visible SEMI JOIN {pending} USING (instance_id, day)')}"
     )
+
+
+# -- PostgreSQL (SPEC §16 v3) ---------------------------------------------------------------
+
+
+def _merge_postgres(source: str, *, known: bool = False) -> str:
+    """``_merge`` in PostgreSQL's words: ``arg_max`` is the first of an ordered aggregate."""
+    stamp = ", max(known_at) AS known_at" if known else ""
+    peaks = ", ".join(f"max({metric}) AS {metric}" for metric in REPORT_METRICS)
+    return (
+        "SELECT instance_id, day, customer_id, "  # noqa: S608
+        "(array_agg(environment ORDER BY last_generated_at DESC))[1] AS environment, "
+        "(array_agg(product_version ORDER BY last_generated_at DESC))[1] AS product_version, "
+        f"{peaks}, sum(reports)::BIGINT AS reports, "
+        "min(first_generated_at) AS first_generated_at, "
+        "max(last_generated_at) AS last_generated_at, "
+        f"min(min_sequence) AS min_sequence, max(max_sequence) AS max_sequence{stamp} "
+        f"FROM {source} GROUP BY instance_id, day, customer_id"
+    )
+
+
+_PENDING_POSTGRES = (
+    "EXISTS (SELECT 1 FROM instance_days p WHERE p.partial AND p.instance_id = d.instance_id "
+    "AND p.day = d.day)"
+)
+
+#: The tables of instance-days and the view readers read, on PostgreSQL: as on DuckDB, with
+#: the indexes PostgreSQL needs to find an instance-day, a customer's days and the partial rows.
+POSTGRES_TABLES = (
+    CREATE_TABLE.replace(
+        "partial BOOLEAN NOT NULL",
+        "partial BOOLEAN NOT NULL,\n    known_at "
+        "TIMESTAMPTZ DEFAULT TIMESTAMPTZ '2000-01-01 00:00:00+00'",
+    )
+    + "CREATE INDEX instance_days_by_instance ON instance_days (instance_id, day);"
+    "CREATE INDEX instance_days_by_customer ON instance_days (customer_id, day);"
+    "CREATE INDEX instance_days_partial ON instance_days (instance_id, day) WHERE partial;"
+    "CREATE TABLE instance_days_replaced AS "
+    "SELECT *, known_at AS replaced_at FROM instance_days LIMIT 0;"
+    "CREATE INDEX instance_days_replaced_by_customer ON instance_days_replaced "
+    "(customer_id, day);"
+    "CREATE TABLE instance_days_out_of_order (instance_id UUID NOT NULL, day DATE NOT NULL);"
+    "CREATE INDEX instance_days_out_of_order_by_day ON instance_days_out_of_order (day);"
+    "CREATE VIEW instance_day_totals AS "  # noqa: S608
+    f"SELECT {_COLUMNS} FROM instance_days d WHERE NOT partial AND NOT {_PENDING_POSTGRES} "
+    "UNION ALL " + _merge_postgres(f"instance_days d WHERE {_PENDING_POSTGRES}") + ";"
+)
+
+#: ``FOLD`` on PostgreSQL, where other processes append partial rows meanwhile: the rows
+#: merged are exactly the rows the fold deleted (``DELETE ... RETURNING``), so a row committed
+#: after that is left partial for the next fold. One process folds at a time (an advisory
+#: lock, taken by the caller).
+FOLD_POSTGRES = (
+    "CREATE TEMP TABLE folding ON COMMIT DROP AS "
+    "SELECT DISTINCT instance_id, day FROM instance_days WHERE partial",
+    "CREATE TEMP TABLE folded_rows (LIKE instance_days) ON COMMIT DROP",
+    "WITH gone AS (DELETE FROM instance_days d USING folding f "
+    "WHERE d.instance_id = f.instance_id AND d.day = f.day RETURNING d.*) "
+    "INSERT INTO folded_rows SELECT * FROM gone",
+    f"CREATE TEMP TABLE folded ON COMMIT DROP AS {_merge_postgres('folded_rows', known=True)}",
+    f"INSERT INTO instance_days_replaced SELECT {_REPLACED_COLUMNS}, "  # noqa: S608
+    "d.partial, d.known_at, f.known_at FROM folded_rows d "
+    "JOIN folded f ON d.instance_id = f.instance_id AND d.day = f.day "
+    "WHERE d.known_at < f.known_at",
+    f"INSERT INTO instance_days SELECT {_COLUMNS}, false, known_at FROM folded",  # noqa: S608
+    "DROP TABLE folding",
+    "DROP TABLE folded_rows",
+    "DROP TABLE folded",
+)
+
+
+def fold(engine: str) -> tuple[str, ...]:
+    """The fold's statements for an engine (``core.database.Engine``)."""
+    return FOLD_POSTGRES if engine == "postgresql" else FOLD

@@ -6,12 +6,11 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
-
 from core.auth import Actor
+from core.database import Connection
 
 
-def rows_as_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def rows_as_dicts(cursor: Connection) -> list[dict[str, Any]]:
     """The rows of an executed query, each as a dict by column name."""
     names = [column[0] for column in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -24,7 +23,7 @@ def _json_default(value: Any) -> str:
 
 
 def append_audit(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     at: datetime,
     actor: Actor,
@@ -49,7 +48,7 @@ def append_audit(
     )
 
 
-def latest_stamp(con: duckdb.DuckDBPyConnection) -> datetime:
+def latest_stamp(con: Connection) -> datetime:
     """The latest moment anything stored was stamped with (``Store.stamp``), or the earliest
     instant when nothing was."""
     ((latest,),) = con.execute(
@@ -60,6 +59,6 @@ def latest_stamp(con: duckdb.DuckDBPyConnection) -> datetime:
     return latest if latest is not None else datetime.min.replace(tzinfo=UTC)
 
 
-def touch_heartbeat(con: duckdb.DuckDBPyConnection, *, at: datetime) -> None:
+def touch_heartbeat(con: Connection, *, at: datetime) -> None:
     """A tiny committed write that proves storage accepts writes."""
     con.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [at])

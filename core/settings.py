@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.database import is_postgres_url
+
 
 class Settings(BaseSettings):
     """Every setting of ``statreport serve``; built once and passed down."""
@@ -18,6 +20,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("./statreport-data"),
         description="the DuckDB file, the self-signed certificate, the outbox",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="`postgresql://user:password@host/database`: keep the data in PostgreSQL, "
+        "shared by any number of statreport processes (SPEC §16, docs/operations.md "
+        '"Scaling out"); none: the DuckDB file in the data directory',
     )
     host: str = Field("127.0.0.1", description="listen address")
     port: int = Field(8443, ge=0, le=65535, description="listen port")
@@ -168,6 +176,11 @@ class Settings(BaseSettings):
     )
 
     @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL database to keep the data in, if one was given."""
+        return None if self.database_url is None else self.database_url.get_secret_value()
+
+    @property
     def database_path(self) -> Path:
         """Where the DuckDB file lives."""
         return self.data_dir / "statreport.duckdb"
@@ -209,6 +222,20 @@ class Settings(BaseSettings):
             delays = []
         if not delays or any(delay <= 0 for delay in delays):
             raise ValueError("must be positive whole seconds, comma-separated, such as 5,300,1800")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Only PostgreSQL is served from a URL; DuckDB is the data directory's file."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not is_postgres_url(value.get_secret_value()):
+            raise ValueError(
+                "must be a postgresql:// URL, such as "
+                "postgresql://statreport@db.example.com/statreport; leave it unset to keep "
+                "the data in the DuckDB file of the data directory"
+            )
         return value
 
     @property

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 
 from core import repository
+from core.database import Connection
 from core.errors import StatreportError, StoreUnavailable
 from core.migrations import migrate
 from core.telemetry import StoreMetrics
@@ -43,9 +44,7 @@ _STORAGE_FAILURES: tuple[type[Exception], ...] = (
 class Transact(Protocol):
     """Runs a function atomically on the writer's connection (``Store._transaction``)."""
 
-    def __call__(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, single_statement: bool = False
-    ) -> T: ...
+    def __call__(self, fn: Callable[[Connection], T], *, single_statement: bool = False) -> T: ...
 
 
 class GroupCommit(Protocol):
@@ -56,7 +55,7 @@ class GroupCommit(Protocol):
     whole group. It runs on the writer thread only.
     """
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+    def load(self, con: Connection) -> None:
         """Read what the committer keeps in memory, when the store opens."""
 
     def commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:
@@ -79,7 +78,7 @@ class _PendingWrite:
     """An admin write: a function to run in its own transaction (or, for statements that
     cannot run inside one, such as ATTACH, on its own)."""
 
-    fn: Callable[[duckdb.DuckDBPyConnection], Any]
+    fn: Callable[[Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     transaction: bool = True
@@ -152,8 +151,22 @@ class Store:
         """Open (or create) the database file, migrate its schema, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connect()
-        self._thread = threading.Thread(target=self._run_writer, name="duckdb-writer", daemon=True)
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._thread = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._thread.start()
+
+    def _stop_writer(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def where(self) -> str:
+        """The database, as logs and messages name it."""
+        return str(self.path)
 
     def _connect(self) -> None:
         try:
@@ -221,10 +234,7 @@ class Store:
 
     def close_file(self) -> None:
         """``close`` for a caller without an event loop (tools, tests)."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        self._stop_writer()
         if self._writer_con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._writer_con.execute("CHECKPOINT")
@@ -242,7 +252,7 @@ class Store:
                 raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
             return self._con.cursor()
 
-    async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on its own cursor in a worker thread."""
 
         def run() -> T:
@@ -259,9 +269,7 @@ class Store:
                 f"Storage could not be read: {exc}", retry_after=self._retry_after
             ) from exc
 
-    async def write(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, transaction: bool = True
-    ) -> T:
+    async def write(self, fn: Callable[[Connection], T], *, transaction: bool = True) -> T:
         """Run ``fn`` on the writer thread, in one committed transaction unless told not to.
 
         Every write goes through the one writer thread, so writes never conflict and a
@@ -292,7 +300,7 @@ class Store:
         """An instant to read "as known at": ``at`` (not after now), or now. Every later write
         is stamped after it, so the answer for it can no longer change."""
 
-        def hold(_: duckdb.DuckDBPyConnection) -> datetime:
+        def hold(_: Connection) -> datetime:
             if at is None:
                 return self.stamp()
             self._stamped = max(self._stamped, at)
@@ -300,14 +308,14 @@ class Store:
 
         return await self.write(hold, transaction=False)
 
-    async def read_known(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> tuple[datetime, T]:
+    async def read_known(self, fn: Callable[[Connection], T]) -> tuple[datetime, T]:
         """Run ``fn`` in a worker thread on a snapshot of exactly what was committed by the
         instant it returns with: the snapshot is taken on the writer thread, between two
         commits, when that instant is stamped. What ``fn`` reads in the current tables is
         then what a read "as known at" that instant gives, for ever after."""
         cur = self.cursor()
 
-        def begin(_: duckdb.DuckDBPyConnection) -> datetime:
+        def begin(_: Connection) -> datetime:
             cur.execute("BEGIN TRANSACTION")
             # DuckDB's snapshot starts at a transaction's first read, not at BEGIN.
             cur.execute("SELECT count(*) FROM schema_migrations").fetchall()
@@ -381,9 +389,7 @@ class Store:
 
     # -- the writer thread -------------------------------------------------------------------
 
-    def _transaction(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, single_statement: bool = False
-    ) -> T:
+    def _transaction(self, fn: Callable[[Connection], T], *, single_statement: bool = False) -> T:
         """Run ``fn`` atomically on the writer connection, mapping storage failures to 503.
 
         ``single_statement`` skips BEGIN/COMMIT for a function that issues exactly one
@@ -485,6 +491,8 @@ class Store:
         except StatreportError as exc:
             return [exc for _ in payloads]
         except Exception as exc:  # a bug must fail its requests, never the writer
+            if not self._split_on(exc):
+                raise
             if len(payloads) > 1:
                 log.warning("event=store.group_split reason=%s", type(exc).__name__)
                 return [answer for p in payloads for answer in self._commit_isolated([p])]
@@ -495,6 +503,10 @@ class Store:
                     retry_after=self._retry_after,
                 )
             ]
+
+    def _split_on(self, exc: Exception) -> bool:
+        """Whether a group that failed with ``exc`` is committed again request by request."""
+        return True
 
     def _run_admin_write(self, item: _PendingWrite) -> None:
         try:

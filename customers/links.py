@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from core import repository as audit_repository
 from core.auth import Actor, hash_secret
+from core.database import Connection
 from core.errors import NotFound
 from core.store import Store
 from customers import repository
@@ -51,7 +50,7 @@ async def create(
         "expires_at": now + timedelta(days=request.expires_in_days),
     }
 
-    def write(con: duckdb.DuckDBPyConnection) -> bool:
+    def write(con: Connection) -> bool:
         if repository.customer_row(con, customer_id=customer_id) is None:
             return False
         repository.insert_link(con, link=row)
@@ -91,7 +90,7 @@ async def list_links(store: Store, *, customer_id: str) -> list[Link]:
 async def revoke(store: Store, *, customer_id: str, link_id: str, actor: Actor) -> None:
     """Revoke a link at once: it answers 410 from now on, and so do its open sessions."""
 
-    def write(con: duckdb.DuckDBPyConnection) -> bool:
+    def write(con: Connection) -> bool:
         before = repository.link(con, link_id=link_id)
         if before is None or before["customer_id"] != customer_id:
             return False
@@ -132,7 +131,7 @@ async def open_link(store: Store, *, token: str) -> Opened:
     now = datetime.now(UTC)
     session_id = secrets.token_urlsafe(32)
 
-    def write(con: duckdb.DuckDBPyConnection) -> Opened:
+    def write(con: Connection) -> Opened:
         found = repository.link_by_token(con, token_hash=hash_secret(token))
         if found is None:
             return Opened(None, None, None, None)
@@ -178,7 +177,7 @@ async def viewer(store: Store, *, session_id: str | None) -> Viewer | None:
         return None
     now = datetime.now(UTC)
 
-    def write(con: duckdb.DuckDBPyConnection) -> Viewer | None:
+    def write(con: Connection) -> Viewer | None:
         found = repository.session_link(con, session_hash=hash_secret(session_id), now=now)
         if found is None:
             return None

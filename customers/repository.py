@@ -6,15 +6,15 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from core.auth import LicenseKeyRecord
+from core.database import Connection, staged
 from core.repository import rows_as_dicts
 from customers.schemas import CustomerDocument
 
 
-def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
+def license_keys(con: Connection) -> list[LicenseKeyRecord]:
     """Every licence key record."""
     return [
         LicenseKeyRecord(key_id=r[0], customer_id=r[1], key_hash=r[2], revoked=r[3] is not None)
@@ -24,9 +24,7 @@ def license_keys(con: duckdb.DuckDBPyConnection) -> list[LicenseKeyRecord]:
     ]
 
 
-def insert_license_key(
-    con: duckdb.DuckDBPyConnection, *, record: LicenseKeyRecord, created_at: datetime
-) -> None:
+def insert_license_key(con: Connection, *, record: LicenseKeyRecord, created_at: datetime) -> None:
     """Store a new licence key's hash."""
     con.execute(
         "INSERT INTO license_keys (key_id, customer_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
@@ -34,7 +32,7 @@ def insert_license_key(
     )
 
 
-def license_key(con: duckdb.DuckDBPyConnection, *, key_id: str) -> dict[str, Any] | None:
+def license_key(con: Connection, *, key_id: str) -> dict[str, Any] | None:
     """One key's public fields, or None."""
     row = con.execute(
         "SELECT key_id, customer_id, created_at, revoked_at FROM license_keys WHERE key_id = ?",
@@ -45,9 +43,7 @@ def license_key(con: duckdb.DuckDBPyConnection, *, key_id: str) -> dict[str, Any
     return {"key_id": row[0], "customer_id": row[1], "created_at": row[2], "revoked_at": row[3]}
 
 
-def customer_license_keys(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str
-) -> list[dict[str, Any]]:
+def customer_license_keys(con: Connection, *, customer_id: str) -> list[dict[str, Any]]:
     """A customer's keys, without hashes."""
     rows = con.execute(
         "SELECT key_id, created_at, revoked_at, last_used_at FROM license_keys "
@@ -59,7 +55,7 @@ def customer_license_keys(
     ]
 
 
-def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datetime) -> None:
+def revoke_license_key(con: Connection, *, key_id: str, at: datetime) -> None:
     """Mark a key revoked (idempotent: the first revocation time is kept)."""
     con.execute(
         "UPDATE license_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
@@ -67,7 +63,7 @@ def revoke_license_key(con: duckdb.DuckDBPyConnection, *, key_id: str, at: datet
     )
 
 
-def customer_row(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[str, Any] | None:
+def customer_row(con: Connection, *, customer_id: str) -> dict[str, Any] | None:
     """A stored customer document with its timestamps, or None."""
     row = con.execute(
         "SELECT document, created_at, updated_at FROM customers WHERE customer_id = ?",
@@ -83,7 +79,7 @@ def customer_row(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> dict[st
     }
 
 
-def customer_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def customer_rows(con: Connection) -> list[dict[str, Any]]:
     """Every customer, ordered by id."""
     rows = con.execute(
         "SELECT customer_id, document, created_at, updated_at FROM customers ORDER BY customer_id"
@@ -106,7 +102,7 @@ _VERSIONED = {
 
 
 def replace_customer(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     customer_id: str,
     document: CustomerDocument,
@@ -142,9 +138,7 @@ def replace_customer(
         ],
     )
     orders, entitlements = _order_tables(customer_id, document)
-    con.register("new_order_forms", orders)
-    con.register("new_entitlements", entitlements)
-    try:
+    with staged(con, "new_order_forms", orders), staged(con, "new_entitlements", entitlements):
         con.execute(
             "INSERT INTO order_forms (customer_id, order_id, start_on, end_on, users_per_pack, "
             "counting) SELECT customer_id, order_id, start_on, end_on, users_per_pack, "
@@ -160,9 +154,6 @@ def replace_customer(
                 "WHERE customer_id = ?",
                 [updated_at, customer_id],
             )
-    finally:
-        con.unregister("new_order_forms")
-        con.unregister("new_entitlements")
 
 
 def _order_tables(customer_id: str, document: CustomerDocument) -> tuple[pa.Table, pa.Table]:
@@ -215,7 +206,7 @@ _INSTANCE_COLUMNS = (
 
 
 def instances(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     customer_id: str | None = None,
     instance_id: str | None = None,
@@ -241,18 +232,14 @@ def instances(
     return rows_as_dicts(cursor)
 
 
-def set_retirement(
-    con: duckdb.DuckDBPyConnection, *, instance_id: str, retired_on: date | None
-) -> None:
+def set_retirement(con: Connection, *, instance_id: str, retired_on: date | None) -> None:
     """Record (or, with None, undo) an instance's retirement, in the caller's transaction."""
     con.execute(
         "UPDATE instances SET retired_on = ? WHERE instance_id = ?::UUID", [retired_on, instance_id]
     )
 
 
-def customer_attestations(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str
-) -> list[dict[str, Any]]:
+def customer_attestations(con: Connection, *, customer_id: str) -> list[dict[str, Any]]:
     """A customer's attestations, newest quarter first."""
     return rows_as_dicts(
         con.execute(
@@ -271,7 +258,7 @@ _LINK = (
 )
 
 
-def insert_link(con: duckdb.DuckDBPyConnection, *, link: dict[str, Any]) -> None:
+def insert_link(con: Connection, *, link: dict[str, Any]) -> None:
     """Keep a new link (its token's hash only)."""
     con.execute(
         "INSERT INTO customer_links (link_id, customer_id, token_hash, note, created_at, "
@@ -288,33 +275,33 @@ def insert_link(con: duckdb.DuckDBPyConnection, *, link: dict[str, Any]) -> None
     )
 
 
-def links(con: duckdb.DuckDBPyConnection, *, customer_id: str) -> list[dict[str, Any]]:
+def links(con: Connection, *, customer_id: str) -> list[dict[str, Any]]:
     """A customer's links, newest first."""
     return rows_as_dicts(
         con.execute(_LINK + " WHERE customer_id = ? ORDER BY created_at DESC", [customer_id])
     )
 
 
-def link(con: duckdb.DuckDBPyConnection, *, link_id: str) -> dict[str, Any] | None:
+def link(con: Connection, *, link_id: str) -> dict[str, Any] | None:
     """One link, by id."""
     rows = rows_as_dicts(con.execute(_LINK + " WHERE link_id = ?", [link_id]))
     return rows[0] if rows else None
 
 
-def link_by_token(con: duckdb.DuckDBPyConnection, *, token_hash: str) -> dict[str, Any] | None:
+def link_by_token(con: Connection, *, token_hash: str) -> dict[str, Any] | None:
     """The link a token opens, by the token's hash."""
     rows = rows_as_dicts(con.execute(_LINK + " WHERE token_hash = ?", [token_hash]))
     return rows[0] if rows else None
 
 
-def revoke_link(con: duckdb.DuckDBPyConnection, *, link_id: str, at: datetime) -> None:
+def revoke_link(con: Connection, *, link_id: str, at: datetime) -> None:
     """Revoke a link: its sessions open nothing from then on (each page checks the link),
     and they are kept until they expire only to say why, naming whom to ask."""
     con.execute("UPDATE customer_links SET revoked_at = ? WHERE link_id = ?", [at, link_id])
 
 
 def insert_session(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     session_hash: str,
     link_id: str,
@@ -328,9 +315,7 @@ def insert_session(
     )
 
 
-def session_link(
-    con: duckdb.DuckDBPyConnection, *, session_hash: str, now: datetime
-) -> dict[str, Any] | None:
+def session_link(con: Connection, *, session_hash: str, now: datetime) -> dict[str, Any] | None:
     """The link of a live session, or None."""
     rows = rows_as_dicts(
         con.execute(
@@ -344,7 +329,7 @@ def session_link(
     return rows[0] if rows else None
 
 
-def count_view(con: duckdb.DuckDBPyConnection, *, link_id: str, at: datetime) -> None:
+def count_view(con: Connection, *, link_id: str, at: datetime) -> None:
     """One more view of a link."""
     con.execute(
         "UPDATE customer_links SET views = views + 1, last_viewed_at = ? WHERE link_id = ?",

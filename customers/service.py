@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
-
 from core import repository as audit_repository
 from core.auth import Actor, Keyring, LicenseKeyRecord, hash_secret, new_license_key
+from core.database import Connection
 from core.days import latest_finished_day
 from core.errors import Conflict, InvalidPayload, NotFound
 from core.quarters import attestation_due_on
@@ -44,7 +43,7 @@ async def upsert_customer(
     change was drawn from), only that version is replaced: a form opened before a colleague's
     change is refused (409), never saved over it."""
 
-    def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def write(con: Connection) -> dict[str, Any]:
         before = repository.customer_row(con, customer_id=customer_id)
         if create and before is not None:
             raise Conflict(
@@ -85,7 +84,7 @@ async def get_customer(
     """One customer with its licence keys (ids and dates only; with ``keyring``, the uses of
     the last minute not yet written included)."""
 
-    def read(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    def read(con: Connection) -> dict[str, Any] | None:
         row = repository.customer_row(con, customer_id=customer_id)
         if row is None:
             return None
@@ -118,7 +117,7 @@ async def create_license_key(
         key_id=key_id, customer_id=customer_id, key_hash=hash_secret(license_key), revoked=False
     )
 
-    def write(con: duckdb.DuckDBPyConnection) -> bool:
+    def write(con: Connection) -> bool:
         if repository.customer_row(con, customer_id=customer_id) is None:
             return False
         now = datetime.now(UTC)
@@ -147,7 +146,7 @@ async def create_license_key(
 async def revoke_license_key(store: Store, keyring: Keyring, *, key_id: str, actor: Actor) -> None:
     """Revoke a key; reports sent with it are refused from now on."""
 
-    def write(con: duckdb.DuckDBPyConnection) -> bool:
+    def write(con: Connection) -> bool:
         before = repository.license_key(con, key_id=key_id)
         if before is None:
             return False
@@ -211,7 +210,7 @@ async def list_instances(store: Store, *, customer_id: str) -> list[Instance]:
     """Every instance that ever reported for a customer; 404 for an unknown customer."""
     as_of = latest_finished_day()
 
-    def read(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+    def read(con: Connection) -> list[dict[str, Any]] | None:
         if repository.customer_row(con, customer_id=customer_id) is None:
             return None
         return repository.instances(con, customer_id=customer_id, as_of=as_of)
@@ -252,7 +251,7 @@ async def attestations(store: Store, *, customer_id: str) -> list[Attestation]:
     """A customer's attestations as first received, newest quarter first, each with the day it
     was due and whether it came late; 404 for an unknown customer."""
 
-    def read(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+    def read(con: Connection) -> list[dict[str, Any]] | None:
         if repository.customer_row(con, customer_id=customer_id) is None:
             return None
         return repository.customer_attestations(con, customer_id=customer_id)
@@ -279,7 +278,7 @@ async def set_retirement(
     now = datetime.now(UTC)
     today, as_of = now.date(), latest_finished_day(now)
 
-    def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def write(con: Connection) -> dict[str, Any]:
         rows = repository.instances(con, instance_id=instance_id, as_of=as_of)
         if not rows:
             raise NotFound(

@@ -30,8 +30,7 @@ from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
-import duckdb
-
+from core.database import Connection
 from core.files import replace_durably
 from core.store import Store
 from ingest import repository
@@ -103,7 +102,7 @@ async def archive_reports(
     return done
 
 
-def _write_month(con: duckdb.DuckDBPyConnection, *, first: date, last: date, path: Path) -> int:
+def _write_month(con: Connection, *, first: date, last: date, path: Path) -> int:
     """Write the month's file durably: to a temporary name, fsync, rename, fsync the folder."""
     partial = path.with_name(path.name + ".tmp")
     partial.unlink(missing_ok=True)

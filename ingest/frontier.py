@@ -69,6 +69,20 @@ class Frontier:
             self._move(instance, moment, sequence)
         return self._new({(instance, day) for instance, day, _, _ in summary})
 
+    def adopt(self, latest: dict[str, tuple[datetime, int | None]], instances: set[str]) -> None:
+        """Take the stored frontiers of ``instances`` as they are (PostgreSQL: what every
+        process committed, read under a row lock), forgetting what this process thought."""
+        for instance in instances:
+            stored = latest.get(instance)
+            if stored is None:
+                self._latest.pop(instance, None)
+            else:
+                self._latest[instance] = stored
+
+    def of(self, instances: set[str]) -> list[tuple[str, datetime, int | None]]:
+        """The frontiers of ``instances`` that are known."""
+        return [(i, *self._latest[i]) for i in sorted(instances) if i in self._latest]
+
     def forget_before(self, day: date) -> None:
         """Forget the marks of days before ``day``: they are stored, and remembering them only
         saves writing one again for a report that late."""

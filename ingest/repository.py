@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import instance_days
+from core.database import Connection, Engine, copy_rows, duckdb_of, engine_of, staged
 from core.usage_metrics import REPORT_METRICS
 from ingest.frontier import Frontier
 from ingest.schemas import StatisticsReport, generated_moment
@@ -74,7 +76,7 @@ class StagedReports:
     arrow: pa.Table | None = None
     #: A write that must commit with these reports or not at all (an attestation's record),
     #: given the commit's stamp.
-    record: Callable[[duckdb.DuckDBPyConnection, datetime], None] | None = None
+    record: Callable[[Connection, datetime], None] | None = None
 
 
 def stage_reports(
@@ -84,7 +86,7 @@ def stage_reports(
     key_id: str,
     source: str,
     batch: bool = True,
-    record: Callable[[duckdb.DuckDBPyConnection, datetime], None] | None = None,
+    record: Callable[[Connection, datetime], None] | None = None,
 ) -> StagedReports:
     """Wrap one request's reports for the writer, as Arrow when there are many. ``batch``
     says how errors locate a report: ``reports[i]`` in a batch, nothing for a single one."""
@@ -179,11 +181,12 @@ class Appenders:
     """DuckDB appenders on ``reports`` and ``instance_days`` of one connection, kept from one
     commit to the next (making one costs about 1 ms)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self.con = con
-        self.reports = con.appender("reports")
-        self.days = con.appender("instance_days")
-        self.out_of_order = con.appender("instance_days_out_of_order")
+        duck = duckdb_of(con)
+        self.reports = duck.appender("reports")
+        self.days = duck.appender("instance_days")
+        self.out_of_order = duck.appender("instance_days_out_of_order")
 
     def append(
         self, rows: list[tuple[Any, ...]], *, frontier: Frontier, known_at: datetime
@@ -219,7 +222,7 @@ class Appenders:
 
 
 def insert_reports(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
     new_instances: Mapping[str, str],
@@ -235,15 +238,16 @@ def insert_reports(
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(reports for _, reports in parts):
         return set()
+    duck = duckdb_of(con)
     table = _received(_report_table(parts), at=received_at)
-    con.register("incoming_reports", table)
+    duck.register("incoming_reports", table)
     inserted = {row[0] for row in con.execute(_INSERT_REPORTS).fetchall()}
-    con.unregister("incoming_reports")
+    duck.unregister("incoming_reports")
     stored = table.filter(pc.is_in(table["report_id"], pa.array(list(inserted), pa.string())))
     if stored.num_rows:
-        con.register("stored_reports", stored)
+        duck.register("stored_reports", stored)
         latest = con.execute(instance_days.APPEND_RETURNING_LATEST, [received_at]).fetchall()
-        con.unregister("stored_reports")
+        duck.unregister("stored_reports")
         appenders.mark(frontier.all_out_of_order(latest))
     return inserted
 
@@ -253,7 +257,7 @@ class AlreadyStored(Exception):
 
 
 def append_reports(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     staged: Sequence[StagedReports],
     new_instances: Mapping[str, str],
@@ -291,7 +295,7 @@ def append_reports(
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def append_tables() -> float:
-        con.register("stored_reports", table)
+        duckdb_of(con).register("stored_reports", table)
         con.execute(_APPEND)
         started = time.perf_counter()
         latest = con.execute(instance_days.APPEND_RETURNING_LATEST, [received_at]).fetchall()
@@ -301,9 +305,7 @@ def append_reports(
     return _transaction(con, own_transaction, append_tables)
 
 
-def _transaction(
-    con: duckdb.DuckDBPyConnection, own_transaction: bool, append: Callable[[], float]
-) -> float:
+def _transaction(con: Connection, own_transaction: bool, append: Callable[[], float]) -> float:
     """``append`` in a transaction of its own, or in the caller's; ``AlreadyStored`` when a
     report_id is already stored."""
     try:
@@ -322,7 +324,7 @@ def _transaction(
         raise
 
 
-def marked_since(con: duckdb.DuckDBPyConnection, *, day: date) -> list[tuple[str, date]]:
+def marked_since(con: Connection, *, day: date) -> list[tuple[str, date]]:
     """The instance-days marked as having received a report out of order, from ``day`` on."""
     rows = con.execute(
         "SELECT DISTINCT instance_id::VARCHAR, day FROM instance_days_out_of_order WHERE day >= ?",
@@ -332,7 +334,7 @@ def marked_since(con: duckdb.DuckDBPyConnection, *, day: date) -> list[tuple[str
 
 
 def instance_frontiers(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
 ) -> dict[str, tuple[datetime, int | None]]:
     """Every instance's latest ``generated_at`` and highest ``sequence`` stored."""
     rows = con.execute(
@@ -342,16 +344,24 @@ def instance_frontiers(
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
-def fold_instance_days(con: duckdb.DuckDBPyConnection) -> None:
-    """Replace the partial instance-days by their totals, in the caller's transaction."""
-    for statement in instance_days.FOLD:
+def fold_instance_days(con: Connection) -> None:
+    """Replace the partial instance-days by their totals, in the caller's transaction. On
+    PostgreSQL one process folds at a time; the others skip their turn."""
+    if engine_of(con) is Engine.POSTGRESQL:
+        row = con.execute("SELECT pg_try_advisory_xact_lock(?)", [_FOLD_LOCK]).fetchone()
+        if row is None or not row[0]:
+            return
+    for statement in instance_days.fold(engine_of(con)):
         con.execute(statement)
 
 
 def _insert_instances(
-    con: duckdb.DuckDBPyConnection, *, new_instances: Mapping[str, str], received_at: datetime
+    con: Connection, *, new_instances: Mapping[str, str], received_at: datetime
 ) -> None:
     if not new_instances:
+        return
+    if engine_of(con) is Engine.POSTGRESQL:
+        _claim_instances(con, new_instances=new_instances, received_at=received_at)
         return
     instances = pa.table(
         {
@@ -359,16 +369,15 @@ def _insert_instances(
             "customer_id": list(new_instances.values()),
         }
     )
-    con.register("new_instances", instances)
-    con.execute(
-        "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
-        "SELECT instance_id::UUID, customer_id, ? FROM new_instances",
-        [received_at],
-    )
-    con.unregister("new_instances")
+    with staged(con, "new_instances", instances):
+        con.execute(
+            "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+            "SELECT instance_id::UUID, customer_id, ? FROM new_instances",
+            [received_at],
+        )
 
 
-def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def instance_owners(con: Connection) -> dict[str, str]:
     """Every known instance and the customer that owns it."""
     return {
         row[0]: row[1]
@@ -376,7 +385,7 @@ def instance_owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     }
 
 
-def known_instances(con: duckdb.DuckDBPyConnection, *, instance_ids: list[str]) -> set[str]:
+def known_instances(con: Connection, *, instance_ids: list[str]) -> set[str]:
     """Which of ``instance_ids`` (valid UUID text) have reported before."""
     rows = con.execute(
         "SELECT instance_id::VARCHAR FROM instances WHERE instance_id IN "
@@ -386,20 +395,19 @@ def known_instances(con: duckdb.DuckDBPyConnection, *, instance_ids: list[str]) 
     return {row[0] for row in rows}
 
 
-def report_owners(con: duckdb.DuckDBPyConnection, *, report_ids: list[str]) -> dict[str, str]:
+def report_owners(con: Connection, *, report_ids: list[str]) -> dict[str, str]:
     """The customer under which each of ``report_ids`` is already stored (the others are
     new)."""
-    con.register("asked_report_ids", pa.table({"report_id": report_ids}))
-    rows = con.execute(
-        "SELECT r.report_id::VARCHAR, r.customer_id FROM reports r "
-        "JOIN asked_report_ids a ON r.report_id = a.report_id::UUID"
-    ).fetchall()
-    con.unregister("asked_report_ids")
+    with staged(con, "asked_report_ids", pa.table({"report_id": report_ids})):
+        rows = con.execute(
+            "SELECT r.report_id::VARCHAR, r.customer_id FROM reports r "
+            "JOIN asked_report_ids a ON r.report_id = a.report_id::UUID"
+        ).fetchall()
     return {row[0]: row[1] for row in rows}
 
 
 def attestation_terms(
-    con: duckdb.DuckDBPyConnection, *, customer_id: str
+    con: Connection, *, customer_id: str
 ) -> tuple[date | None, list[tuple[date, date]]]:
     """A customer's air-gapped-since day and the terms of its order forms, which decide the
     months an attestation must cover."""
@@ -413,7 +421,7 @@ def attestation_terms(
 
 
 def record_attestation(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     customer_id: str,
     quarter: str,
@@ -446,7 +454,7 @@ def record_attestation(
     )
 
 
-def months_before(con: duckdb.DuckDBPyConnection, *, cutoff: date) -> list[date]:
+def months_before(con: Connection, *, cutoff: date) -> list[date]:
     """The first day of every month of raw reports whose last day is before ``cutoff``,
     oldest first."""
     rows = con.execute(
@@ -457,9 +465,7 @@ def months_before(con: duckdb.DuckDBPyConnection, *, cutoff: date) -> list[date]
     return [row[0] for row in rows]
 
 
-def copy_month(
-    con: duckdb.DuckDBPyConnection, *, first: date, last: date, kept: Path | None, to: Path
-) -> int:
+def copy_month(con: Connection, *, first: date, last: date, kept: Path | None, to: Path) -> int:
     """Write the month's raw reports to the Parquet file ``to``, merged with those already in
     ``kept`` (an earlier archive of the month), each report once. Answers how many rows."""
     rows = "SELECT * FROM reports WHERE usage_day BETWEEN ? AND ?"
@@ -478,7 +484,7 @@ def copy_month(
     return int(row[0]) if row else 0
 
 
-def delete_from_day(con: duckdb.DuckDBPyConnection, *, day: date, limit: int) -> int:
+def delete_from_day(con: Connection, *, day: date, limit: int) -> int:
     """Delete up to ``limit`` of one day's raw reports (their instance-days stay); answers how
     many. With the day's last reports goes its out-of-order mark, which only said whether to
     read them. A bounded number at a time, so the writer is held for ``limit`` rows at most
@@ -497,3 +503,140 @@ def delete_from_day(con: duckdb.DuckDBPyConnection, *, day: date, limit: int) ->
 def _quoted(path: Path) -> str:
     """A path as a SQL string literal's content (COPY TO takes no parameter)."""
     return str(path).replace("'", "''")
+
+
+# -- PostgreSQL (SPEC §16 v3): the same commits, shared by processes --------------------------
+
+#: One process folds the instance-days at a time.
+_FOLD_LOCK = 7_361_820_003
+_REPORT_NAMES = [f.name for f in _REPORT_SCHEMA]
+_DAY_NAMES = [
+    "instance_id", "day", "customer_id", "environment", "product_version", *REPORT_METRICS,
+    "reports", "first_generated_at", "last_generated_at", "min_sequence", "max_sequence",
+    "partial", "known_at",
+]  # fmt: skip
+
+
+class InstancesClaimed(Exception):
+    """Another process stored these new instances for another customer meanwhile; their
+    owners, for the writer to refuse the reports that claimed them."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        super().__init__(f"{len(owners)} instance(s) claimed by another process")
+        self.owners = owners
+
+
+def _claim_instances(
+    con: Connection, *, new_instances: Mapping[str, str], received_at: datetime
+) -> None:
+    """Store new instances unless another process did first; ``InstancesClaimed`` if one of
+    them now belongs to another customer. A concurrent claim of the same instance waits for
+    the other's commit, so the owner read here is the one that stays."""
+    ids = sorted(new_instances)
+    inserted = {
+        row[0]
+        for row in con.execute(
+            "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
+            "SELECT * FROM unnest(?::UUID[], ?::VARCHAR[]), (SELECT ?::TIMESTAMPTZ) "
+            "ON CONFLICT DO NOTHING RETURNING instance_id::VARCHAR",
+            [ids, [new_instances[i] for i in ids], received_at],
+        ).fetchall()
+    }
+    if len(inserted) == len(ids):
+        return
+    owners = dict(
+        con.execute(
+            "SELECT instance_id::VARCHAR, customer_id FROM instances "
+            "WHERE instance_id = ANY(?::UUID[])",
+            [[i for i in ids if i not in inserted]],
+        ).fetchall()
+    )
+    if any(owner != new_instances[i] for i, owner in owners.items()):
+        raise InstancesClaimed(owners)
+
+
+def _copy_reports(con: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append report rows with ``COPY``; ``AlreadyStored`` if a report_id is stored (by this
+    process or another)."""
+    try:
+        copy_rows(con, "reports", _REPORT_NAMES, rows)
+    except psycopg.errors.UniqueViolation as exc:
+        raise AlreadyStored from exc
+
+
+def _move_frontiers(
+    con: Connection, rows: Sequence[tuple[Any, ...]], *, frontier: Frontier, batch: bool
+) -> set[tuple[str, date]]:
+    """The shared frontier (``instance_frontiers``) of the group's instances, locked until
+    the commit; the instance-days that received a report out of order, newly marked."""
+    instances = {row[instance_days.INSTANCE] for row in rows}
+    stored = con.execute(
+        "SELECT instance_id::VARCHAR, latest_generated_at, max_sequence FROM instance_frontiers "
+        "WHERE instance_id = ANY(?::UUID[]) ORDER BY instance_id FOR UPDATE",
+        [sorted(instances)],
+    ).fetchall()
+    frontier.adopt({row[0]: (row[1], row[2]) for row in stored}, instances)
+    if batch:
+        latest: dict[tuple[str, date], tuple[datetime, int | None]] = {}
+        for row in rows:
+            key = (row[instance_days.INSTANCE], row[instance_days.DAY])
+            moment, sequence = row[instance_days.GENERATED], row[instance_days.SEQUENCE]
+            before = latest.get(key)
+            if before is not None:
+                moment = max(moment, before[0])
+                if sequence is None or (before[1] is not None and before[1] > sequence):
+                    sequence = before[1]
+            latest[key] = (moment, sequence)
+        marked = frontier.all_out_of_order((i, d, m, s) for (i, d), (m, s) in latest.items())
+    else:
+        marked = frontier.out_of_order(rows)
+    moved = frontier.of(instances)
+    con.execute(
+        "INSERT INTO instance_frontiers SELECT * FROM unnest(?::UUID[], ?::TIMESTAMPTZ[], "
+        "?::BIGINT[]) ON CONFLICT (instance_id) DO UPDATE SET "
+        "latest_generated_at = excluded.latest_generated_at, max_sequence = excluded.max_sequence",
+        [[m[0] for m in moved], [m[1] for m in moved], [m[2] for m in moved]],
+    )
+    return marked
+
+
+def append_reports_postgres(
+    con: Connection,
+    *,
+    parts: Sequence[tuple[StagedReports, Sequence[StatisticsReport]]],
+    new_instances: Mapping[str, str],
+    received_at: datetime,
+    frontier: Frontier,
+    on_conflict: bool,
+) -> tuple[set[str], float]:
+    """A group's reports, their instance-days and out-of-order marks, in the caller's
+    transaction; answers the report_ids stored and the seconds the instance-days took.
+
+    Without ``on_conflict`` it is the fast path: ``COPY``, and ``AlreadyStored`` when any
+    report_id is stored already. With it, the stored ones are skipped."""
+    _insert_instances(con, new_instances=new_instances, received_at=received_at)
+    rows = _report_rows(parts, received_at=received_at)
+    if not rows:
+        return set(), 0.0
+    if on_conflict:
+        with staged(con, "incoming_reports", _received(_report_table(parts), at=received_at)):
+            inserted = {
+                row[0]
+                for row in con.execute(
+                    f"INSERT INTO reports SELECT {_REPORT_COLUMNS} "  # noqa: S608
+                    "FROM incoming_reports ON CONFLICT DO NOTHING RETURNING report_id::VARCHAR"
+                ).fetchall()
+            }
+        rows = [row for row in rows if row[0] in inserted]
+    else:
+        _copy_reports(con, rows)
+        inserted = {row[0] for row in rows}
+    started = time.perf_counter()
+    copy_rows(
+        con, "instance_days", _DAY_NAMES, instance_days.rollup_rows(rows, known_at=received_at)
+    )
+    batch = on_conflict or any(staged_.arrow is not None for staged_, _ in parts)
+    marked = _move_frontiers(con, rows, frontier=frontier, batch=batch) if rows else set()
+    if marked:
+        copy_rows(con, "instance_days_out_of_order", ["instance_id", "day"], sorted(marked))
+    return inserted, time.perf_counter() - started

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import duckdb
 import pydantic_core
 from pydantic import ValidationError
 
 from core.auth import LicenseHolder
+from core.database import Connection
 from core.errors import InvalidPayload, MalformedBody
 from core.identifiers import UUID_PATTERN
 from core.problems import describe_validation_errors, summarize
@@ -167,7 +167,7 @@ async def ingest_reports(
     reports: Sequence[StatisticsReport],
     source: str = "phone_home",
     batch: bool = True,
-    record: Callable[[duckdb.DuckDBPyConnection, datetime], None] | None = None,
+    record: Callable[[Connection, datetime], None] | None = None,
 ) -> IngestResult:
     """Store reports for the key's customer, with ``record`` in the same transaction when
     given; answer only after they are committed."""

@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-import duckdb
-
+from core.database import Connection, Engine, engine_of
 from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
@@ -44,7 +43,7 @@ class ReportCommit:
         self._appenders: repository.Appenders | None = None  # the writer connection's
         self._frontier = Frontier({})  # touched on the writer thread only
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+    def load(self, con: Connection) -> None:
         """Read every instance's owner when the store opens, and fold the instance-days."""
         self._owners = repository.instance_owners(con)
         self._frontier = Frontier(
@@ -64,6 +63,15 @@ class ReportCommit:
         instance or a report_id of another customer (409), a new instance's id of a version
         that may carry host data (422).
         """
+        try:
+            return self._commit(transact, payloads, at=at)
+        except repository.InstancesClaimed as claimed:
+            # PostgreSQL: another process stored one of these new instances for another
+            # customer meanwhile; now that its owner is known, the request is refused.
+            self._owners.update(claimed.owners)
+            return self._commit(transact, payloads, at=at)
+
+    def _commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:
         outcomes: list[Any] = [None] * len(payloads)
         report_owners: dict[str, str] = {}
         claims: dict[str, str] = {}
@@ -137,7 +145,20 @@ class ReportCommit:
 
         alone = not claims and not records
 
-        def append(con: duckdb.DuckDBPyConnection) -> None:
+        def append(con: Connection) -> None:
+            if engine_of(con) is Engine.POSTGRESQL:
+                _, seconds = repository.append_reports_postgres(
+                    con,
+                    parts=[(s, s.reports) for s in accepted],
+                    new_instances=claims,
+                    received_at=at,
+                    frontier=self._frontier,
+                    on_conflict=False,
+                )
+                self._metrics.instance_days_seconds.observe(seconds)
+                for record in records:
+                    record(con, at)
+                return
             seconds = repository.append_reports(
                 con,
                 staged=accepted,
@@ -169,7 +190,19 @@ class ReportCommit:
         ]
         records = [s.record for s in accepted if s.record is not None]
 
-        def insert(con: duckdb.DuckDBPyConnection) -> set[str]:
+        def insert(con: Connection) -> set[str]:
+            if engine_of(con) is Engine.POSTGRESQL:
+                inserted, _ = repository.append_reports_postgres(
+                    con,
+                    parts=parts,
+                    new_instances=claims,
+                    received_at=at,
+                    frontier=self._frontier,
+                    on_conflict=True,
+                )
+                for record in records:
+                    record(con, at)
+                return inserted
             inserted = repository.insert_reports(
                 con,
                 parts=parts,
@@ -184,7 +217,7 @@ class ReportCommit:
 
         return self._store(transact, insert, claims=claims)
 
-    def _appenders_of(self, con: duckdb.DuckDBPyConnection) -> repository.Appenders:
+    def _appenders_of(self, con: Connection) -> repository.Appenders:
         """The appenders of the writer's connection, made again after it was reopened."""
         if self._appenders is None or self._appenders.con is not con:
             self._appenders = repository.Appenders(con)
@@ -193,7 +226,7 @@ class ReportCommit:
     def _store(
         self,
         transact: Transact,
-        write: Callable[[duckdb.DuckDBPyConnection], T],
+        write: Callable[[Connection], T],
         *,
         claims: dict[str, str],
         single_statement: bool = False,

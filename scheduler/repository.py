@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
-
+from core.database import Connection
 from core.repository import rows_as_dicts
 
 #: A claim not completed within this long was left by a crash mid-send, and is released.
@@ -15,7 +14,7 @@ CLAIM_EXPIRES = timedelta(hours=1)
 
 
 def claim_delivery(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     iso_week: str,
     recipient: str,
@@ -48,7 +47,7 @@ def claim_delivery(
 
 
 def record_delivery(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     iso_week: str,
     recipient: str,
@@ -66,16 +65,12 @@ def record_delivery(
     )
 
 
-def record_run(
-    con: duckdb.DuckDBPyConnection, *, iso_week: str, as_of: date, ran_at: datetime
-) -> None:
+def record_run(con: Connection, *, iso_week: str, as_of: date, ran_at: datetime) -> None:
     """Mark the week's report as run."""
     con.execute("INSERT OR REPLACE INTO weekly_runs VALUES (?, ?, ?)", [iso_week, as_of, ran_at])
 
 
-def unsent_recipients(
-    con: duckdb.DuckDBPyConnection, *, iso_week: str, recipients: Iterable[str]
-) -> set[str]:
+def unsent_recipients(con: Connection, *, iso_week: str, recipients: Iterable[str]) -> set[str]:
     """The recipients who have not been sent ``iso_week``'s email yet."""
     sent = {
         row[0]
@@ -87,7 +82,7 @@ def unsent_recipients(
     return set(recipients) - sent
 
 
-def weeks(con: duckdb.DuckDBPyConnection, *, limit: int) -> list[dict[str, Any]]:
+def weeks(con: Connection, *, limit: int) -> list[dict[str, Any]]:
     """The ISO weeks with deliveries, newest first: how many were sent and how many failed."""
     cursor = con.execute(
         "SELECT iso_week, count(*) FILTER (WHERE status = 'sent') AS sent, "
@@ -100,7 +95,7 @@ def weeks(con: duckdb.DuckDBPyConnection, *, limit: int) -> list[dict[str, Any]]
     return rows_as_dicts(cursor)
 
 
-def deliveries(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> list[dict[str, Any]]:
+def deliveries(con: Connection, *, iso_week: str) -> list[dict[str, Any]]:
     """Every recipient's latest attempt for one week."""
     cursor = con.execute(
         "SELECT recipient, kind, subject, findings, status, detail, attempted_at, built_from, "
@@ -110,9 +105,7 @@ def deliveries(con: duckdb.DuckDBPyConnection, *, iso_week: str) -> list[dict[st
     return rows_as_dicts(cursor)
 
 
-def delivered_message(
-    con: duckdb.DuckDBPyConnection, *, iso_week: str, recipient: str
-) -> bytes | None:
+def delivered_message(con: Connection, *, iso_week: str, recipient: str) -> bytes | None:
     """The message of one recipient's latest attempt of one week, byte for byte."""
     row = con.execute(
         "SELECT message FROM weekly_deliveries WHERE iso_week = ? AND recipient = ?",
@@ -121,13 +114,13 @@ def delivered_message(
     return None if row is None or row[0] is None else bytes(row[0])
 
 
-def database_born_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def database_born_at(con: Connection) -> datetime | None:
     """When the data directory's database was created (its first migration)."""
     row = con.execute("SELECT min(applied_at) FROM schema_migrations").fetchone()
     return None if row is None else row[0]
 
 
-def last_successful_run_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def last_successful_run_at(con: Connection) -> datetime | None:
     """When the latest weekly run none of whose deliveries failed was made."""
     row = con.execute(
         "SELECT max(r.ran_at) FROM weekly_runs r WHERE NOT EXISTS (SELECT 1 FROM "

@@ -10,9 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from core.auth import Actor
+from core.database import Connection
 from core.errors import Conflict, InvalidPayload
 from core.files import fsync_path
 from core.identifiers import FILE_NAME_PATTERN
@@ -54,7 +53,7 @@ async def backup(store: Store, *, folder: Path, name: str, actor: Actor) -> Back
                 "Nothing was written."
             )
 
-    def copy(con: duckdb.DuckDBPyConnection) -> int:
+    def copy(con: Connection) -> int:
         refuse_existing()
         folder.mkdir(parents=True, exist_ok=True)
         try:

@@ -7,9 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from core.auth import Role, StaffTokenRecord, Uses
+from core.database import Connection
 from core.repository import rows_as_dicts
 
 _ENTRY = (
@@ -18,7 +17,7 @@ _ENTRY = (
 
 
 def audit_entries(
-    con: duckdb.DuckDBPyConnection, *, target: str | None, limit: int, audit_id: int | None = None
+    con: Connection, *, target: str | None, limit: int, audit_id: int | None = None
 ) -> list[dict[str, Any]]:
     """The newest audit entries first, optionally for one target: ``customer:acme``, or a bare
     id (``acme``) for every kind of target with that id; or the one entry ``audit_id``."""
@@ -50,7 +49,7 @@ def audit_entries(
     ]
 
 
-def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
+def copy_database(con: Connection, *, destination: str) -> None:
     """Copy every table, constraint and sequence into a new DuckDB file at ``destination``."""
     row = con.execute("SELECT current_database()").fetchone()
     assert row is not None
@@ -62,7 +61,7 @@ def copy_database(con: duckdb.DuckDBPyConnection, *, destination: str) -> None:
         con.execute("DETACH statreport_backup")
 
 
-def staff_tokens(con: duckdb.DuckDBPyConnection) -> list[StaffTokenRecord]:
+def staff_tokens(con: Connection) -> list[StaffTokenRecord]:
     """Every current named token's hash, for the keyring."""
     return [
         StaffTokenRecord(name=r[0], role=Role(r[1]), token_hash=r[2])
@@ -72,14 +71,14 @@ def staff_tokens(con: duckdb.DuckDBPyConnection) -> list[StaffTokenRecord]:
     ]
 
 
-def staff_token_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def staff_token_rows(con: Connection) -> list[dict[str, Any]]:
     """Every current named token, without its hash, by name."""
     return rows_as_dicts(
         con.execute("SELECT name, role, created_at, last_used_at FROM staff_tokens ORDER BY name")
     )
 
 
-def staff_token_row(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any] | None:
+def staff_token_row(con: Connection, name: str) -> dict[str, Any] | None:
     """One named token, without its hash, or None."""
     rows = rows_as_dicts(
         con.execute(
@@ -90,7 +89,7 @@ def staff_token_row(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]
 
 
 def insert_staff_token(
-    con: duckdb.DuckDBPyConnection, *, name: str, role: Role, token_hash: str, at: datetime
+    con: Connection, *, name: str, role: Role, token_hash: str, at: datetime
 ) -> None:
     """Store a new named token's hash."""
     con.execute(
@@ -99,12 +98,12 @@ def insert_staff_token(
     )
 
 
-def delete_staff_token(con: duckdb.DuckDBPyConnection, name: str) -> None:
+def delete_staff_token(con: Connection, name: str) -> None:
     """Forget a revoked token's hash."""
     con.execute("DELETE FROM staff_tokens WHERE name = ?", [name])
 
 
-def record_uses(con: duckdb.DuckDBPyConnection, uses: Uses) -> None:
+def record_uses(con: Connection, uses: Uses) -> None:
     """Record when named tokens and licence keys were last used, in the caller's transaction."""
     if uses.tokens:
         con.executemany(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-import duckdb
-
 from core.auth import ROOT, Actor, Keyring, Role, StaffTokenRecord, hash_secret, new_staff_token
+from core.database import Connection
 from core.errors import Conflict, NotFound, StoreUnavailable
 from core.repository import append_audit
 from core.store import Store
@@ -27,7 +26,7 @@ async def create_token(
     token_hash = hash_secret(token)
     now = datetime.now(UTC)
 
-    def insert(con: duckdb.DuckDBPyConnection) -> None:
+    def insert(con: Connection) -> None:
         if repository.staff_token_row(con, name) is not None:
             raise Conflict(
                 f"A token named '{name}' already exists. Revoke it first "
@@ -58,7 +57,7 @@ async def revoke_token(store: Store, keyring: Keyring, *, name: str, actor: Acto
         )
     now = datetime.now(UTC)
 
-    def delete(con: duckdb.DuckDBPyConnection) -> None:
+    def delete(con: Connection) -> None:
         row = repository.staff_token_row(con, name)
         if row is None:
             raise NotFound(f"No token is named '{name}'. 'statreport tokens list' shows them.")

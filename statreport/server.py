@@ -35,6 +35,7 @@ from core.openapi import finish as finish_openapi
 from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
 from core.settings import Settings
+from core.postgres_store import PostgresStore
 from core.store import Store
 from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics, WebhookMetrics
 from core.tls import check_tls_files, ensure_self_signed, fingerprint
@@ -209,7 +210,7 @@ def _lifespan(
             staff=await store.read(staff_repository.staff_tokens),
         )
         app.state.sessions = Sessions(app.state.keyring)
-        log.info("event=store.opened path=%s", settings.database_path)
+        log.info("event=store.opened database=%s", store.where)
         mailer = Mailer(settings)
         reporter = WeeklyReporter(
             store=store, settings=settings, mailer=mailer, clock=_utc_now, metrics=metrics
@@ -238,24 +239,35 @@ def _lifespan(
                 scheduler.shutdown(wait=False)
             mailer.shutdown()
             await store.close()
-            log.info("event=store.closed path=%s", settings.database_path)
+            log.info("event=store.closed database=%s", store.where)
 
     return lifespan
 
 
 def _open_store(settings: Settings, store_metrics: StoreMetrics) -> Store:
     """The database, migrated, with its writer running; a refusal is logged and raised."""
-    store = Store(
-        settings.database_path,
-        commit_window_ms=settings.commit_window_ms,
-        commit_max_reports=settings.commit_max_reports,
-        max_pending_reports=settings.max_pending_reports,
-        retry_after_seconds=settings.retry_after_seconds,
-        duckdb_threads=settings.duckdb_threads,
-        memory_limit=settings.duckdb_memory_limit,
-        metrics=store_metrics,
-        group_commit=ReportCommit(metrics=store_metrics),
-    )
+    if settings.postgres_url is not None:
+        store: Store = PostgresStore(
+            settings.postgres_url,
+            commit_window_ms=settings.commit_window_ms,
+            commit_max_reports=settings.commit_max_reports,
+            max_pending_reports=settings.max_pending_reports,
+            retry_after_seconds=settings.retry_after_seconds,
+            metrics=store_metrics,
+            group_commit=ReportCommit(metrics=store_metrics),
+        )
+    else:
+        store = Store(
+            settings.database_path,
+            commit_window_ms=settings.commit_window_ms,
+            commit_max_reports=settings.commit_max_reports,
+            max_pending_reports=settings.max_pending_reports,
+            retry_after_seconds=settings.retry_after_seconds,
+            duckdb_threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+            metrics=store_metrics,
+            group_commit=ReportCommit(metrics=store_metrics),
+        )
     try:
         store.open()
     except (SchemaTooNew, StoreUnavailable) as exc:

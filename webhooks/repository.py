@@ -6,8 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
+from core.database import Connection
 from core.repository import rows_as_dicts
 
 _ENDPOINT = (
@@ -16,18 +15,18 @@ _ENDPOINT = (
 )
 
 
-def endpoints(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def endpoints(con: Connection) -> list[dict[str, Any]]:
     """Every endpoint, oldest first, secrets included (for the sender only)."""
     return rows_as_dicts(con.execute(_ENDPOINT + " ORDER BY created_at, webhook_id"))
 
 
-def endpoint(con: duckdb.DuckDBPyConnection, *, webhook_id: str) -> dict[str, Any] | None:
+def endpoint(con: Connection, *, webhook_id: str) -> dict[str, Any] | None:
     """One endpoint, or None."""
     rows = rows_as_dicts(con.execute(_ENDPOINT + " WHERE webhook_id = ?", [webhook_id]))
     return rows[0] if rows else None
 
 
-def insert_endpoint(con: duckdb.DuckDBPyConnection, *, endpoint: dict[str, Any]) -> None:
+def insert_endpoint(con: Connection, *, endpoint: dict[str, Any]) -> None:
     """Register a new endpoint."""
     con.execute(
         "INSERT INTO webhook_endpoints (webhook_id, url, events, description, enabled, "
@@ -44,9 +43,7 @@ def insert_endpoint(con: duckdb.DuckDBPyConnection, *, endpoint: dict[str, Any])
     )
 
 
-def update_endpoint(
-    con: duckdb.DuckDBPyConnection, *, webhook_id: str, changes: dict[str, Any]
-) -> None:
+def update_endpoint(con: Connection, *, webhook_id: str, changes: dict[str, Any]) -> None:
     """Set the given columns of one endpoint (names from this module's callers only)."""
     columns = ", ".join(f"{name} = ?" for name in changes)
     con.execute(
@@ -55,14 +52,14 @@ def update_endpoint(
     )
 
 
-def delete_endpoint(con: duckdb.DuckDBPyConnection, *, webhook_id: str) -> None:
+def delete_endpoint(con: Connection, *, webhook_id: str) -> None:
     """Remove an endpoint and its deliveries."""
     con.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?", [webhook_id])
     con.execute("DELETE FROM webhook_endpoints WHERE webhook_id = ?", [webhook_id])
 
 
 def due_deliveries(
-    con: duckdb.DuckDBPyConnection, *, now: datetime, per_endpoint: int, limit: int
+    con: Connection, *, now: datetime, per_endpoint: int, limit: int
 ) -> list[dict[str, Any]]:
     """Pending deliveries whose time has come, the oldest ``per_endpoint`` of each enabled
     endpoint: one endpoint's backlog never hides another's."""
@@ -79,7 +76,7 @@ def due_deliveries(
     )
 
 
-def oldest_pending(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def oldest_pending(con: Connection) -> datetime | None:
     """When the oldest pending delivery was created."""
     row = con.execute(
         "SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending'"
@@ -87,7 +84,7 @@ def oldest_pending(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return None if row is None else row[0]
 
 
-def event(con: duckdb.DuckDBPyConnection, *, event_id: str) -> dict[str, Any] | None:
+def event(con: Connection, *, event_id: str) -> dict[str, Any] | None:
     """One event of the outbox."""
     rows = rows_as_dicts(
         con.execute(
@@ -99,7 +96,7 @@ def event(con: duckdb.DuckDBPyConnection, *, event_id: str) -> dict[str, Any] | 
 
 
 def insert_event(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     event_id: str,
     kind: str,
@@ -114,7 +111,7 @@ def insert_event(
 
 
 def record_attempt(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     webhook_id: str,
     event_id: str,
@@ -150,16 +147,14 @@ def record_attempt(
     )
 
 
-def delivery(
-    con: duckdb.DuckDBPyConnection, *, webhook_id: str, event_id: str
-) -> dict[str, Any] | None:
+def delivery(con: Connection, *, webhook_id: str, event_id: str) -> dict[str, Any] | None:
     """One delivery."""
     rows = deliveries(con, webhook_id=webhook_id, status=None, limit=1, event_id=event_id)
     return rows[0] if rows else None
 
 
 def deliveries(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     webhook_id: str,
     status: str | None,

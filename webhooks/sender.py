@@ -24,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import duckdb
 import httpx
 from standardwebhooks import Webhook as Signer
 
 from core import repository as audit_repository
 from core.auth import Actor
+from core.database import Connection
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import WebhookMetrics
@@ -111,9 +111,7 @@ class Sender:
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._settling: list[
-            tuple[Callable[[duckdb.DuckDBPyConnection], None], asyncio.Future[None]]
-        ] = []
+        self._settling: list[tuple[Callable[[Connection], None], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
 
@@ -263,7 +261,7 @@ class Sender:
             seconds=round(outcome.seconds, 3),
         )
 
-    async def _record(self, settle: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    async def _record(self, settle: Callable[[Connection], None]) -> None:
         """Record an attempt's outcome, committed with the others that ended meanwhile: one
         transaction for many attempts, not one each (a commit is the slow part of an attempt
         to a fast receiver), and each caller answered once its own is committed."""
@@ -336,7 +334,7 @@ class Sender:
 
     def _settle(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         *,
         endpoint: dict[str, Any],
         event_id: str,
@@ -386,7 +384,7 @@ class Sender:
             )
 
     def _disable(
-        self, con: duckdb.DuckDBPyConnection, endpoint: dict[str, Any], reason: str, *, at: datetime
+        self, con: Connection, endpoint: dict[str, Any], reason: str, *, at: datetime
     ) -> None:
         webhook_id = endpoint["webhook_id"]
         if not endpoint["enabled"]:
@@ -406,9 +404,7 @@ class Sender:
         log.warning("event=webhook.disabled webhook=%s reason=%r", webhook_id, reason)
 
 
-def _apply(
-    settles: list[Callable[[duckdb.DuckDBPyConnection], None]], con: duckdb.DuckDBPyConnection
-) -> None:
+def _apply(settles: list[Callable[[Connection], None]], con: Connection) -> None:
     """Record several attempts in one transaction."""
     for settle in settles:
         settle(con)

@@ -10,11 +10,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from analytics.announcements import TEST_EVENT
 from core import repository as audit_repository
 from core.auth import Actor
+from core.database import Connection
 from core.errors import InvalidPayload, NotFound
 from core.settings import Settings
 from core.store import Store
@@ -81,7 +80,7 @@ async def create(
         "secret": new_secret(),
     }
 
-    def write(con: duckdb.DuckDBPyConnection) -> None:
+    def write(con: Connection) -> None:
         repository.insert_endpoint(con, endpoint=row)
         audit_repository.append_audit(
             con,
@@ -131,7 +130,7 @@ async def update(
 async def _change(
     store: Store, webhook_id: str, changes: dict[str, Any], *, actor: Actor, action: str
 ) -> Webhook:
-    def write(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    def write(con: Connection) -> dict[str, Any] | None:
         before = repository.endpoint(con, webhook_id=webhook_id)
         if before is None:
             return None
@@ -179,7 +178,7 @@ async def rotate(store: Store, *, webhook_id: str, actor: Actor) -> WebhookCreat
 async def delete(store: Store, *, webhook_id: str, actor: Actor) -> None:
     """Remove an endpoint and its delivery log."""
 
-    def write(con: duckdb.DuckDBPyConnection) -> bool:
+    def write(con: Connection) -> bool:
         before = repository.endpoint(con, webhook_id=webhook_id)
         if before is None:
             return False

@@ -175,14 +175,15 @@ async def finding_evidence(
         envelope.update(await _overuse_evidence(store, finding, as_of=as_of, known_at=known_at))
     elif isinstance(finding, InstanceClonedFinding):
         cloned = finding.instance_id
-        reports = await store.read(
+        reports = await store.analyze(
             lambda con: repository.reports_around_regressions(
                 con,
                 instance_id=cloned,
                 since=as_of - timedelta(days=6),
                 until=as_of,
                 known_at=known_at,
-            )
+            ),
+            customer_id=customer_id,
         )
         envelope["reports"] = reports
     elif isinstance(finding, AttestationOverdueFinding):
@@ -221,7 +222,7 @@ async def _overuse_evidence(
                     "report_ids": pl.List(pl.String),
                 }
             )
-        return await store.read(
+        return await store.analyze(
             lambda con: repository.reports_per_day(
                 con,
                 customer_id=customer_id,
@@ -229,13 +230,15 @@ async def _overuse_evidence(
                 since=since,
                 until=end,
                 known_at=known_at,
-            )
+            ),
+            customer_id=customer_id,
         )
 
     # Two reads on two cursors at once: the raw lookup of report ids is most of the time.
     inputs, reports = await asyncio.gather(
-        store.read(
-            lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
+        store.analyze(
+            lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at),
+            customer_id=customer_id,
         ),
         holders(),
     )
@@ -296,8 +299,9 @@ async def _instances_evidence(
     every instance of the 400 days (none reported lately); for ``no_active_subscription`` the
     ones that reported in the 7 days up to ``as_of``; for ``instance_silent`` the silent one
     and the ones that went on reporting meanwhile."""
-    inputs = await store.read(
-        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
+    inputs = await store.analyze(
+        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at),
+        customer_id=customer_id,
     )
     summary = (
         inputs.instance_days.group_by("instance_id")
@@ -333,7 +337,7 @@ async def _attestation_evidence(
             repository.attestations(con, known_at=known_at),
         )
 
-    orders, attestations = await store.read(read)
+    orders, attestations = await store.analyze(read, customer_id=customer_id)
     in_quarter = orders.filter(
         (pl.col("customer_id") == customer_id)
         & (pl.col("start_on") <= last)

@@ -341,8 +341,9 @@ async def customer_usage(
                 }
             ],
         )
-    inputs = await store.read(
-        lambda con: load_inputs(con, as_of=end, customer_id=customer_id, known_at=known_at)
+    inputs = await store.analyze(
+        lambda con: load_inputs(con, as_of=end, customer_id=customer_id, known_at=known_at),
+        customer_id=customer_id,
     )
     if inputs.customers.height == 0:
         raise NotFound(f"No customer {customer_id!r}.")
@@ -411,8 +412,9 @@ async def metric_series(
         return {}
     customers = {customer for customer, _ in keys}
     only = next(iter(customers)) if len(customers) == 1 else None
-    inputs = await store.read(
-        lambda con: load_inputs(con, as_of=end, customer_id=only, known_at=known_at)
+    inputs = await store.analyze(
+        lambda con: load_inputs(con, as_of=end, customer_id=only, known_at=known_at),
+        customer_id=only,
     )
     return await asyncio.to_thread(
         series_from, inputs, keys=keys, start=start, end=end, activity_days=activity_days
@@ -421,7 +423,7 @@ async def metric_series(
 
 async def accounts_per_manager(store: Store) -> dict[str, int]:
     """How many customers each account manager looks after."""
-    customers = await store.read(repository.customers)
+    customers = await store.analyze(repository.customers)
     counts: dict[str, int] = {}
     for manager in customers["account_manager"].to_list():
         counts[manager] = counts.get(manager, 0) + 1
@@ -430,7 +432,7 @@ async def accounts_per_manager(store: Store) -> dict[str, int]:
 
 async def customer_names(store: Store) -> dict[str, str]:
     """Every customer's name, by id: how emails and pages name a customer."""
-    return await store.read(repository.customer_names)
+    return await store.analyze(repository.customer_names)
 
 
 def check_as_of(as_of: date, *, today: date) -> None:
@@ -460,8 +462,9 @@ async def customer_episodes(
     """Every over-use episode of one customer up to ``as_of``, as an evaluation as of that
     day sees them (the same computation, ``overuse_of``), whether or not an evaluation ever
     reported them; from what is stored now, or what was known at ``known_at``."""
-    inputs = await store.read(
-        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at)
+    inputs = await store.analyze(
+        lambda con: load_inputs(con, as_of=as_of, customer_id=customer_id, known_at=known_at),
+        customer_id=customer_id,
     )
     overuse = await asyncio.to_thread(overuse_of, inputs, as_of=as_of, activity_days=activity_days)
     return overuse.episodes

@@ -76,8 +76,9 @@ async def customer_statement(
     _check_period(start, end, known_at=known_at)
     # An instant from which on nothing stored can change what it shows.
     known_at = await store.known_at(known_at)
-    document = await store.read(
-        lambda con: repository.customer_document(con, customer_id=customer_id, known_at=known_at)
+    document = await store.analyze(
+        lambda con: repository.customer_document(con, customer_id=customer_id, known_at=known_at),
+        customer_id=customer_id,
     )
     if document is None:
         raise NotFound(
@@ -89,14 +90,15 @@ async def customer_statement(
     )
     # Every instance counted on a day of the period, also one active on its first day from a
     # report of the days before (the activity window carries it there).
-    instances = await store.read(
+    instances = await store.analyze(
         lambda con: repository.reporting_instances(
             con,
             customer_id=customer_id,
             since=start - timedelta(days=ACTIVITY_DAYS - 1),
             until=end,
             known_at=known_at,
-        )
+        ),
+        customer_id=customer_id,
     )
     # Episodes as of the period's last day, which has begun by known_at: an open episode is
     # never judged overdue before its deadline has come.

@@ -196,7 +196,7 @@ async def save(
     except Conflict as exc:
         form.errors.append(exc.detail)
         return show(request, session, form, status=409)
-    sessions_of(request).show_once(request.cookies.get(COOKIE), f"saved:{customer_id}", saved)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), f"saved:{customer_id}", saved)
     return see_other(f"/ui/customers/{customer_id}#saved")
 
 

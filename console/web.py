@@ -79,15 +79,15 @@ class ConsoleRoute(APIRoute):
                 target = quote(request.url.path + query, safe="/") if page_asked else "/ui/"
                 response = RedirectResponse(f"/ui/login?next={target}", status_code=303)
             except StatreportError as exc:
-                response = error_page(request, exc.status, exc.title, exc.detail)
+                response = await error_page(request, exc.status, exc.title, exc.detail)
                 response.headers.update(exc.headers)  # Retry-After of a 503, for one
             except ValidationError as exc:
-                response = error_page(
+                response = await error_page(
                     request, 422, "Invalid input", "; ".join(validation_text(exc))
                 )
             except RequestValidationError as exc:  # a query or path the route refuses
                 described = describe_validation_errors(list(exc.errors()))
-                response = error_page(
+                response = await error_page(
                     request,
                     422,
                     "Invalid address",
@@ -108,9 +108,9 @@ def sessions_of(request: Request) -> Sessions:
     return sessions
 
 
-def current_session(request: Request) -> Session:
+async def current_session(request: Request) -> Session:
     """The signed-in session of this browser, or off to the sign-in form."""
-    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    session = await sessions_of(request).get(request.cookies.get(COOKIE))
     if session is None:
         raise SignInRequired
     return session
@@ -220,9 +220,12 @@ def confirmation(
     )
 
 
-def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+async def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     """An error as a page: what was wrong and what to do, with the API's status."""
-    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    try:
+        session = await sessions_of(request).get(request.cookies.get(COOKIE))
+    except StatreportError:  # the store is failing: the page says so without the session
+        session = None
     return page(
         request, "error.html.j2", session=session, status=status, title=title, detail=detail
     )

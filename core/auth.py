@@ -152,6 +152,14 @@ class Keyring:
         self._used = Uses()
         self._written = Uses()
 
+    def replace(
+        self, *, records: list[LicenseKeyRecord], staff: Sequence[StaffTokenRecord]
+    ) -> None:
+        """Take every key and token as stored now: what another process issued or revoked
+        (SPEC §16 v3). When each was last used stays as noted."""
+        self._keys = {r.key_hash: r for r in records}
+        self._staff = {r.token_hash: r for r in staff}
+
     def add_staff(self, record: StaffTokenRecord) -> None:
         """Make a new staff token usable."""
         self._staff[record.token_hash] = record

@@ -54,7 +54,7 @@ class Connection(Protocol):
 
 def engine_of(con: Connection) -> Engine:
     """The engine behind a connection."""
-    return Engine.DUCKDB if isinstance(con, duckdb.DuckDBPyConnection) else Engine.POSTGRESQL
+    return Engine.POSTGRESQL if isinstance(con, PostgresConnection) else Engine.DUCKDB
 
 
 def duckdb_of(con: Connection) -> duckdb.DuckDBPyConnection:
@@ -137,16 +137,37 @@ def _postgres_type(arrow: pa.DataType) -> str:
     raise TypeError(f"no PostgreSQL type for Arrow's {arrow}")
 
 
+def lock_for(con: Connection, name: str) -> None:
+    """Hold a lock named ``name`` until the caller's transaction ends, so that writes of the
+    same thing by two processes take turns: a PostgreSQL advisory lock. On DuckDB, whose one
+    writer thread already runs writes one at a time, nothing."""
+    if engine_of(con) is Engine.POSTGRESQL:
+        con.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [name]).fetchall()
+
+
+#: The channel of licence keys and staff tokens: issued or revoked by any process.
+KEYRING = "keyring"
+
+
+def notify(con: Connection, channel: str) -> None:
+    """Tell every other process, once the caller's transaction commits, that what
+    ``channel`` names changed (``Store.follow``): a PostgreSQL ``NOTIFY``. On DuckDB, whose
+    file one process owns, nothing."""
+    if engine_of(con) is Engine.POSTGRESQL:
+        con.execute(f"NOTIFY statreport_{channel}")
+
+
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 #: A parameter (``?`` or ``$name``), a string literal, a quoted name or a ``%`` outside them.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|\$([A-Za-z_][A-Za-z0-9_]*)|%")
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)|%")
 
 
 @lru_cache(maxsize=1024)
 def psycopg_sql(query: str) -> str:
-    """A statement with DuckDB's parameters (``?``, ``$name``) in psycopg's (``%s``,
-    ``%(name)s``); a literal ``%`` doubled. Literals and quoted names are left alone."""
+    """A statement with DuckDB's parameters (``?``, ``$name``, ``$1``) in psycopg's (``%s``,
+    ``%(name)s``, ``%(p1)s``: see ``_named``); a literal ``%`` doubled. Literals and quoted
+    names are left alone."""
 
     def replace(match: re.Match[str]) -> str:
         text = match.group(0)
@@ -155,10 +176,22 @@ def psycopg_sql(query: str) -> str:
         if text == "%":
             return "%%"
         if match.group(1) is not None:
-            return f"%({match.group(1)})s"
+            name = match.group(1)
+            return f"%(p{name})s" if name.isdigit() else f"%({name})s"
         return text
 
     return _TOKENS.sub(replace, query)
+
+
+_NUMBERED = re.compile(r"\$[0-9]+")
+
+
+def _named(query: str, parameters: Any) -> Any:
+    """DuckDB's numbered parameters (``$1``, reused as often as a statement likes) as the
+    named ones ``psycopg_sql`` writes for them."""
+    if isinstance(parameters, dict) or not _NUMBERED.search(query):
+        return parameters
+    return {f"p{n}": value for n, value in enumerate(parameters, start=1)}
 
 
 class PostgresConnection:
@@ -173,12 +206,13 @@ class PostgresConnection:
         if parameters is None or len(parameters) == 0:
             self._cursor.execute(cast(Any, query))  # sent as it is: no parameter, no %
         else:
-            self._cursor.execute(cast(Any, psycopg_sql(query)), parameters)
+            self._cursor.execute(cast(Any, psycopg_sql(query)), _named(query, parameters))
         return self
 
     def executemany(self, query: str, parameters: Any = None, /) -> PostgresConnection:
         """Run one statement once per parameter row."""
-        self._cursor.executemany(cast(Any, psycopg_sql(query)), parameters or [])
+        rows = [_named(query, row) for row in parameters or []]
+        self._cursor.executemany(cast(Any, psycopg_sql(query)), rows)
         return self
 
     def fetchall(self) -> list[tuple[Any, ...]]:

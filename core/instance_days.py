@@ -251,12 +251,12 @@ _PENDING_POSTGRES = (
 #: The tables of instance-days and the view readers read, on PostgreSQL: as on DuckDB, with
 #: the indexes PostgreSQL needs to find an instance-day, a customer's days and the partial rows.
 POSTGRES_TABLES = (
-    CREATE_TABLE.replace(
+    CREATE_TABLE.replace(  # noqa: S608 - constants only
         "partial BOOLEAN NOT NULL",
         "partial BOOLEAN NOT NULL,\n    known_at "
         "TIMESTAMPTZ DEFAULT TIMESTAMPTZ '2000-01-01 00:00:00+00'",
     )
-    + "CREATE INDEX instance_days_by_instance ON instance_days (instance_id, day);"
+    + "CREATE INDEX instance_days_by_instance ON instance_days (instance_id, day);"  # noqa: S608
     "CREATE INDEX instance_days_by_customer ON instance_days (customer_id, day);"
     "CREATE INDEX instance_days_partial ON instance_days (instance_id, day) WHERE partial;"
     "CREATE TABLE instance_days_replaced AS "
@@ -265,7 +265,7 @@ POSTGRES_TABLES = (
     "(customer_id, day);"
     "CREATE TABLE instance_days_out_of_order (instance_id UUID NOT NULL, day DATE NOT NULL);"
     "CREATE INDEX instance_days_out_of_order_by_day ON instance_days_out_of_order (day);"
-    "CREATE VIEW instance_day_totals AS "  # noqa: S608
+    "CREATE VIEW instance_day_totals AS "
     f"SELECT {_COLUMNS} FROM instance_days d WHERE NOT partial AND NOT {_PENDING_POSTGRES} "
     "UNION ALL " + _merge_postgres(f"instance_days d WHERE {_PENDING_POSTGRES}") + ";"
 )

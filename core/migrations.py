@@ -330,6 +330,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        16,
+        "console sessions kept in the database (SPEC §16 v3), so that any process serves them; "
+        "a value to show once is sealed with the session's id, which only the browser holds",
+        """
+        CREATE TABLE console_sessions (
+            session_hash VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            csrf VARCHAR NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL,
+            once JSON NOT NULL
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -569,8 +583,9 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         -- The latest "as known at" instant any process handed out (core/postgres_store.py).
         CREATE TABLE store_clock (id INTEGER PRIMARY KEY, handed_out TIMESTAMPTZ NOT NULL);
         INSERT INTO store_clock VALUES (1, {_BEGINNING});
-        """,
+        """,  # noqa: S608 - constants only
     ),
+    MIGRATIONS[15],
 )
 
 

@@ -4,11 +4,12 @@ one per process, with any number of processes sharing the database.
 What the single DuckDB writer guaranteed by being alone is kept across processes here:
 - *acknowledged after commit*: a group's answers go out only after its ``COMMIT`` returned;
 - *what was known when* (SPEC §11 v3): every write that makes something known holds a shared
-  advisory lock (``STAMP_LOCK``) from before it is stamped until it commits, and stamps come
-  from the database server's clock, past the latest "as known at" instant any process handed
-  out (``store_clock``). Handing out an instant takes the lock exclusively: every write stamped
-  before it has committed by then, and every write after it is stamped later. So what was
-  committed by an instant is exactly what carries a stamp at or before it, as on DuckDB.
+  advisory lock (``STAMP_LOCK``) from before it is stamped until it commits, and each stamp is
+  past the latest "as known at" instant any process handed out (``store_clock``). Handing out
+  an instant takes the lock exclusively: every write stamped before it has committed by then,
+  and every write after it is stamped later. So what was committed by an instant is exactly
+  what carries a stamp at or before it, as on DuckDB, whatever the processes' clocks say
+  (a clock behind the others' only makes its writes known a little later).
 - reads run on a pool of connections; analytics reads a snapshot (``core.snapshot``).
 """
 
@@ -16,18 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc_postgresql
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.database import (
     Connection,
+    Engine,
     PostgresConnection,
     configure_postgres,
     connect_postgres,
@@ -35,6 +42,7 @@ from core.database import (
 )
 from core.errors import StatreportError, StoreUnavailable
 from core.migrations import migrate
+from core.snapshot import Snapshot
 from core.store import Store
 from core.telemetry import StoreMetrics
 
@@ -53,10 +61,22 @@ STORAGE_FAILURES: tuple[type[Exception], ...] = (
     psycopg.errors.DiskFull,
     psycopg.errors.InsufficientResources,
     PoolTimeout,
+    adbc_driver_manager.OperationalError,
 )
-_NEXT_STAMP = (
-    "SELECT greatest(clock_timestamp(), handed_out + INTERVAL '1 microsecond') FROM store_clock"
-)
+#: The next stamp: this process's now (as on DuckDB), past every instant handed out.
+_NEXT_STAMP = "SELECT greatest(%s, handed_out + INTERVAL '1 microsecond') FROM store_clock"
+
+
+def _job_key(job: str) -> int:
+    """A job's advisory lock: a stable 63-bit number from its name."""
+    return int.from_bytes(hashlib.sha256(f"statreport:{job}".encode()).digest()[:8]) >> 1
+
+
+def _begin_snapshot(cursor: Any) -> None:
+    """Begin a read-only repeatable-read transaction and take its snapshot now."""
+    cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    cursor.execute("SELECT 1")
+    cursor.fetchall()
 
 
 class _Restamp(Exception):
@@ -65,6 +85,8 @@ class _Restamp(Exception):
 
 class PostgresStore(Store):
     """``Store`` on a PostgreSQL database shared by any number of processes."""
+
+    engine = Engine.POSTGRESQL
 
     def __init__(
         self,
@@ -92,6 +114,9 @@ class PostgresStore(Store):
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
         self._writer: PostgresConnection | None = None
         self._in_transaction = False
+        self._arrow_connections: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closing = threading.Event()
+        self._followers: list[threading.Thread] = []
         #: A group's stamp, taken before its transactions: each checks it under the lock.
         self._group_stamp: datetime | None = None
 
@@ -158,6 +183,9 @@ class PostgresStore(Store):
 
     def close_file(self) -> None:
         """Finish queued writes and close every connection."""
+        self._closing.set()
+        for follower in self._followers:
+            follower.join(timeout=5)
         self._stop_writer()
         if self._writer is not None:
             with contextlib.suppress(psycopg.Error):
@@ -166,6 +194,9 @@ class PostgresStore(Store):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        while not self._arrow_connections.empty():
+            with contextlib.suppress(Exception):
+                self._arrow_connections.get_nowait().close()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -197,8 +228,8 @@ class PostgresStore(Store):
         row = raw.execute(
             "UPDATE store_clock SET handed_out = greatest(handed_out, %s) RETURNING handed_out"
             if at is not None
-            else f"UPDATE store_clock SET handed_out = ({_NEXT_STAMP}) RETURNING handed_out",
-            [at] if at is not None else None,
+            else f"UPDATE store_clock SET handed_out = ({_NEXT_STAMP}) RETURNING handed_out",  # noqa: S608
+            [at if at is not None else datetime.now(UTC)],
         ).fetchone()
         assert row is not None
         handed: datetime = at if at is not None else row[0]
@@ -226,37 +257,123 @@ class PostgresStore(Store):
             raw.execute("SELECT pg_advisory_unlock(%s)", [STAMP_LOCK])
 
     async def read_known(self, fn: Callable[[Connection], T]) -> tuple[datetime, T]:
-        """Run ``fn`` on a snapshot of exactly what was committed by the instant it returns
-        with (see the module's note); the snapshot is a repeatable-read transaction begun
+        """Run the analytics read ``fn`` on a snapshot of exactly what was committed by the
+        instant it returns with (see the module's note): the snapshot's transaction begins
         while the stamp lock is held."""
 
         def run() -> tuple[datetime, T]:
-            pool = self._reader()
-            with pool.connection() as clock, pool.connection() as raw:
+            with self._reader().connection() as clock, self._arrow_reader() as cursor:
                 with self.stamp_lock(clock):
                     at = self.hand_out(clock, None)
-                    raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    raw.execute("SELECT 1")  # the snapshot is taken here
-                con = PostgresConnection(raw)
-                try:
-                    return at, fn(con)
-                finally:
-                    con.close()
-                    raw.execute("COMMIT")
+                    _begin_snapshot(cursor)
+                return at, self._in_snapshot(cursor, fn, customer_id=None)
 
         try:
             return await asyncio.to_thread(run)
         except STORAGE_FAILURES as exc:
             raise self._unavailable("read", exc) from exc
 
+    async def analyze(self, fn: Callable[[Connection], T], *, customer_id: str | None = None) -> T:
+        """Run the analytics read ``fn`` on a snapshot (``core.snapshot``), of one customer's
+        rows when ``customer_id`` is given."""
+
+        def run() -> T:
+            with self._arrow_reader() as cursor:
+                _begin_snapshot(cursor)
+                return self._in_snapshot(cursor, fn, customer_id=customer_id)
+
+        try:
+            return await asyncio.to_thread(run)
+        except STORAGE_FAILURES as exc:
+            raise self._unavailable("read", exc) from exc
+
+    def _in_snapshot(
+        self, cursor: Any, fn: Callable[[Connection], T], *, customer_id: str | None
+    ) -> T:
+        snapshot = Snapshot(cursor, customer_id=customer_id)
+        try:
+            return fn(snapshot)
+        finally:
+            snapshot.close()
+            cursor.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _arrow_reader(self) -> Iterator[Any]:
+        """An ADBC cursor on a connection of this store's own (kept for the next read); a
+        connection that failed is closed, not kept."""
+        if self._pool is None:
+            raise StoreUnavailable("Storage is not open.", retry_after=self._retry_after)
+        try:
+            connection = self._arrow_connections.get_nowait()
+        except queue.Empty:
+            connection = adbc_postgresql.connect(self.url, autocommit=True)
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        except BaseException:
+            cursor.close()
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+        cursor.close()
+        self._arrow_connections.put(connection)
+
+    def follow(self, channel: str, changed: Callable[[], None]) -> None:
+        """Call ``changed`` on a thread of its own whenever a process notifies ``channel``
+        (``core.database.notify``), and each time the listening connection is made again
+        (a notification may have been missed meanwhile)."""
+
+        def listen() -> None:
+            while not self._closing.is_set():
+                try:
+                    with connect_postgres(self.url) as raw:
+                        raw.execute(f"LISTEN statreport_{channel}")
+                        changed()
+                        while not self._closing.is_set():
+                            for _ in raw.notifies(timeout=1.0, stop_after=1):
+                                changed()
+                except psycopg.Error as exc:
+                    log.warning("event=store.listen_failed channel=%s error=%r", channel, str(exc))
+                    self._closing.wait(1.0)
+                except Exception:
+                    log.exception("event=store.follow_failed channel=%s", channel)
+                    self._closing.wait(1.0)
+
+        thread = threading.Thread(target=listen, name=f"follow-{channel}", daemon=True)
+        thread.start()
+        self._followers.append(thread)
+
+    @contextlib.asynccontextmanager
+    async def exclusively(self, job: str) -> AsyncIterator[bool]:
+        """Whether this process runs ``job`` now: True for the one process that got the job's
+        advisory lock (held until the block ends), False for the others meanwhile. A
+        process that dies loses its lock with its connection."""
+        pool = self._reader()
+        raw = await asyncio.to_thread(pool.getconn)
+        key = _job_key(job)
+        try:
+            row = await asyncio.to_thread(
+                lambda: raw.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            )
+            held = bool(row and row[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    await asyncio.to_thread(
+                        lambda: raw.execute("SELECT pg_advisory_unlock(%s)", [key])
+                    )
+        finally:
+            await asyncio.to_thread(pool.putconn, raw)
+
     # -- writes ------------------------------------------------------------------------------
 
     def stamp(self) -> datetime:
-        """The moment a write makes something known, from the server's clock (see the
-        module's note). Inside a write it is final; before one (a group's), the write checks
+        """The moment a write makes something known: now, past every instant handed out (see
+        the module's note). Inside a write it is final; before one (a group's), the write checks
         it once it holds the lock (``_Restamp``)."""
         con = self._writer_connection()
-        row = con.execute(_NEXT_STAMP).fetchone()
+        row = con.raw.execute(_NEXT_STAMP, [datetime.now(UTC)]).fetchone()
         assert row is not None
         stamped: datetime = max(row[0], self._stamped)
         self._stamped = stamped

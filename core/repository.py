@@ -61,4 +61,8 @@ def latest_stamp(con: Connection) -> datetime:
 
 def touch_heartbeat(con: Connection, *, at: datetime) -> None:
     """A tiny committed write that proves storage accepts writes."""
-    con.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [at])
+    con.execute(
+        "INSERT INTO heartbeat VALUES (1, ?) "
+        "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+        [at],
+    )

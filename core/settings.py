@@ -91,8 +91,14 @@ class Settings(BaseSettings):
         800,
         ge=401,
         description="raw reports older than this many days are moved, a month at a time, to "
-        "Parquet under `<data dir>/archive/reports/` by a daily job (at least 401: reports "
+        "Parquet under the archive directory by a daily job (at least 401: reports "
         "older than 400 days are refused anyway); instance-days are kept for ever",
+    )
+    archive_dir: Path | None = Field(
+        None,
+        description="where the archive's monthly Parquet files go; with PostgreSQL and more "
+        "than one process, storage they all reach (one of them runs the job); none: "
+        "`<data dir>/archive/reports/`",
     )
     archive_cron: str = Field(
         "30 2 * * *", description="when the daily archive of old raw reports runs"
@@ -188,7 +194,7 @@ class Settings(BaseSettings):
     @property
     def archive_path(self) -> Path:
         """Where raw reports older than the retention are kept, one Parquet file a month."""
-        return self.data_dir / "archive" / "reports"
+        return self.archive_dir or self.data_dir / "archive" / "reports"
 
     @property
     def backups_path(self) -> Path:

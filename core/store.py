@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 
 from core import repository
-from core.database import Connection
+from core.database import Connection, Engine
 from core.errors import StatreportError, StoreUnavailable
 from core.migrations import migrate
 from core.telemetry import StoreMetrics
@@ -104,6 +104,9 @@ class Store:
     waits for the event loop, so while the loop answers one group, the next is already being
     committed.
     """
+
+    #: The engine behind the store: what an operator backs up, and how.
+    engine = Engine.DUCKDB
 
     def __init__(
         self,
@@ -268,6 +271,23 @@ class Store:
             raise StoreUnavailable(
                 f"Storage could not be read: {exc}", retry_after=self._retry_after
             ) from exc
+
+    async def analyze(self, fn: Callable[[Connection], T], *, customer_id: str | None = None) -> T:
+        """Run an analytics read, written in DuckDB's SQL: on DuckDB, a read (``customer_id``,
+        the one customer it is about, changes nothing here; a snapshot of PostgreSQL loads
+        only that customer's rows)."""
+        return await self.read(fn)
+
+    def follow(self, channel: str, changed: Callable[[], None]) -> None:
+        """Call ``changed`` (from another thread) whenever another process says ``channel``
+        changed (``core.database.notify``): never, on a DuckDB file one process owns."""
+
+    @contextlib.asynccontextmanager
+    async def exclusively(self, job: str) -> AsyncIterator[bool]:
+        """Whether this process may run ``job`` now, for as long as the block runs: one
+        process owns a DuckDB file, so always; on PostgreSQL, the process that holds the
+        job's lock (``PostgresStore``)."""
+        yield True
 
     async def write(self, fn: Callable[[Connection], T], *, transaction: bool = True) -> T:
         """Run ``fn`` on the writer thread, in one committed transaction unless told not to.

@@ -19,8 +19,11 @@ def refused(invalid: int, total: int, *, batch: bool) -> str:
     return f"{invalid} of {total} reports are invalid, so none was stored"
 
 
-def moment(at: datetime) -> str:
-    """A report's time as the API writes it, to the second: ``2026-12-02T00:00:54Z``."""
+def moment(at: datetime | str) -> str:
+    """A report's time as the API writes it, to the second: ``2026-12-02T00:00:54Z``; also of
+    an ISO 8601 text (a value a console page kept as JSON)."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

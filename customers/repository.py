@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from core.auth import LicenseKeyRecord
-from core.database import Connection, staged
+from core.database import KEYRING, Connection, notify, staged
 from core.repository import rows_as_dicts
 from customers.schemas import CustomerDocument
 
@@ -30,6 +30,7 @@ def insert_license_key(con: Connection, *, record: LicenseKeyRecord, created_at:
         "INSERT INTO license_keys (key_id, customer_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
         [record.key_id, record.customer_id, record.key_hash, created_at],
     )
+    notify(con, KEYRING)
 
 
 def license_key(con: Connection, *, key_id: str) -> dict[str, Any] | None:
@@ -61,6 +62,7 @@ def revoke_license_key(con: Connection, *, key_id: str, at: datetime) -> None:
         "UPDATE license_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
         [at, key_id],
     )
+    notify(con, KEYRING)
 
 
 def customer_row(con: Connection, *, customer_id: str) -> dict[str, Any] | None:
@@ -194,14 +196,16 @@ def _order_tables(customer_id: str, document: CustomerDocument) -> tuple[pa.Tabl
     return orders, entitlements
 
 
+#: In the SQL both engines speak: the latest day's value is the first of an ordered list.
 _INSTANCE_COLUMNS = (
     "i.instance_id::VARCHAR AS instance_id, "
-    "arg_max(d.environment, d.day) AS environment, "
-    "arg_max(d.product_version, d.day) AS product_version, "
+    "(array_agg(d.environment ORDER BY d.day DESC))[1] AS environment, "
+    "(array_agg(d.product_version ORDER BY d.day DESC))[1] AS product_version, "
     "min(d.day) AS first_report_on, max(d.day) AS last_report_on, "
-    "sum(d.reports)::BIGINT AS reports, arg_max(d.max_sequence, d.day) AS last_sequence, "
+    "sum(d.reports)::BIGINT AS reports, "
+    "(array_agg(d.max_sequence ORDER BY d.day DESC))[1] AS last_sequence, "
     "max(d.day) FILTER (WHERE d.day <= ?) AS last_report_by_as_of, "
-    "any_value(i.retired_on) AS retired_on, any_value(i.customer_id) AS customer_id"
+    "min(i.retired_on) AS retired_on, min(i.customer_id) AS customer_id"
 )
 
 
@@ -222,7 +226,7 @@ def instances(
     elif customer_id is not None:
         where, params = "i.customer_id = ?", [customer_id]
     else:
-        where, params = "list_contains(?, i.customer_id)", [customer_ids or []]
+        where, params = "i.customer_id = ANY(?::VARCHAR[])", [customer_ids or []]
     cursor = con.execute(
         f"SELECT {_INSTANCE_COLUMNS} FROM instances i JOIN instance_day_totals d "  # noqa: S608
         f"ON d.instance_id = i.instance_id WHERE {where} GROUP BY i.instance_id "

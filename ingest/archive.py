@@ -78,7 +78,9 @@ async def archive_reports(
     for first in months:
         last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
         path = month_path(archive_dir, first)
-        archived = await store.read(partial(_write_month, first=first, last=last, path=path))
+        # Written by DuckDB, whichever engine stores the reports (on PostgreSQL, the month's
+        # slice read into a snapshot).
+        archived = await store.analyze(partial(_write_month, first=first, last=last, path=path))
         if after_write is not None:
             after_write(path)
         deleted = 0

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from core import instance_days
 from core.database import Connection, Engine, copy_rows, duckdb_of, engine_of, staged
+from core.snapshot import slice_reports
 from core.usage_metrics import REPORT_METRICS
 from ingest.frontier import Frontier
 from ingest.schemas import StatisticsReport, generated_moment
@@ -103,7 +104,7 @@ def _report_rows(
     """The reports as rows in the column order of ``reports``, received (committed) at
     ``received_at``."""
     rows = []
-    for staged, reports in parts:
+    for request, reports in parts:
         for r in reports:
             # Parsed here, as the time-window check parsed it, and handed over as UTC
             # instants: DuckDB never parses the text (its cast refuses a lowercase 't' or 'z').
@@ -112,7 +113,7 @@ def _report_rows(
             rows.append(
                 (
                     r["report_id"],
-                    staged.customer_id,
+                    request.customer_id,
                     r["instance_id"],
                     r["environment"],
                     moment,
@@ -120,8 +121,8 @@ def _report_rows(
                     r["product_version"],
                     r.get("sequence"),
                     *[metrics.get(metric) for metric in REPORT_METRICS],
-                    staged.source,
-                    staged.key_id,
+                    request.source,
+                    request.key_id,
                     received_at,
                 )
             )
@@ -468,6 +469,7 @@ def months_before(con: Connection, *, cutoff: date) -> list[date]:
 def copy_month(con: Connection, *, first: date, last: date, kept: Path | None, to: Path) -> int:
     """Write the month's raw reports to the Parquet file ``to``, merged with those already in
     ``kept`` (an earlier archive of the month), each report once. Answers how many rows."""
+    slice_reports(con, "usage_day BETWEEN $1 AND $2", [first, last])
     rows = "SELECT * FROM reports WHERE usage_day BETWEEN ? AND ?"
     params: list[Any] = [first, last]
     if kept is not None:
@@ -484,16 +486,25 @@ def copy_month(con: Connection, *, first: date, last: date, kept: Path | None, t
     return int(row[0]) if row else 0
 
 
+#: A bounded delete of one day's reports, answering how many: DuckDB by row id (a DELETE
+#: answers its count), PostgreSQL by tuple id.
+_DELETE_FROM_DAY = {
+    Engine.DUCKDB: (
+        "DELETE FROM reports WHERE rowid IN (SELECT rowid FROM reports WHERE usage_day = ? LIMIT ?)"
+    ),
+    Engine.POSTGRESQL: (
+        "WITH gone AS (DELETE FROM reports WHERE ctid = ANY(ARRAY(SELECT ctid FROM reports "
+        "WHERE usage_day = ? LIMIT ?)) RETURNING 1) SELECT count(*) FROM gone"
+    ),
+}
+
+
 def delete_from_day(con: Connection, *, day: date, limit: int) -> int:
     """Delete up to ``limit`` of one day's raw reports (their instance-days stay); answers how
     many. With the day's last reports goes its out-of-order mark, which only said whether to
     read them. A bounded number at a time, so the writer is held for ``limit`` rows at most
     (deleting a 107,000-report day in one go held it 2 s: each row leaves the key index)."""
-    rows = con.execute(
-        "DELETE FROM reports WHERE rowid IN "
-        "(SELECT rowid FROM reports WHERE usage_day = ? LIMIT ?)",
-        [day, limit],
-    ).fetchall()
+    rows = con.execute(_DELETE_FROM_DAY[engine_of(con)], [day, limit]).fetchall()
     deleted = int(rows[0][0]) if rows else 0
     if deleted < limit:
         con.execute("DELETE FROM instance_days_out_of_order WHERE day = ?", [day]).fetchall()
@@ -537,9 +548,10 @@ def _claim_instances(
         row[0]
         for row in con.execute(
             "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
-            "SELECT * FROM unnest(?::UUID[], ?::VARCHAR[]), (SELECT ?::TIMESTAMPTZ) "
+            "SELECT n.instance_id, n.customer_id, ?::TIMESTAMPTZ "
+            "FROM unnest(?::UUID[], ?::VARCHAR[]) AS n(instance_id, customer_id) "
             "ON CONFLICT DO NOTHING RETURNING instance_id::VARCHAR",
-            [ids, [new_instances[i] for i in ids], received_at],
+            [received_at, ids, [new_instances[i] for i in ids]],
         ).fetchall()
     }
     if len(inserted) == len(ids):

@@ -69,14 +69,22 @@ _STUCK_STEPS = (
 
 async def weekly_report_job(reporter: WeeklyReporter) -> None:
     """The Monday run: evaluate as of yesterday and email every account manager."""
-    await reporter.run()
+    async with reporter.store.exclusively("weekly-report") as mine:
+        if not mine:
+            log.info("event=scheduler.skipped job=weekly-report reason=another_process_runs_it")
+            return
+        await reporter.run()
 
 
 async def daily_evaluation_job(reporter: WeeklyReporter) -> None:
     """Evaluate as of yesterday, so findings and episode history stay current."""
-    await analytics_service.evaluate(
-        reporter.store, as_of=reporter.default_as_of(), metrics=reporter.metrics
-    )
+    async with reporter.store.exclusively("daily-evaluation") as mine:
+        if not mine:
+            log.info("event=scheduler.skipped job=daily-evaluation reason=another_process_runs_it")
+            return
+        await analytics_service.evaluate(
+            reporter.store, as_of=reporter.default_as_of(), metrics=reporter.metrics
+        )
 
 
 #: The daily archive of old raw reports, given the day it runs (UTC); composed by the server,
@@ -86,7 +94,11 @@ Archive = Callable[[date], Awaitable[object]]
 
 async def daily_archive_job(reporter: WeeklyReporter, archive: Archive) -> None:
     """Move months of raw reports older than the retention to the Parquet archive."""
-    await archive(reporter.clock().astimezone(UTC).date())
+    async with reporter.store.exclusively("daily-archive") as mine:
+        if not mine:
+            log.info("event=scheduler.skipped job=daily-archive reason=another_process_runs_it")
+            return
+        await archive(reporter.clock().astimezone(UTC).date())
 
 
 async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
@@ -109,8 +121,13 @@ async def weekly_catch_up_job(reporter: WeeklyReporter) -> None:
         return  # no catch-up before birth: this week's first run is a manual or the next one
     if await reporter.week_complete(iso_week=iso_week):
         return
-    log.info("event=weekly_report.catch_up week=%s scheduled=%s", iso_week, fired.isoformat())
-    await reporter.run()
+    async with reporter.store.exclusively("weekly-report") as mine:
+        if not mine:
+            return  # another process is running this week's report
+        if await reporter.week_complete(iso_week=iso_week):
+            return
+        log.info("event=weekly_report.catch_up week=%s scheduled=%s", iso_week, fired.isoformat())
+        await reporter.run()
 
 
 def start_scheduler(reporter: WeeklyReporter, *, archive: Archive) -> AsyncIOScheduler:

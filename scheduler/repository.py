@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from core.database import Connection
+from core.database import Connection, lock_for
 from core.repository import rows_as_dicts
 
 #: A claim not completed within this long was left by a crash mid-send, and is released.
@@ -27,7 +27,9 @@ def claim_delivery(
 ) -> str | None:
     """Claim one recipient's email of ``iso_week`` before sending it, in the caller's
     transaction. Returns None when claimed, or why not: another run is sending it right now,
-    or it was sent already (``force`` sends again, but never beside a live claim)."""
+    or it was sent already (``force`` sends again, but never beside a live claim). Claims
+    of the same email by two processes take turns (``lock_for``)."""
+    lock_for(con, f"weekly:{iso_week}:{recipient}")
     row = con.execute(
         "SELECT status, attempted_at FROM weekly_deliveries WHERE iso_week = ? AND recipient = ?",
         [iso_week, recipient],
@@ -39,8 +41,12 @@ def claim_delivery(
         if status == "sent" and not force:
             return f"already sent for {iso_week}; use force to send again"
     con.execute(
-        "INSERT OR REPLACE INTO weekly_deliveries (iso_week, recipient, kind, subject, findings, "
-        "status, detail, attempted_at, built_from) VALUES (?, ?, ?, ?, ?, 'sending', NULL, ?, ?)",
+        "INSERT INTO weekly_deliveries (iso_week, recipient, kind, subject, findings, "
+        "status, detail, attempted_at, built_from) VALUES (?, ?, ?, ?, ?, 'sending', NULL, ?, ?) "
+        "ON CONFLICT (iso_week, recipient) DO UPDATE SET kind = excluded.kind, "
+        "subject = excluded.subject, findings = excluded.findings, status = excluded.status, "
+        "detail = excluded.detail, attempted_at = excluded.attempted_at, "
+        "built_from = excluded.built_from, message_sha256 = NULL, message = NULL",
         [iso_week, recipient, kind, subject, findings, claimed_at, built_from],
     )
     return None
@@ -67,7 +73,11 @@ def record_delivery(
 
 def record_run(con: Connection, *, iso_week: str, as_of: date, ran_at: datetime) -> None:
     """Mark the week's report as run."""
-    con.execute("INSERT OR REPLACE INTO weekly_runs VALUES (?, ?, ?)", [iso_week, as_of, ran_at])
+    con.execute(
+        "INSERT INTO weekly_runs VALUES (?, ?, ?) ON CONFLICT (iso_week) DO UPDATE SET "
+        "as_of = excluded.as_of, ran_at = excluded.ran_at",
+        [iso_week, as_of, ran_at],
+    )
 
 
 def unsent_recipients(con: Connection, *, iso_week: str, recipients: Iterable[str]) -> set[str]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.auth import Actor
-from core.database import Connection
+from core.database import Connection, Engine
 from core.errors import Conflict, InvalidPayload
 from core.files import fsync_path
 from core.identifiers import FILE_NAME_PATTERN
@@ -43,6 +43,12 @@ async def backup(store: Store, *, folder: Path, name: str, actor: Actor) -> Back
     ``name`` appeared meanwhile) and the folder fsynced: a crash leaves no file under the
     backup's name that is not a whole backup, only a ``.partial`` file to delete.
     """
+    if store.engine is Engine.POSTGRESQL:
+        raise Conflict(
+            "This server keeps its data in PostgreSQL, which statreport does not copy: back it "
+            "up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving), as "
+            'docs/operations.md ("Scaling out") describes. Nothing was written.'
+        )
     target = folder / _checked_name(name)
     partial = folder / f".{name}.{secrets.token_hex(4)}.partial"
 

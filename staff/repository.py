@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from core.auth import Role, StaffTokenRecord, Uses
-from core.database import Connection
+from core.database import KEYRING, Connection, notify
 from core.repository import rows_as_dicts
 
 _ENTRY = (
@@ -96,11 +96,13 @@ def insert_staff_token(
         "INSERT INTO staff_tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
         [name, role.value, token_hash, at],
     )
+    notify(con, KEYRING)
 
 
 def delete_staff_token(con: Connection, name: str) -> None:
     """Forget a revoked token's hash."""
     con.execute("DELETE FROM staff_tokens WHERE name = ?", [name])
+    notify(con, KEYRING)
 
 
 def record_uses(con: Connection, uses: Uses) -> None:

@@ -28,14 +28,15 @@ from console.pages import router as console_router
 from console.sessions import Sessions
 from core.auth import Keyring
 from core.connections import bounded_protocol
+from core.database import KEYRING
 from core.errors import SchemaTooNew, StoreUnavailable
 from core.fastlane import FastLane
 from core.gate import BodyGate
 from core.openapi import finish as finish_openapi
+from core.postgres_store import PostgresStore
 from core.problems import install_problem_handlers
 from core.ratelimit import RateLimiter
 from core.settings import Settings
-from core.postgres_store import PostgresStore
 from core.store import Store
 from core.telemetry import ApiMetrics, RequestMetricsMiddleware, StoreMetrics, WebhookMetrics
 from core.tls import check_tls_files, ensure_self_signed, fingerprint
@@ -209,7 +210,9 @@ def _lifespan(
             records=await store.read(customers_repository.license_keys),
             staff=await store.read(staff_repository.staff_tokens),
         )
-        app.state.sessions = Sessions(app.state.keyring)
+        app.state.sessions = Sessions(app.state.keyring, store)
+        # Keys and tokens another process issues or revokes count here at once (SPEC §16).
+        store.follow(KEYRING, partial(_reload_keyring, store, app.state.keyring))
         log.info("event=store.opened database=%s", store.where)
         mailer = Mailer(settings)
         reporter = WeeklyReporter(
@@ -290,6 +293,18 @@ def _start_scheduler(
         mailer.describe(),
     )
     return scheduler
+
+
+def _reload_keyring(store: Store, keyring: Keyring) -> None:
+    """Take every key and token as stored now (on the follower's thread, between requests:
+    the keyring's tables are replaced whole)."""
+    records, staff = asyncio.run(
+        store.read(
+            lambda con: (customers_repository.license_keys(con), staff_repository.staff_tokens(con))
+        )
+    )
+    keyring.replace(records=records, staff=staff)
+    log.info("event=keyring.reloaded keys=%d tokens=%d", len(records), len(staff))
 
 
 async def _write_uses_every_minute(store: Store, keyring: Keyring) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -13,18 +14,25 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import adbc_driver_postgresql.dbapi as adbc_postgresql
 import duckdb
 import httpx
+import psycopg
 import pytest
 import uvicorn
 
+from core import instance_days
+from core.database import PostgresConnection, connect_postgres
+from core.postgres_store import PostgresStore
 from core.settings import Settings
+from core.store import Store
 from statreport.server import create_app, free_port, uvicorn_config
 from tests import clock
 
@@ -71,13 +79,87 @@ def make_report(**overrides: Any) -> dict[str, Any]:
     return report
 
 
+#: The PostgreSQL database of each data directory whose server keeps its data there.
+DATABASES: dict[Path, str] = {}
+
+
 def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Read the DuckDB file directly (the server must be stopped)."""
+    """Read the server's database directly: the DuckDB file (the server must be stopped), or
+    the server's PostgreSQL database."""
+    url = DATABASES.get(data_dir)
+    if url is not None:
+        return _query_postgres(url, sql, params)
     con = duckdb.connect(str(data_dir / "statreport.duckdb"), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def _query_postgres(url: str, sql: str, params: list[Any] | None) -> list[tuple[Any, ...]]:
+    """A test's query, in DuckDB's SQL, over every table of a PostgreSQL database loaded
+    through ADBC: the tests' queries are written once for both engines."""
+    duck = duckdb.connect()
+    duck.execute("SET TimeZone = 'UTC'")
+    with adbc_postgresql.connect(url) as pg, pg.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - a listed name
+            duck.register(table, cursor.fetch_arrow_table().replace_schema_metadata(None))
+    duck.execute(instance_days.CREATE_VIEW)
+    return duck.execute(sql, params or []).fetchall()
+
+
+def stored_bytes(data_dir: Path) -> bytes:
+    """Everything the server's database holds, as stored: the DuckDB file and its WAL, or
+    every table of the PostgreSQL database as ``COPY`` writes it (for what must never be
+    stored, such as a token)."""
+    url = DATABASES.get(data_dir)
+    if url is None:
+        database = data_dir / "statreport.duckdb"
+        wal = data_dir / "statreport.duckdb.wal"
+        return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    out = bytearray()
+    with connect_postgres(url) as raw:
+        tables = raw.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        ).fetchall()
+        for (table,) in tables:
+            with raw.cursor().copy(f'COPY "{table}" TO STDOUT') as copy:  # a listed name
+                for chunk in copy:
+                    out += chunk
+    return bytes(out)
+
+
+def change(data_dir: Path, sql: str, params: list[Any] | None = None) -> None:
+    """Change the server's database directly (the server must be stopped), on its engine."""
+    url = DATABASES.get(data_dir)
+    if url is not None:
+        with connect_postgres(url) as raw:
+            PostgresConnection(raw).execute(sql, params)
+        return
+    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
+    try:
+        con.execute(sql, params or [])
+    finally:
+        con.close()
+
+
+def open_store(data_dir: Path, **options: Any) -> Store:
+    """The server's store, opened by the test (the server must be stopped): the DuckDB file,
+    or the server's PostgreSQL database."""
+    url = DATABASES.get(data_dir)
+    store = (
+        PostgresStore(url, **options)
+        if url is not None
+        else Store(data_dir / "statreport.duckdb", **options)
+    )
+    store.open()
+    return store
 
 
 @dataclass
@@ -133,6 +215,36 @@ class RunningServer:
             self._stop = None
 
 
+#: The PostgreSQL server the tests of the shared store use (SPEC §16 v3); each test gets a
+#: database of its own on it.
+TEST_DATABASE_URL = os.environ.get(
+    "STATREPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@functools.cache
+def postgres_reachable() -> bool:
+    """True when the tests' PostgreSQL server answers."""
+    try:
+        with psycopg.connect(TEST_DATABASE_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def new_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database for one test: its URL, and how to drop it."""
+    name = f"statreport_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')  # a generated name
+
+    def drop() -> None:
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(urlsplit(TEST_DATABASE_URL)._replace(path=f"/{name}")), drop
+
+
 def _certificate_for_a_moved_clock(settings: Settings) -> None:
     """On a moved clock the server's own certificate would be dated by it; OpenSSL checks it
     on the real one, so such a server gets a certificate valid on both (tests/clock.py)."""
@@ -150,6 +262,8 @@ def start_thread_server(data_dir: Path, **overrides: Any) -> RunningServer:
     overrides.setdefault("scheduler_enabled", False)
     overrides.setdefault("port", free_port())
     settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, **overrides)
+    if settings.postgres_url is not None:
+        DATABASES[data_dir] = settings.postgres_url
     _certificate_for_a_moved_clock(settings)
     app = create_app(settings)
     config = uvicorn_config(settings, app)

@@ -69,11 +69,26 @@ def due_deliveries(
             "SELECT d.webhook_id, d.event_id, d.attempts, d.next_attempt_at, row_number() OVER "
             "(PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.created_at) AS place "
             "FROM webhook_deliveries d JOIN webhook_endpoints w USING (webhook_id) "
-            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled) "
+            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled) AS due "
             "WHERE place <= ? ORDER BY next_attempt_at LIMIT ?",
             [now, per_endpoint, limit],
         )
     )
+
+
+def claim_due(
+    con: Connection, *, keys: list[tuple[str, str]], now: datetime, until: datetime
+) -> set[tuple[str, str]]:
+    """Take the deliveries of ``keys`` that are still pending and due, making them due again
+    only at ``until``: whichever process takes one sends it. A delivery whose attempt
+    settles before then is recorded as usual; one whose process died is due again then."""
+    rows = con.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE status = 'pending' "
+        "AND next_attempt_at <= ? AND webhook_id || ' ' || event_id = ANY(?::VARCHAR[]) "
+        "RETURNING webhook_id, event_id",
+        [until, now, [f"{webhook_id} {event_id}" for webhook_id, event_id in keys]],
+    ).fetchall()
+    return {(row[0], row[1]) for row in rows}
 
 
 def oldest_pending(con: Connection) -> datetime | None:
@@ -105,7 +120,7 @@ def insert_event(
 ) -> None:
     """Put one event in the outbox (a test's), if it is not there yet."""
     con.execute(
-        "INSERT OR IGNORE INTO webhook_events VALUES (?, ?, ?, ?)",
+        "INSERT INTO webhook_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [event_id, kind, at, json.dumps(data, default=str)],
     )
 

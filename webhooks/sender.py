@@ -47,6 +47,9 @@ PER_ENDPOINT, IN_ALL = 4, 32
 #: Due deliveries taken from the database at once, per endpoint and in all; they wait in
 #: memory for their endpoint's slot, so that one look at the database feeds many attempts.
 QUEUED_PER_ENDPOINT, QUEUED = 64, 1024
+#: A delivery taken for an attempt is not due for anyone else this long: the attempt's bound
+#: and a margin. A process that died mid-attempt leaves it due again after that.
+CLAIM_SECONDS = ATTEMPT_SECONDS + 20
 #: How often the sender looks for due deliveries when nothing woke it.
 POLL_SECONDS = 1.0
 #: How long it lets finished attempts gather before it looks again.
@@ -114,6 +117,8 @@ class Sender:
         self._settling: list[tuple[Callable[[Connection], None], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._claiming: list[tuple[tuple[str, str], asyncio.Future[bool]]] = []
+        self._claimer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Begin sending in the background."""
@@ -220,6 +225,8 @@ class Sender:
             and delivery["status"] == "pending"
             and delivery["next_attempt_at"] is not None
             and delivery["next_attempt_at"] <= at
+            # Taken for this attempt, unless another process (or look) took it first.
+            and await self._claim((webhook_id, event_id))
         ):
             return None
         body = payloads.body(
@@ -270,6 +277,37 @@ class Sender:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         await done
+
+    async def _claim(self, key: tuple[str, str]) -> bool:
+        """Take a due delivery for one attempt (``CLAIM_SECONDS``), with the others asked for
+        meanwhile in one write; False when it was no longer due (another process took it)."""
+        taken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._claiming.append((key, taken))
+        if self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.create_task(self._claim_batches())
+        return await taken
+
+    async def _claim_batches(self) -> None:
+        while self._claiming:
+            batch, self._claiming = self._claiming, []
+            now = self.clock()
+            try:
+                claimed = await self.store.write(
+                    partial(
+                        repository.claim_due,
+                        keys=[key for key, _ in batch],
+                        now=now,
+                        until=now + timedelta(seconds=CLAIM_SECONDS),
+                    )
+                )
+            except Exception as exc:
+                for _, taken in batch:
+                    if not taken.done():
+                        taken.set_exception(exc)
+                continue
+            for key, taken in batch:
+                if not taken.done():
+                    taken.set_result(key in claimed)
 
     async def _flush(self) -> None:
         while self._settling:

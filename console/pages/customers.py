@@ -104,8 +104,8 @@ async def customer_page(
 ) -> HTMLResponse:
     """One customer: orders, charts, instances, episodes, attestations, keys, statement."""
     once = sessions_of(request).take_once
-    new_key = once(request.cookies.get(COOKIE), f"key:{customer_id}")
-    saved = once(request.cookies.get(COOKIE), f"saved:{customer_id}")
+    new_key = await once(request.cookies.get(COOKIE), f"key:{customer_id}")
+    saved = await once(request.cookies.get(COOKIE), f"saved:{customer_id}")
     return await _customer_page(
         request,
         session,
@@ -162,7 +162,9 @@ async def _customer_page(
         page_base=f"/ui/customers/{customer_id}",
         statement_base=f"/ui/customers/{customer_id}/statement",
         links=await links.list_links(store, customer_id=customer_id),
-        new_link=sessions_of(request).take_once(request.cookies.get(COOKIE), f"link:{customer_id}"),
+        new_link=await sessions_of(request).take_once(
+            request.cookies.get(COOKIE), f"link:{customer_id}"
+        ),
         now=datetime.now(UTC),
         document_text=document_text or json.dumps(editable, indent=2),
         document_errors=document_errors,
@@ -198,7 +200,7 @@ async def replace_document(
     except InvalidPayload as exc:
         errors = [exc.detail, *validation_text(exc)]
         return await _bad_document(request, session, store, keyring, customer_id, text, errors)
-    sessions_of(request).show_once(
+    await sessions_of(request).show_once(
         request.cookies.get(COOKIE),
         f"saved:{customer_id}",
         "the whole document replaced: its order forms and add-ons are now as shown below.",
@@ -240,7 +242,7 @@ async def issue_key(
     created = await customers.create_license_key(
         store, keyring, customer_id=customer_id, actor=actor(session)
     )
-    sessions_of(request).show_once(
+    await sessions_of(request).show_once(
         request.cookies.get(COOKIE),
         f"key:{customer_id}",
         {"key_id": created.key_id, "license_key": created.license_key},
@@ -270,7 +272,9 @@ async def make_link(
         actor=actor(session),
         base_url=settings.public_url or str(request.base_url),
     )
-    sessions_of(request).show_once(request.cookies.get(COOKIE), f"link:{customer_id}", created)
+    await sessions_of(request).show_once(
+        request.cookies.get(COOKIE), f"link:{customer_id}", created
+    )
     return see_other(f"/ui/customers/{customer_id}#view")
 
 

@@ -46,7 +46,7 @@ async def login(request: Request, keyring: KeyringDep, settings: SettingsDep) ->
     address = address_key(request.client.host if request.client else None)
     wait = sessions.failures.blocked(address)
     if wait is not None:
-        refused = error_page(
+        refused = await error_page(
             request,
             429,
             "Too many failed sign-ins",
@@ -70,7 +70,7 @@ async def login(request: Request, keyring: KeyringDep, settings: SettingsDep) ->
     response = see_other(next_url)
     response.set_cookie(
         COOKIE,
-        sessions.start(staff),
+        await sessions.start(staff),
         max_age=LIFETIME_SECONDS,
         path="/ui",
         secure=not settings.insecure_http,
@@ -85,8 +85,8 @@ async def logout(request: Request, session: SessionDep) -> Response:
     """Sign out: the session ends on the server, whatever happens to the cookie."""
     form = await read_form(request)
     if not session.csrf_matches(form.get("csrf")):
-        return error_page(request, 403, "Forbidden", "Reload the page and sign out again.")
-    sessions_of(request).end(request.cookies.get(COOKIE))
+        return await error_page(request, 403, "Forbidden", "Reload the page and sign out again.")
+    await sessions_of(request).end(request.cookies.get(COOKIE))
     response = see_other("/ui/login")
     response.delete_cookie(COOKIE, path="/ui")
     return response

@@ -39,7 +39,7 @@ async def token_list(
         "tokens.html.j2",
         session=session,
         tokens=await tokens.list_tokens(store, keyring),
-        created=sessions_of(request).take_once(request.cookies.get(COOKIE), "token"),
+        created=await sessions_of(request).take_once(request.cookies.get(COOKIE), "token"),
         roles=[r.value for r in Role],
         pattern=TOKEN_NAME_PATTERN,
     )
@@ -56,7 +56,7 @@ async def create_token(
     created = await tokens.create_token(
         store, keyring, name=asked.name, role=asked.role, actor=actor(session)
     )
-    sessions_of(request).show_once(request.cookies.get(COOKIE), "token", created)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), "token", created)
     return see_other("/ui/tokens")
 
 

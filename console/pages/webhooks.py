@@ -67,8 +67,8 @@ async def webhook_list(
         recent=recent,
         failed=failed,
         event_types=EVENT_TYPES,
-        created=once(request.cookies.get(COOKIE), "webhook"),
-        outcome=once(request.cookies.get(COOKIE), "webhook-outcome"),
+        created=await once(request.cookies.get(COOKIE), "webhook"),
+        outcome=await once(request.cookies.get(COOKIE), "webhook-outcome"),
         allow_private=settings.webhook_allow_private,
     )
 
@@ -86,7 +86,7 @@ async def add_webhook(
         }
     )
     created = await service.create(store, settings, request=asked, actor=actor(session))
-    sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook", created)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook", created)
     return see_other("/ui/webhooks")
 
 
@@ -111,8 +111,8 @@ async def webhook_page(
         deliveries=log,
         shown_status=status or "",
         event_types=EVENT_TYPES,
-        created=once(request.cookies.get(COOKIE), "webhook"),
-        outcome=once(request.cookies.get(COOKIE), "webhook-outcome"),
+        created=await once(request.cookies.get(COOKIE), "webhook"),
+        outcome=await once(request.cookies.get(COOKIE), "webhook-outcome"),
     )
 
 
@@ -148,7 +148,7 @@ async def test_webhook(
     """Send a ``webhook.test`` now and say what came of it."""
     event_id = await service.test_event(store, webhook_id=webhook_id)
     attempt = await sender.send(webhook_id, event_id, retry=False)
-    sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook-outcome", attempt)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook-outcome", attempt)
     back = "/ui/webhooks" if form.get("back") == "/ui/webhooks" else f"/ui/webhooks/{webhook_id}"
     return see_other(back)
 
@@ -165,7 +165,7 @@ async def replay(
     """Send a delivery again now, with the same id, and say what came of it."""
     await service.replayable(store, webhook_id=webhook_id, event_id=event_id)
     attempt = await sender.send(webhook_id, event_id, retry=True)
-    sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook-outcome", attempt)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook-outcome", attempt)
     return see_other(f"/ui/webhooks/{webhook_id}")
 
 
@@ -188,7 +188,7 @@ async def rotate(
             back=f"/ui/webhooks/{webhook_id}",
         )
     rotated = await service.rotate(store, webhook_id=webhook_id, actor=actor(session))
-    sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook", rotated)
+    await sessions_of(request).show_once(request.cookies.get(COOKIE), "webhook", rotated)
     return see_other(f"/ui/webhooks/{webhook_id}")
 
 

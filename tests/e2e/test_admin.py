@@ -16,7 +16,16 @@ from click.testing import CliRunner
 from statreport.cli import main
 from tests import clock
 from tests.conftest import ServerFactory
-from tests.support import ACME, ADMIN_TOKEN, RunningServer, assert_problem, make_report, post, query
+from tests.support import (
+    ACME,
+    ADMIN_TOKEN,
+    RunningServer,
+    assert_problem,
+    make_report,
+    post,
+    query,
+    stored_bytes,
+)
 
 #: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
 pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
@@ -54,7 +63,7 @@ def test_an_upsert_replaces_every_order_form(server: RunningServer) -> None:
     server.stop()
     rows = query(
         server.data_dir,
-        "SELECT order_id, addon_id, item, quantity FROM entitlements ORDER BY all",
+        "SELECT order_id, addon_id, item, quantity FROM entitlements ORDER BY 1, 2, 3, 4",
     )
     assert rows == [("OF-2027-001", "", "user_packs", 8)]
 
@@ -116,9 +125,7 @@ def test_licence_keys_are_random_shown_once_and_stored_hashed(server: RunningSer
     assert query(
         server.data_dir, "SELECT count(*) FROM license_keys WHERE last_used_at IS NOT NULL"
     ) == [(1,)]
-    database = (server.data_dir / "statreport.duckdb").read_bytes()
-    wal = server.data_dir / "statreport.duckdb.wal"
-    raw = database + (wal.read_bytes() if wal.exists() else b"")
+    raw = stored_bytes(server.data_dir)
     assert key.encode() not in raw
     assert ADMIN_TOKEN.encode() not in raw
     hashes = query(server.data_dir, "SELECT key_hash FROM license_keys ORDER BY created_at")

@@ -20,7 +20,7 @@ from core.telemetry import StoreMetrics
 from core.usage_metrics import REPORT_METRICS
 from ingest.writer import ReportCommit
 from tests import clock
-from tests.support import RunningServer, make_report, query
+from tests.support import RunningServer, make_report, open_store, query
 
 #: Its dates are literal (a calendar of late 2026): it runs on the day they were written for.
 pytestmark = pytest.mark.moment(clock.WRITTEN_ON)
@@ -96,8 +96,7 @@ def test_instance_days_equal_the_reports_however_they_arrive(
     # with the same totals.
     assert query(server.data_dir, "SELECT count(*) FROM instance_days")[0][0] > len(kept)
     metrics = StoreMetrics(registry=None)
-    store = Store(server.data_dir / "statreport.duckdb", group_commit=ReportCommit(metrics=metrics))
-    store.open()
+    store = open_store(server.data_dir, group_commit=ReportCommit(metrics=metrics))
     store.close_file()
     assert query(server.data_dir, "SELECT count(*) FROM instance_days")[0][0] == len(kept)
     assert query(server.data_dir, _KEPT) == kept

@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.support import JSON, RunningServer, assert_problem, make_report, post, query
+from tests.support import JSON, RunningServer, assert_problem, change, make_report, post, query
 
 
 def stored_ids(server: RunningServer) -> list[str]:
@@ -316,6 +315,7 @@ def test_the_rate_limit_answers_429_with_retry_after(server_factory: ServerFacto
     assert post(server, other, make_report()).status_code == 202  # the limit is per key
 
 
+@pytest.mark.duckdb_only("closes the DuckDB writer; tests/faults restarts PostgreSQL")
 def test_storage_failure_is_503_and_nothing_is_acknowledged(
     server: RunningServer, acme_key: str
 ) -> None:
@@ -443,13 +443,12 @@ def _serving_a_version_1_instance(
     first = server_factory(data_dir=data_dir)
     key = first.add_customer("acme")
     first.stop()
-    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
-    con.execute(
+    change(
+        data_dir,
         "INSERT INTO instances (instance_id, customer_id, first_seen_at) "
         "VALUES (?::UUID, 'acme', now())",
         [OLD_INSTANCE],
     )
-    con.close()
     return server_factory(data_dir=data_dir), key
 
 

@@ -8,7 +8,16 @@ from click.testing import CliRunner
 
 from statreport.cli import main
 from tests.conftest import ServerFactory
-from tests.support import ACME, ADMIN_TOKEN, RunningServer, assert_problem, make_report, post, query
+from tests.support import (
+    ACME,
+    ADMIN_TOKEN,
+    RunningServer,
+    assert_problem,
+    make_report,
+    post,
+    query,
+    stored_bytes,
+)
 
 
 def _create(server: RunningServer, name: str, role: str) -> str:
@@ -69,7 +78,7 @@ def test_the_audit_log_names_the_token_and_the_token_is_kept_only_as_a_hash(
     stored = query(server.data_dir, "SELECT token_hash FROM staff_tokens")
     assert stored[0][0] != alice
     assert len(stored[0][0]) == 64
-    assert alice not in (server.data_dir / "statreport.duckdb").read_bytes().decode("latin-1")
+    assert alice not in stored_bytes(server.data_dir).decode("latin-1")
 
 
 def test_names_are_unique_and_revocation_is_immediate(server: RunningServer) -> None:

@@ -13,14 +13,22 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import time_machine
 
 from statreport.server import free_port
 from tests.conftest import ServerFactory
 from tests.smtp import PASSWORD, USER, Recorder, start_smtp
-from tests.support import ADMIN_TOKEN, D, RunningServer, customer, days, order, send_daily
+from tests.support import (
+    ADMIN_TOKEN,
+    D,
+    RunningServer,
+    change,
+    customer,
+    days,
+    order,
+    send_daily,
+)
 
 CC = "licensing-ops@vendor.example"
 YEAR = order("2026-01-01", "2026-12-31", 5)
@@ -294,9 +302,7 @@ def _mail_to(port: int) -> dict[str, Any]:
 
 def _born(data_dir: Path, at: datetime) -> None:
     """Pretend the data directory's database was created ``at`` (the server is stopped)."""
-    con = duckdb.connect(str(data_dir / "statreport.duckdb"))
-    con.execute("UPDATE schema_migrations SET applied_at = ?", [at])
-    con.close()
+    change(data_dir, "UPDATE schema_migrations SET applied_at = ?", [at])
 
 
 def test_a_missed_monday_is_sent_when_the_server_comes_back(

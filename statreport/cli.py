@@ -25,6 +25,7 @@ from statreport.analytics_cli import evaluate, statement
 from statreport.attest_cli import attest_group
 from statreport.client_cli import phone_home, simulate
 from statreport.demo import run_demo
+from statreport.migrate_cli import migrate_command
 from statreport.server import MissingAdminToken, create_app, uvicorn_config
 
 #: Exit codes scripts can rely on.
@@ -127,3 +128,4 @@ main.add_command(statement)
 main.add_command(weekly_report)
 main.add_command(attest_group)
 main.add_command(backup)
+main.add_command(migrate_command)

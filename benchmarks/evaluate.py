@@ -8,7 +8,10 @@ own fresh process so that peak RSS is its own:
 - the raw DuckDB ``GROUP BY`` daily rollup of the same table (the floor);
 - the whole evaluation: the rollup, usage, entitlements, episodes and every finding.
 
-It prints both, and their ratio. Timing never fails anything.
+It prints both, and their ratio. Then, unless ``--postgres ''``, it moves the same file into a
+new PostgreSQL database with ``statreport migrate`` (timed) and measures the evaluation and
+what the server answers again on PostgreSQL (SPEC §16): DuckDB over an ADBC snapshot, beside
+the DuckDB file's figures of the same run. Timing never fails anything.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -30,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
+import psycopg  # noqa: E402
 
 from analytics.evidence import finding_evidence  # noqa: E402
 from analytics.inputs import load_inputs  # noqa: E402
@@ -37,6 +42,7 @@ from analytics.repository import RAW_INSTANCE_DAYS  # noqa: E402
 from analytics.service import compute_findings, evaluate  # noqa: E402
 from analytics.statement import customer_statement  # noqa: E402
 from core import instance_days  # noqa: E402
+from core.postgres_store import PostgresStore  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.store import Store  # noqa: E402
 
@@ -189,11 +195,23 @@ def sizes(path: Path, work: Path) -> tuple[float, float]:
     return path.stat().st_size / mib, archive
 
 
-def measure_served(mode: str, path: Path, threads: int, as_of: date) -> dict[str, float]:
+def open_store(path: Path, threads: int, postgres: str | None) -> Store:
+    """The store the server would open: the DuckDB file, or the PostgreSQL database."""
+    store = (
+        PostgresStore(postgres)
+        if postgres
+        else Store(path, duckdb_threads=threads, memory_limit=MEMORY_LIMIT)
+    )
+    store.open()
+    return store
+
+
+def measure_served(
+    mode: str, path: Path, threads: int, as_of: date, postgres: str | None = None
+) -> dict[str, float]:
     """Evidence of one over-use finding, or a customer's 90-day statement, as the server
     answers them (its services on its store), after an evaluation that stores the findings."""
-    store = Store(path, duckdb_threads=threads, memory_limit=MEMORY_LIMIT)
-    store.open()
+    store = open_store(path, threads, postgres)
     try:
         run = asyncio.run(evaluate(store, as_of=as_of))
         finding = next(f for f in run.findings if f.kind == "overuse")
@@ -258,8 +276,11 @@ SERVED = {
 }
 
 
-def measure(mode: str, path: Path, threads: int, as_of: date) -> None:
+def measure(mode: str, path: Path, threads: int, as_of: date, postgres: str | None = None) -> None:
     """Child process: time one thing, report seconds and peak RSS as JSON."""
+    if postgres:
+        measure_postgres(mode, path, as_of, postgres)
+        return
     cache_file(path)
     if mode in SERVED:
         result = measure_served(mode, path, threads, as_of)
@@ -282,6 +303,68 @@ def measure(mode: str, path: Path, threads: int, as_of: date) -> None:
         rows = len(findings)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "rows": rows}))
+
+
+def measure_postgres(mode: str, path: Path, as_of: date, postgres: str) -> None:
+    """Child process, on PostgreSQL: the evaluation as the server runs it (its inputs read as
+    known at an instant, through a snapshot), or what the server answers."""
+    if mode in SERVED:
+        result = measure_served(mode, path, 1, as_of, postgres)
+        print(json.dumps({**result, "peak_mib": peak_rss_mib()}))
+        return
+    store = open_store(path, 1, postgres)
+    try:
+        warm_up(duckdb.connect())
+        started = time.perf_counter()
+        _, inputs = asyncio.run(store.read_known(lambda con: load_inputs(con, as_of=as_of)))
+        read = time.perf_counter() - started
+        findings, _ = compute_findings(inputs, as_of=as_of)
+        seconds = time.perf_counter() - started
+    finally:
+        store.close_file()
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "read_seconds": read,
+                "peak_mib": peak_rss_mib(),
+                "rows": len(findings),
+            }
+        )
+    )
+
+
+def move_to_postgres(path: Path, server: str) -> tuple[str, float]:
+    """A new database holding the file's data, by ``statreport migrate``; its URL and the
+    seconds the migration took."""
+    name = f"statreport_eval_bench_{int(time.time())}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')  # a generated name
+    url = str(psycopg.conninfo.make_conninfo(server, dbname=name))
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "statreport",
+            "migrate",
+            "--data-dir",
+            str(path.parent),
+            "--to",
+            url,
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    return url, time.perf_counter() - started
+
+
+def drop_database(server: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def warm_up(con: duckdb.DuckDBPyConnection) -> None:
@@ -311,8 +394,11 @@ def prepare(path: Path) -> tuple[int, date]:
     return int(row[0]), row[1]
 
 
-def run_child(mode: str, path: Path, threads: int, as_of: date) -> dict[str, float]:
+def run_child(
+    mode: str, path: Path, threads: int, as_of: date, postgres: str | None = None
+) -> dict[str, float]:
     command = [sys.executable, __file__, "--measure", mode, "--db", str(path)]
+    command += ["--pg", postgres] if postgres else []
     output = subprocess.run(
         [*command, "--threads", str(threads), "--as-of", as_of.isoformat()],
         capture_output=True,
@@ -341,6 +427,14 @@ def main() -> None:
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--pg", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "STATREPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server to measure the same on ('' leaves it out)",
+    )
     parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads",
@@ -352,7 +446,7 @@ def main() -> None:
     args = parser.parse_args()
     thread_counts: list[int] = args.threads or [2, 1]
     if args.measure:
-        measure(args.measure, args.db, thread_counts[0], args.as_of)
+        measure(args.measure, args.db, thread_counts[0], args.as_of, args.pg)
         return
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="statreport-eval-bench-"))
@@ -378,6 +472,7 @@ def main() -> None:
         f"{archive_mib:,.0f} MiB"
     )
     print(f"{'':<44}{'seconds':>10}{'peak RSS MiB':>15}")
+    evaluations: dict[int, float] = {}
     for threads in thread_counts:
         results: dict[str, dict[str, float]] = {}
         for mode in ("rollup", "evaluation"):
@@ -387,6 +482,7 @@ def main() -> None:
                 runs.append(run_child(mode, path, threads, as_of))
             results[mode] = min(runs, key=lambda r: r["seconds"])
         rollup, evaluation = results["rollup"], results["evaluation"]
+        evaluations[threads] = evaluation["seconds"]
         label = f"DuckDB threads = {threads}"
         print(f"{label}")
         print(
@@ -410,6 +506,33 @@ def main() -> None:
         )
     ratio = served["statement_past"]["seconds"] / served["statement"]["seconds"]
     print(f"  statement as known a month ago / as known now = {ratio:.2f}x")
+    if args.postgres:
+        print("moving the file into PostgreSQL with statreport migrate ...", file=sys.stderr)
+        url, moved = move_to_postgres(path, args.postgres)
+        try:
+            print(f"PostgreSQL (statreport migrate of the file took {moved:.0f} s)")
+            runs = []
+            for _ in range(args.rounds):
+                print("measuring evaluation on PostgreSQL ...", file=sys.stderr, flush=True)
+                runs.append(run_child("evaluation", path, 1, as_of, url))
+            best = min(runs, key=lambda r: r["seconds"])
+            print(
+                f"{'  whole evaluation (' + str(int(best['rows'])) + ' findings)':<44}"
+                f"{best['seconds']:>10.2f}{best['peak_mib']:>15.0f}"
+                f"   (reading its snapshot: {best['read_seconds']:.2f} s)"
+            )
+            on_duckdb = evaluations[1] if 1 in evaluations else min(evaluations.values())
+            print(f"  PostgreSQL / DuckDB (threads = 1) = {best['seconds'] / on_duckdb:.2f}x")
+            for mode, label in SERVED.items():
+                print(f"measuring {mode} on PostgreSQL ...", file=sys.stderr, flush=True)
+                runs = [run_child(mode, path, 1, as_of, url) for _ in range(args.rounds)]
+                best = min(runs, key=lambda r: r["seconds"])
+                print(
+                    f"{'  ' + label:<58}{best['seconds'] * 1000:>8.0f} ms "
+                    f"({best['seconds'] / served[mode]['seconds']:.2f}x DuckDB's)"
+                )
+        finally:
+            drop_database(args.postgres, url)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

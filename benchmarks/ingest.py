@@ -1,8 +1,13 @@
-"""Ingest throughput over real HTTPS: statreport vs a bare endpoint vs a naive one.
+"""Ingest throughput over real HTTPS: statreport on DuckDB, on PostgreSQL with one and with two
+processes, vs a bare endpoint vs a naive one.
 
 One command: ``make bench`` (or ``.venv/bin/python benchmarks/ingest.py``). It needs ``wrk``
-(Debian package ``wrk``) as the load generator, in its own process. It prints reports/s, p50
-and p99 for each server, the batch endpoint's reports/s, and the ratios, all from this one run.
+(Debian package ``wrk``) as the load generator, in its own process, and a PostgreSQL server
+(``--postgres``, default the machine's local one; ``--postgres ''`` leaves it out). It prints
+reports/s, p50 and p99 for each server, the batch endpoint's reports/s, and the ratios, all
+from this one run. Two processes are measured with two wrk processes at once, one on each, with
+half the connections each (what a proxy in front of them would spread); their reports/s add
+up and the p99 is the worse of the two.
 Each of ``--rounds`` rounds measures statreport and the bare endpoint back to back, so that
 each round's ratio compares two figures taken under the same load of the machine. Timing
 never fails anything: the figures are printed, not asserted.
@@ -20,19 +25,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.database import connect_postgres  # noqa: E402
 from core.tls import ensure_self_signed  # noqa: E402
 from statreport.server import free_port  # noqa: E402
 
@@ -200,6 +209,35 @@ def run_wrk(
     )
 
 
+def run_wrk_on_both(name: str, urls: list[str], *, connections: int, **options: Any) -> Figures:
+    """wrk on each of ``urls`` at once, ``connections`` split between them: one figure for the
+    processes together (reports/s added, the worse p50 and p99)."""
+    results: list[Figures] = []
+    each = max(1, connections // len(urls))
+    threads = [
+        threading.Thread(
+            target=lambda url=url, n=n: results.append(
+                run_wrk(name, url, connections=each, **{**options, "run": options["run"] * 10 + n})
+            )
+        )
+        for n, url in enumerate(urls)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Figures(
+        name=name,
+        reports_per_s=sum(f.reports_per_s for f in results),
+        p50_ms=max(f.p50_ms for f in results),
+        p99_ms=max(f.p99_ms for f in results),
+        bad=sum(f.bad for f in results),
+        socket_errors=sum(f.socket_errors for f in results),
+        acknowledged=sum(f.acknowledged for f in results),
+        most_in_flight=sum(f.most_in_flight for f in results),
+    )
+
+
 def provision(url: str, ca: Path) -> tuple[str, list[str]]:
     context = ssl.create_default_context(cafile=str(ca))
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -250,6 +288,13 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of measurements; medians are printed"
     )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "STATREPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server to make the benchmark's databases on ('' leaves it out)",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -261,27 +306,157 @@ def main() -> None:
     ensure_self_signed(cert, key_file, host="127.0.0.1")
     script = work / "post.lua"
     script.write_text(LUA)
+    databases = make_databases(args.postgres) if args.postgres else {}
+    servers, urls = start_servers(work, cert, key_file, databases)
+    plain = ["single", "bare"]
+    batches = ["batch"]
+    if databases:
+        plain += ["pg1", "pg2"]
+        batches += ["pg1batch", "pg2batch"]
+    stored_by: dict[str, list[Figures]] = {}  # every run against each database, warm-ups too
+    rounds: list[dict[str, Figures]] = [{} for _ in range(args.rounds)]
+    shares: dict[str, list[float]] = {"single": [], "batch": []}
+    try:
+        wait_ready(urls["statreport"], cert, "/readyz")
+        for name in ("pg_one", "pg_two_a", "pg_two_b"):
+            if name in urls:
+                wait_ready(urls[name], cert, "/readyz")
+        wait_ready(urls["bare"], cert, "/docs")
+        wait_ready(urls["naive"], cert, "/docs")
+        credentials: dict[str, tuple[str, list[str]]] = {
+            target: provision(urls[target], cert)
+            for target in ("statreport", "pg_one", "pg_two_a")
+            if target in urls
+        }
+        credentials["pg_two_b"] = credentials.get("pg_two_a", ("", []))
+        time.sleep(1)  # the second process hears of the key (statreport follows the keyring)
+
+        def measure(name: str, *, run: int, seconds: float) -> Figures:
+            batch = name.endswith("batch")
+            targets = TARGETS[name]
+            token, instances = credentials.get(targets[0], ("", list[str]()))
+            options: dict[str, Any] = {
+                "script": script,
+                "token": token,
+                "instances": instances,
+                "connections": args.batch_connections if batch else args.connections,
+                "seconds": seconds,
+                "batch": args.batch if batch else 0,
+                "run": run,
+            }
+            if len(targets) > 1:
+                figures = run_wrk_on_both(LABELS[name], [urls[t] for t in targets], **options)
+            else:
+                figures = run_wrk(LABELS[name], urls[targets[0]], **options)
+            database = STORES.get(targets[0])
+            if database is not None:
+                stored_by.setdefault(database, []).append(figures)
+            return figures
+
+        for run, name in enumerate([*plain, "naive"]):  # warm-up
+            measure(name, run=100 + run, seconds=2)
+        # Batches come after every round of single reports: the checkpoints of their
+        # hundreds of thousands of rows would otherwise fall into the next single-report run.
+        plans = [[*plain, *(["naive"] if n == 0 else [])] for n in range(args.rounds)]
+        plans += [batches for _ in range(args.rounds)]
+        runs = 0
+        for number, plan in enumerate(plans):
+            for key in plan:  # the naive endpoint is slow, and only a reference: once
+                print(
+                    f"round {number % args.rounds + 1} of {args.rounds}: measuring "
+                    f"{LABELS[key]} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                before = commit_seconds(urls["statreport"], cert)
+                runs += 1
+                figures = measure(key, run=1000 + runs, seconds=args.seconds)  # ids: unique
+                rounds[number % args.rounds][key] = figures
+                if key in ("single", "batch"):
+                    shares[key].append(share(before, commit_seconds(urls["statreport"], cert)))
+    finally:
+        for process in servers.values():
+            stop(process)
+
+    con = duckdb.connect(str(work / "statreport" / "statreport.duckdb"), read_only=True)
+    row = con.execute("SELECT count(*) FROM reports").fetchall()
+    stored = {"duckdb": int(row[0][0])}
+    con.close()
+    for name, url in databases.items():
+        with connect_postgres(url) as pg:
+            (count,) = pg.execute("SELECT count(*) FROM reports").fetchone() or (0,)
+        stored[name] = int(count)
+    drop_databases(args.postgres, databases)
+    shutil.rmtree(work, ignore_errors=True)
+    if not report(args, rounds, shares, stored=stored, stored_by=stored_by):
+        sys.exit("a database does not hold exactly the reports sent: a durability defect")
+
+
+#: Which servers each measurement loads, and which database each server writes.
+TARGETS = {
+    "single": ["statreport"],
+    "batch": ["statreport"],
+    "bare": ["bare"],
+    "naive": ["naive"],
+    "pg1": ["pg_one"],
+    "pg1batch": ["pg_one"],
+    "pg2": ["pg_two_a", "pg_two_b"],
+    "pg2batch": ["pg_two_a", "pg_two_b"],
+}
+STORES = {"statreport": "duckdb", "pg_one": "one", "pg_two_a": "two", "pg_two_b": "two"}
+
+
+def make_databases(server: str) -> dict[str, str]:
+    """A new database for the one-process and one for the two-process PostgreSQL runs."""
+    made = {}
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in ("one", "two"):
+            database = f"statreport_bench_{name}_{uuid.uuid4().hex[:8]}"
+            admin.execute(f'CREATE DATABASE "{database}"')  # a generated name
+            made[name] = str(psycopg.conninfo.make_conninfo(server, dbname=database))
+    return made
+
+
+def drop_databases(server: str, databases: dict[str, str]) -> None:
+    with psycopg.connect(server, autocommit=True) as admin:
+        for url in databases.values():
+            name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_servers(
+    work: Path, cert: Path, key_file: Path, databases: dict[str, str]
+) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, str]]:
+    """statreport on DuckDB, the baselines, and statreport on PostgreSQL (one process on one
+    database, two on the other), each on its own port."""
     python = sys.executable
     tls_args = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key_file)]
     uvicorn_args = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     uvicorn_args += ["--log-level", "warning"]
-
-    ports = {name: free_port() for name in ("statreport", "bare", "naive")}
+    names = ["statreport", "bare", "naive"]
+    if databases:
+        names += ["pg_one", "pg_two_a", "pg_two_b"]
+    ports = {name: free_port() for name in names}
     urls = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
-    servers = {
-        "statreport": start(
+
+    def statreport(name: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+        return start(
             [python, "-m", "statreport", "serve"],
             {
                 "STATREPORT_ADMIN_TOKEN": ADMIN_TOKEN,
-                "STATREPORT_DATA_DIR": str(work / "statreport"),
-                "STATREPORT_PORT": str(ports["statreport"]),
+                "STATREPORT_DATA_DIR": str(work / name),
+                "STATREPORT_PORT": str(ports[name]),
                 "STATREPORT_TLS_CERT": str(cert),
                 "STATREPORT_TLS_KEY": str(key_file),
                 "STATREPORT_RATE_LIMIT_PER_MINUTE": "1000000000",
                 "STATREPORT_LOG_LEVEL": "warning",
+                **extra,
             },
-            work / "statreport.log",
-        ),
+            work / f"{name}.log",
+        )
+
+    servers = {
+        "statreport": statreport("statreport", {}),
         "bare": start(
             [
                 python,
@@ -313,71 +488,23 @@ def main() -> None:
             work / "naive.log",
         ),
     }
-    stored_by: list[Figures] = []  # every run against statreport, warm-up included
-    rounds: list[dict[str, Figures]] = [{} for _ in range(args.rounds)]
-    shares: dict[str, list[float]] = {"single": [], "batch": []}
-    try:
-        wait_ready(urls["statreport"], cert, "/readyz")
-        wait_ready(urls["bare"], cert, "/docs")
-        wait_ready(urls["naive"], cert, "/docs")
-        token, instances = provision(urls["statreport"], cert)
-
-        def measure(name: str, *, run: int, seconds: float) -> Figures:
-            batch = name == "batch"
-            return run_wrk(
-                LABELS[name],
-                urls["statreport" if name in ("single", "batch") else name],
-                script=script,
-                token=token,
-                instances=instances,
-                connections=args.batch_connections if batch else args.connections,
-                seconds=seconds,
-                batch=args.batch if batch else 0,
-                run=run,
-            )
-
-        for run, name in enumerate(("single", "bare", "naive")):  # warm-up
-            warm = measure(name, run=100 + run, seconds=2)
-            stored_by += [warm] if name == "single" else []
-        # Batches come after every round of single reports: the checkpoints of their
-        # hundreds of thousands of rows would otherwise fall into the next single-report run.
-        plans = [["single", "bare", *(["naive"] if n == 0 else [])] for n in range(args.rounds)]
-        plans += [["batch"] for _ in range(args.rounds)]
-        runs = 0
-        for number, plan in enumerate(plans):
-            for key in plan:  # the naive endpoint is slow, and only a reference: once
-                print(
-                    f"round {number % args.rounds + 1} of {args.rounds}: measuring "
-                    f"{LABELS[key]} ...",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                before = commit_seconds(urls["statreport"], cert)
-                runs += 1
-                figures = measure(key, run=1000 + runs, seconds=args.seconds)  # ids: unique
-                rounds[number % args.rounds][key] = figures
-                if key in ("single", "batch"):
-                    stored_by.append(figures)
-                    shares[key].append(share(before, commit_seconds(urls["statreport"], cert)))
-    finally:
-        for process in servers.values():
-            stop(process)
-
-    con = duckdb.connect(str(work / "statreport" / "statreport.duckdb"), read_only=True)
-    row = con.execute("SELECT count(*) FROM reports").fetchone()
-    stored = int(row[0]) if row else 0
-    con.close()
-    shutil.rmtree(work, ignore_errors=True)
-    if not report(args, rounds, shares, stored=stored, stored_by=stored_by):
-        sys.exit("the file does not hold exactly the reports sent: a durability defect")
+    if databases:
+        servers["pg_one"] = statreport("pg_one", {"STATREPORT_DATABASE_URL": databases["one"]})
+        for name in ("pg_two_a", "pg_two_b"):
+            servers[name] = statreport(name, {"STATREPORT_DATABASE_URL": databases["two"]})
+    return servers, urls
 
 
 #: What each measurement is, as printed.
 LABELS = {
     "single": "statreport durable, single reports",
+    "pg1": "PostgreSQL, 1 process, single reports",
+    "pg2": "PostgreSQL, 2 processes, single reports",
     "bare": "bare FastAPI 202 (ceiling)",
     "naive": "naive: one DuckDB transaction per report",
     "batch": "statreport durable, batches",
+    "pg1batch": "PostgreSQL, 1 process, batches",
+    "pg2batch": "PostgreSQL, 2 processes, batches",
 }
 
 
@@ -394,13 +521,12 @@ def report(
     rounds: list[dict[str, Figures]],
     shares: dict[str, list[float]],
     *,
-    stored: int,
-    stored_by: list[Figures],
+    stored: dict[str, int],
+    stored_by: dict[str, list[Figures]],
 ) -> bool:
     """Print each configuration's median figures over the rounds, and the ratios; whether
-    the ``stored`` rows are every report that the runs ``stored_by`` got a 202 for."""
-    acknowledged = sum(f.acknowledged for f in stored_by)
-    in_flight = sum(f.most_in_flight for f in stored_by)
+    each database's ``stored`` rows are every report that the runs ``stored_by`` on it got a
+    202 for."""
     print()
     print(
         f"ingest benchmark: {args.connections} connections ({args.batch_connections} for "
@@ -410,6 +536,8 @@ def report(
     print(f"{'server':<44}{'reports/s':>26}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}")
     for key, label in LABELS.items():
         runs = [measured[key] for measured in rounds if key in measured]
+        if not runs:
+            continue
         print(
             f"{label:<44}{_spread([f.reports_per_s for f in runs], ',.0f'):>26}"
             f"{statistics.median(f.p50_ms for f in runs):>9.1f}"
@@ -430,23 +558,41 @@ def report(
     print(f"durable / bare, each round: {each} (median {statistics.median(durable):.2f}x)")
     print(f"durable / naive = {statistics.median(ratios('single', 'naive')):.1f}x")
     print(f"batch / single = {_spread(ratios('batch', 'single'), '.1f', 'x')}")
-    print(
-        f"instance-days' share of commit time: {_spread(shares['single'], '.0%')} with single "
-        f"reports, {_spread(shares['batch'], '.0%')} with batches"
-    )
-    # A request still in flight when a run of wrk stops is stored, but its 202 is not counted.
-    whole = acknowledged <= stored <= acknowledged + in_flight
-    if whole:
-        verdict = (
-            f"every 202 is there, and {stored - acknowledged:,} reports of requests still in "
-            f"flight when wrk stopped (at most {in_flight:,} could be)"
+    if ratios("pg2", "single"):
+        print(
+            f"PostgreSQL, 2 processes / DuckDB, 1 process: single reports "
+            f"{_spread(ratios('pg2', 'single'), '.2f', 'x')}, batches "
+            f"{_spread(ratios('pg2batch', 'batch'), '.2f', 'x')}"
         )
-    else:
-        verdict = "MISSING REPORTS" if stored < acknowledged else "MORE ROWS THAN SENT"
+        print(
+            f"PostgreSQL, 1 process / DuckDB, 1 process: single reports "
+            f"{_spread(ratios('pg1', 'single'), '.2f', 'x')}, batches "
+            f"{_spread(ratios('pg1batch', 'batch'), '.2f', 'x')}"
+        )
+        print(f"PostgreSQL, 2 processes / bare = {_spread(ratios('pg2', 'bare'), '.2f', 'x')}")
     print(
-        f"reports statreport acknowledged with 202: {acknowledged:,}; rows in its DuckDB file: "
-        f"{stored:,}: {verdict}"
+        f"instance-days' share of commit time (DuckDB): {_spread(shares['single'], '.0%')} with "
+        f"single reports, {_spread(shares['batch'], '.0%')} with batches"
     )
+    whole = True
+    for database, runs in stored_by.items():
+        acknowledged = sum(f.acknowledged for f in runs)
+        in_flight = sum(f.most_in_flight for f in runs)
+        # A request still in flight when a run of wrk stops is stored, but its 202 is not
+        # counted.
+        ok = acknowledged <= stored[database] <= acknowledged + in_flight
+        whole = whole and ok
+        if ok:
+            verdict = (
+                f"every 202 is there, and {stored[database] - acknowledged:,} reports of "
+                f"requests still in flight when wrk stopped (at most {in_flight:,} could be)"
+            )
+        else:
+            verdict = "MISSING REPORTS" if stored[database] < acknowledged else "MORE ROWS"
+        print(
+            f"{database}: reports acknowledged with 202: {acknowledged:,}; rows stored: "
+            f"{stored[database]:,}: {verdict}"
+        )
     return whole
 
 

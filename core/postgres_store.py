@@ -396,10 +396,10 @@ class PostgresStore(Store):
             con.execute("BEGIN")
             self._in_transaction = True
             try:
-                row = con.execute(
-                    "SELECT handed_out FROM store_clock, pg_advisory_xact_lock_shared(?)",
-                    [STAMP_LOCK],
-                ).fetchone()
+                con.execute("SELECT pg_advisory_xact_lock_shared(?)", [STAMP_LOCK]).fetchall()
+                # A statement of its own, after the lock: one statement sees what was
+                # committed when it began, which may be before the lock was granted.
+                row = con.execute("SELECT handed_out FROM store_clock").fetchone()
                 if stamp is not None and row is not None and stamp <= row[0]:
                     raise _Restamp
                 result = fn(con)

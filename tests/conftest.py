@@ -71,6 +71,18 @@ def moment(request: pytest.FixtureRequest) -> Iterator[time_machine.Traveller | 
         yield coordinates
 
 
+#: The storage-touching tests, run on both engines (SPEC §16): every test of these folders
+#: that starts a server, but those of ``DUCKDB_ONLY``.
+BOTH_ENGINES = ("tests/e2e/", "tests/console/", "tests/fuzz/")
+#: What only the DuckDB file has (backups of it), and tests of HTTP that store nothing.
+DUCKDB_ONLY = (
+    "tests/e2e/test_backup.py",
+    "tests/e2e/test_tls_files.py",
+    "tests/e2e/test_proxies.py",
+    "tests/e2e/test_docs.py",
+)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that starts servers runs on each engine it is for: DuckDB; PostgreSQL too when
     it is marked ``both_engines`` (and not ``duckdb_only``); or the one engine
@@ -78,9 +90,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" not in metafunc.fixturenames:
         return
     forced = os.environ.get("STATREPORT_TEST_ENGINE")
+    path = Path(str(metafunc.definition.fspath)).relative_to(Path(__file__).parent.parent)
+    storage = str(path).startswith(BOTH_ENGINES) and str(path) not in DUCKDB_ONLY
     if forced:
         engines = [forced]
-    elif metafunc.definition.get_closest_marker("both_engines") and not (
+    elif (storage or metafunc.definition.get_closest_marker("both_engines")) and not (
         metafunc.definition.get_closest_marker("duckdb_only")
     ):
         engines = ["duckdb", "postgresql"]

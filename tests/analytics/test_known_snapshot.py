@@ -5,35 +5,59 @@ committed, the snapshot the evaluation reads and a later read "as known at" the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import duckdb
+import pytest
 from polars.testing import assert_frame_equal
 
 from analytics import repository
 from analytics.inputs import EvaluationInputs, load_inputs, read_inputs
+from core.database import Connection
+from core.postgres_store import PostgresStore
 from core.store import Store
 from core.telemetry import StoreMetrics
 from ingest.repository import stage_reports
 from ingest.schemas import StatisticsReport
 from ingest.writer import ReportCommit
-from tests.support import make_report
+from tests.support import make_report, new_database, postgres_reachable
 
 #: Instances that report over and over, each report a new maximum for its day now and then.
 INSTANCES = [f"00000000-0000-4000-8000-00000000000{n}" for n in range(4)]
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Store]]:
+    """One store on a DuckDB file; or two on one PostgreSQL database, as two processes."""
+    if request.param == "duckdb":
+        made = [Store(tmp_path / "statreport.duckdb", commit_window_ms=0.5, group_commit=_commit())]
+        drop = None
+    else:
+        if not postgres_reachable():
+            pytest.skip("no PostgreSQL server (STATREPORT_TEST_DATABASE_URL)")
+        url, drop = new_database()
+        made = [PostgresStore(url, commit_window_ms=0.5, group_commit=_commit()) for _ in range(2)]
+    for store in made:
+        store.open()
+    yield made
+    for store in made:
+        store.close_file()
+    if drop is not None:
+        drop()
+
+
+def _commit() -> ReportCommit:
+    return ReportCommit(metrics=StoreMetrics(registry=None))
+
+
 def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
-    tmp_path: Path,
+    stores: list[Store],
 ) -> None:
-    store = Store(
-        tmp_path / "statreport.duckdb",
-        commit_window_ms=0.5,
-        group_commit=ReportCommit(metrics=StoreMetrics(registry=None)),
-    )
-    store.open()
+    """On PostgreSQL, two stores (as two processes) commit reports while one reads a run's
+    snapshot and the other reads as known at its instant."""
+    store, other = stores[0], stores[-1]
     today = datetime.now(UTC).date()
 
     async def sender(n: int, stop: asyncio.Event) -> int:
@@ -49,11 +73,11 @@ def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
                 ),
             )
             staged = stage_reports([report], customer_id="acme", key_id="k1", source="phone_home")
-            await store.submit(staged, size=1)
+            await stores[n % len(stores)].submit(staged, size=1)
             sent += 1
         return sent
 
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[EvaluationInputs, list[dict[str, Any]]]:
+    def read(con: Connection) -> tuple[EvaluationInputs, list[dict[str, Any]]]:
         """What a run reads, and how many reports each instance had sent."""
         counted = repository.reporting_instances(
             con, customer_id="acme", since=today - timedelta(days=1), until=today
@@ -69,10 +93,10 @@ def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
             for _ in range(30):
                 at, (run, counted) = await store.read_known(read)
                 await asyncio.sleep(0.05)  # more commits land after the run's instant
-                later = await store.read(
+                later = await other.analyze(
                     lambda con: load_inputs(con, as_of=today, known_at=at)  # noqa: B023
                 )
-                assert counted == await store.read(
+                assert counted == await other.analyze(
                     lambda con: repository.reporting_instances(
                         con,
                         customer_id="acme",
@@ -93,9 +117,6 @@ def test_a_runs_snapshot_is_what_a_later_read_as_known_at_its_instant_gives(
             stop.set()
         return checked, sum(await asyncio.gather(*senders))
 
-    try:
-        checked, sent = asyncio.run(compare())
-    finally:
-        store.close_file()
+    checked, sent = asyncio.run(compare())
     assert checked > 0
     assert sent > 100  # reports were committed all along

@@ -28,6 +28,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -341,7 +342,7 @@ def move_to_postgres(path: Path, server: str) -> tuple[str, float]:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')  # a generated name
-    url = str(psycopg.conninfo.make_conninfo(server, dbname=name))
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     started = time.perf_counter()
     subprocess.run(
         [

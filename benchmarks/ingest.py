@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import httpx
@@ -334,7 +335,8 @@ def main() -> None:
         def measure(name: str, *, run: int, seconds: float) -> Figures:
             batch = name.endswith("batch")
             targets = TARGETS[name]
-            token, instances = credentials.get(targets[0], ("", list[str]()))
+            # The baselines take any token, and the same instances as statreport's.
+            token, instances = credentials.get(targets[0], credentials["statreport"])
             options: dict[str, Any] = {
                 "script": script,
                 "token": token,
@@ -413,7 +415,7 @@ def make_databases(server: str) -> dict[str, str]:
         for name in ("one", "two"):
             database = f"statreport_bench_{name}_{uuid.uuid4().hex[:8]}"
             admin.execute(f'CREATE DATABASE "{database}"')  # a generated name
-            made[name] = str(psycopg.conninfo.make_conninfo(server, dbname=database))
+            made[name] = urlunsplit(urlsplit(server)._replace(path=f"/{database}"))
     return made
 
 

@@ -22,6 +22,7 @@ from core.dependencies import (
 from core.errors import Conflict
 from core.identifiers import TokenNamePath
 from core.openapi import problem
+from core.settings import Settings
 from staff import audit, backup, tokens
 from staff.schemas import (
     AuditEntry,
@@ -60,17 +61,28 @@ async def healthz(store: StoreDep) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: storage accepts writes", responses=_HEALTH)
-async def readyz(store: StoreDep, settings: SettingsDep) -> Response:
-    """200 only while a write to storage commits and its disk has room; 503 otherwise."""
-    free_mb = shutil.disk_usage(settings.data_dir).free // (1 << 20)
-    detail = None
+def _disk_trouble(settings: Settings) -> str | None:
+    """What is wrong with the data directory's disk, or None."""
+    try:
+        free_mb = shutil.disk_usage(settings.data_dir).free // (1 << 20)
+    except OSError as exc:  # the data directory was removed under the server
+        return (
+            f"The data directory {settings.data_dir} cannot be read ({exc.strerror}): restore "
+            "it, or restart the server, which makes it again."
+        )
     if free_mb < settings.min_free_disk_mb:
-        detail = (
+        return (
             f"The data directory's disk has {free_mb} MiB free, under "
             f"STATREPORT_MIN_FREE_DISK_MB ({settings.min_free_disk_mb}); free space."
         )
-    elif not await store.probe():
+    return None
+
+
+@router.get("/readyz", summary="Readiness: storage accepts writes", responses=_HEALTH)
+async def readyz(store: StoreDep, settings: SettingsDep) -> Response:
+    """200 only while a write to storage commits and its disk has room; 503 otherwise."""
+    detail = _disk_trouble(settings)
+    if detail is None and not await store.probe():
         detail = "Storage does not accept writes."
     if detail is None:
         return JSONResponse({"status": "ready"})

@@ -249,6 +249,8 @@ def _lifespan(
 
 def _open_store(settings: Settings, store_metrics: StoreMetrics) -> Store:
     """The database, migrated, with its writer running; a refusal is logged and raised."""
+    # The TLS files and the outbox live there, whichever engine holds the data.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.postgres_url is not None:
         store: Store = PostgresStore(
             settings.postgres_url,

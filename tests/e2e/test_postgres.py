@@ -4,6 +4,7 @@ happen once happens once."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -217,3 +218,19 @@ def test_an_unreachable_database_is_refused_at_start_naming_the_setting(tmp_path
             tmp_path / "data", STATREPORT_DATABASE_URL="postgresql://x:secret@127.0.0.1:1/none"
         )
     assert "secret" not in str(refused.value)  # the password is never logged
+
+
+def test_readiness_names_a_data_directory_that_went_missing(
+    pair: Callable[..., tuple[RunningServer, RunningServer]],
+) -> None:
+    """On PostgreSQL the data directory holds only the TLS files and the outbox; if it goes,
+    /readyz says so (it answered 500 before)."""
+    one, _ = pair()
+    kept = one.data_dir.parent / "cert.pem"
+    shutil.copy(one.ca_cert, kept)
+    one.ca_cert = kept
+    shutil.rmtree(one.data_dir)
+    with one.client() as http:
+        answer = http.get("/readyz")
+    assert answer.status_code == 503
+    assert "cannot be read" in answer.json()["detail"]

@@ -59,7 +59,7 @@ async def add_note(store: Store, *, finding_id: str, text: str, actor: Actor) ->
 
 async def notes_of(store: Store, finding_ids: Sequence[str]) -> dict[str, list[FindingNote]]:
     """The notes of these findings, oldest first, by finding id (every id present)."""
-    rows = await store.analyze(lambda con: repository.notes(con, finding_ids=list(finding_ids)))
+    rows = await store.read(lambda con: repository.notes(con, finding_ids=list(finding_ids)))
     found: dict[str, list[FindingNote]] = {finding_id: [] for finding_id in finding_ids}
     for row in rows:
         found[row["finding_id"]].append(FindingNote.model_validate(row))

@@ -143,6 +143,20 @@ def open_episode_starts(
     return {str(customer): start for customer, start in rows}
 
 
+def _days(first: str, last: str) -> str:
+    """The raw reports of the UTC days ``first`` to ``last`` (parameters), in PostgreSQL's
+    words, as it finds them by the index on ``(instance_id, generated_at)``: a snapshot reads
+    only those (``core.snapshot``)."""
+    return (
+        f"generated_at >= {first}::TIMESTAMP AT TIME ZONE 'UTC' "
+        f"AND generated_at < ({last}::DATE + 1)::TIMESTAMP AT TIME ZONE 'UTC' "
+        f"AND usage_day BETWEEN {first} AND {last}"
+    )
+
+
+_DAYS = _days("$2", "$3")
+
+
 def reports_per_day(
     con: Connection,
     *,
@@ -165,7 +179,9 @@ def reports_per_day(
     source, params = _totals(customer_id=customer_id, since=since, until=until, known_at=known_at)
     received = "AND r.received_at <= $known_at" if known_at is not None else ""
     slice_reports(
-        con, "customer_id = $1 AND usage_day BETWEEN $2 AND $3", [customer_id, since, until]
+        con,
+        f"instance_id IN (SELECT instance_id FROM instances WHERE customer_id = $1) AND {_DAYS}",  # noqa: S608
+        [customer_id, since, until],
     )
     # The metric is one of a constant tuple of column names; values arrive as parameters.
     return _frame(
@@ -370,7 +386,7 @@ def evaluation_runs(con: Connection, *, as_of: date | None, limit: int) -> list[
     """Runs, newest first, optionally of one ``as_of``, with how many findings each had."""
     sql = (
         "SELECT evaluation_id, as_of, evaluated_at, rules_version, customers_version, known_at, "
-        "json_array_length(findings -> '$.findings') AS findings FROM evaluation_runs"
+        "json_array_length(findings -> 'findings') AS findings FROM evaluation_runs"
     )
     params: list[Any] = []
     if as_of is not None:
@@ -442,8 +458,8 @@ def sequence_regressions(con: Connection, *, since: date, until: date) -> pl.Dat
     """
     slice_reports(
         con,
-        "usage_day BETWEEN $1 AND $2 AND sequence IS NOT NULL AND instance_id IN (SELECT "
-        "instance_id FROM instance_days_out_of_order WHERE day BETWEEN $1 AND $2)",
+        "sequence IS NOT NULL AND instance_id IN (SELECT instance_id FROM "  # noqa: S608
+        f"instance_days_out_of_order WHERE day BETWEEN $1 AND $2) AND {_days('$1', '$2')}",
         [since, until],
     )
     return _frame(
@@ -486,9 +502,7 @@ def reports_around_regressions(
     params: dict[str, Any] = {"instance_id": instance_id, "since": since, "until": until}
     if known_at is not None:
         params["known_at"] = known_at
-    slice_reports(
-        con, "instance_id = $1::UUID AND usage_day BETWEEN $2 AND $3", [instance_id, since, until]
-    )
+    slice_reports(con, f"instance_id = $1::UUID AND {_DAYS}", [instance_id, since, until])
     cursor = con.execute(
         f"""
         WITH ordered AS (

@@ -21,7 +21,7 @@ from core.store import Store
 
 async def newest_run(store: Store) -> Evaluation | None:
     """The newest run, whatever its ``as_of``; None before the first."""
-    document = await store.analyze(repository.evaluation)
+    document = await store.read(repository.evaluation)
     return None if document is None else Evaluation.model_validate(document)
 
 
@@ -67,7 +67,7 @@ _FINDING: TypeAdapter[Finding] = TypeAdapter(Finding)
 
 
 async def _newest_run_document(store: Store, *, as_of: date) -> dict[str, Any]:
-    document = await store.analyze(lambda con: repository.evaluation(con, as_of=as_of))
+    document = await store.read(lambda con: repository.evaluation(con, as_of=as_of))
     if document is None:
         raise NotFound(
             f"No evaluation as of {as_of} has been run. Run one with POST /v1/evaluations "
@@ -82,9 +82,7 @@ async def evaluation_run(store: Store, *, evaluation_id: str) -> Evaluation:
 
 
 async def _run_document(store: Store, *, evaluation_id: str) -> dict[str, Any]:
-    document = await store.analyze(
-        lambda con: repository.evaluation(con, evaluation_id=evaluation_id)
-    )
+    document = await store.read(lambda con: repository.evaluation(con, evaluation_id=evaluation_id))
     if document is None:
         raise NotFound(
             f"No evaluation {evaluation_id!r}. List the runs with GET /v1/evaluations?as_of=."
@@ -96,18 +94,16 @@ async def evaluation_runs(
     store: Store, *, as_of: date | None, limit: int = 100
 ) -> list[EvaluationRun]:
     """Runs, newest first, optionally of one day."""
-    rows = await store.analyze(
-        lambda con: repository.evaluation_runs(con, as_of=as_of, limit=limit)
-    )
+    rows = await store.read(lambda con: repository.evaluation_runs(con, as_of=as_of, limit=limit))
     return [EvaluationRun.model_validate(row) for row in rows]
 
 
 async def episode_history(store: Store, *, customer_id: str | None) -> list[EpisodeHistory]:
     """Every episode the evaluations have reported."""
-    rows = await store.analyze(lambda con: repository.episode_history(con, customer_id=customer_id))
+    rows = await store.read(lambda con: repository.episode_history(con, customer_id=customer_id))
     return [EpisodeHistory.model_validate(row) for row in rows]
 
 
 async def last_evaluated_at(store: Store) -> datetime | None:
     """When the latest evaluation succeeded (it is kept only then); None if never."""
-    return await store.analyze(repository.last_evaluated_at)
+    return await store.read(repository.last_evaluated_at)

@@ -432,7 +432,7 @@ async def accounts_per_manager(store: Store) -> dict[str, int]:
 
 async def customer_names(store: Store) -> dict[str, str]:
     """Every customer's name, by id: how emails and pages name a customer."""
-    return await store.analyze(repository.customer_names)
+    return await store.read(repository.customer_names)
 
 
 def check_as_of(as_of: date, *, today: date) -> None:

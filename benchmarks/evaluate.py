@@ -335,14 +335,17 @@ def measure_postgres(mode: str, path: Path, as_of: date, postgres: str) -> None:
     )
 
 
-def move_to_postgres(path: Path, server: str) -> tuple[str, float]:
-    """A new database holding the file's data, by ``statreport migrate``; its URL and the
-    seconds the migration took."""
-    name = f"statreport_eval_bench_{int(time.time())}"
+def move_to_postgres(path: Path, server: str, *, keep: bool) -> tuple[str, float | None]:
+    """A database holding the file's data, by ``statreport migrate``; its URL and the seconds
+    the migration took. With ``keep``, one migrated before (its name is fixed) is reused."""
+    name = "statreport_eval_bench_kept" if keep else f"statreport_eval_bench_{int(time.time())}"
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     with psycopg.connect(server, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if keep and exists:
+            return url, None
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')  # a generated name
-    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     started = time.perf_counter()
     subprocess.run(
         [
@@ -509,9 +512,10 @@ def main() -> None:
     print(f"  statement as known a month ago / as known now = {ratio:.2f}x")
     if args.postgres:
         print("moving the file into PostgreSQL with statreport migrate ...", file=sys.stderr)
-        url, moved = move_to_postgres(path, args.postgres)
+        url, moved = move_to_postgres(path, args.postgres, keep=args.keep is not None)
         try:
-            print(f"PostgreSQL (statreport migrate of the file took {moved:.0f} s)")
+            took = "kept from an earlier run" if moved is None else f"took {moved:.0f} s"
+            print(f"PostgreSQL (statreport migrate of the file {took})")
             runs = []
             for _ in range(args.rounds):
                 print("measuring evaluation on PostgreSQL ...", file=sys.stderr, flush=True)
@@ -533,7 +537,8 @@ def main() -> None:
                     f"({best['seconds'] / served[mode]['seconds']:.2f}x DuckDB's)"
                 )
         finally:
-            drop_database(args.postgres, url)
+            if args.keep is None:
+                drop_database(args.postgres, url)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

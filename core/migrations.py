@@ -399,6 +399,7 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             first_seen_at TIMESTAMPTZ NOT NULL,
             retired_on DATE
         );
+        CREATE INDEX instances_by_customer ON instances (customer_id);
         CREATE TABLE reports (
             report_id UUID PRIMARY KEY,
             customer_id VARCHAR NOT NULL,

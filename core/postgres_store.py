@@ -373,7 +373,11 @@ class PostgresStore(Store):
         the module's note). Inside a write it is final; before one (a group's), the write checks
         it once it holds the lock (``_Restamp``)."""
         con = self._writer_connection()
-        row = con.raw.execute(_NEXT_STAMP, [datetime.now(UTC)]).fetchone()
+        try:
+            row = con.raw.execute(_NEXT_STAMP, [datetime.now(UTC)]).fetchone()
+        except STORAGE_FAILURES as exc:
+            self._failing = True
+            raise self._unavailable("write", exc) from exc
         assert row is not None
         stamped: datetime = max(row[0], self._stamped)
         self._stamped = stamped

@@ -24,8 +24,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         None,
         description="`postgresql://user:password@host/database`: keep the data in PostgreSQL, "
-        "shared by any number of statreport processes (SPEC §16, docs/operations.md "
-        '"Scaling out"); none: the DuckDB file in the data directory',
+        "shared by any number of statreport processes (docs/operations.md, Scaling out); "
+        "none: the DuckDB file in the data directory",
     )
     host: str = Field("127.0.0.1", description="listen address")
     port: int = Field(8443, ge=0, le=65535, description="listen port")

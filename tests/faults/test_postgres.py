@@ -4,19 +4,26 @@ never stored twice."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import duckdb
 import httpx
 import pytest
 
+from core.database import connect_postgres, copy_rows
+from core.postgres_store import PostgresStore
+from ingest.archive import archive_reports
 from statreport.server import free_port
 from tests.support import DATABASES as _DATABASES
 from tests.support import (
@@ -30,6 +37,11 @@ from tests.support import (
 )
 
 CONNECTIONS = 16
+REPORT_COLUMNS = [
+    "report_id", "customer_id", "instance_id", "environment", "generated_at", "usage_day",
+    "product_version", "sequence", "users", "tenants", "namespaces", "worker_groups", "roles",
+    "service_accounts", "source", "key_id", "received_at",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -193,3 +205,44 @@ def test_two_processes_starting_together_on_an_empty_database_migrate_once(
     finally:
         for server in servers:
             server.terminate()
+
+
+def test_old_months_of_a_shared_database_move_to_the_archive_each_report_once(
+    tmp_path: Path, database: str
+) -> None:
+    """Retention on PostgreSQL: the month is read into DuckDB from a snapshot and written as
+    Parquet to the archive directory, then deleted from PostgreSQL in bounded steps."""
+    today = datetime.now(UTC).date()
+    first = datetime.combine(today - timedelta(days=30 * 31), datetime.min.time(), UTC)
+    rows = [
+        (
+            str(uuid.uuid4()), "acme", f"00000000-0000-4000-8000-00000000000{i % 3}",
+            "production", first + timedelta(hours=6 * i), (first + timedelta(hours=6 * i)).date(),
+            "1.1.3", i, i % 100, 1, None, 2, 5, 1, "phone_home", "k1", first,
+        )
+        for i in range(30 * 31 * 4)
+    ]  # fmt: skip
+    store = PostgresStore(database)
+    store.open()
+    try:
+        asyncio.run(store.write(lambda con: copy_rows(con, "reports", REPORT_COLUMNS, rows)))
+        archive = tmp_path / "archive"
+        done = asyncio.run(
+            archive_reports(store, archive_dir=archive, today=today, retention_days=401)
+        )
+    finally:
+        store.close_file()
+    assert len(done) >= 15  # the months past 401 days
+    files = sorted(str(f) for f in archive.glob("*.parquet"))
+    archived = (
+        duckdb.connect()
+        .execute("SELECT report_id::VARCHAR FROM read_parquet(?)", [files])
+        .fetchall()
+    )
+    with connect_postgres(database) as raw:
+        kept = raw.execute("SELECT report_id::VARCHAR FROM reports").fetchall()
+    ids = [r for (r,) in archived] + [r for (r,) in kept]
+    assert sorted(ids) == sorted(row[0] for row in rows)  # every report once, in one place
+    assert min(r[5] for r in rows if r[0] in {k for (k,) in kept}) >= today - timedelta(
+        days=401 + 31
+    )

@@ -146,11 +146,11 @@ def open_episode_starts(
 def _days(first: str, last: str) -> str:
     """The raw reports of the UTC days ``first`` to ``last`` (parameters), in PostgreSQL's
     words, as it finds them by the index on ``(instance_id, generated_at)``: a snapshot reads
-    only those (``core.snapshot``)."""
+    only those (``core.snapshot``). A report's ``usage_day`` is its ``generated_at``'s UTC
+    day; a condition on it too led the planner to the day index (1.4 s, not 30 ms)."""
     return (
         f"generated_at >= {first}::TIMESTAMP AT TIME ZONE 'UTC' "
-        f"AND generated_at < ({last}::DATE + 1)::TIMESTAMP AT TIME ZONE 'UTC' "
-        f"AND usage_day BETWEEN {first} AND {last}"
+        f"AND generated_at < ({last}::DATE + 1)::TIMESTAMP AT TIME ZONE 'UTC'"
     )
 
 

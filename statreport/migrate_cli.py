@@ -75,6 +75,8 @@ def migrate_command(data_dir: Path, url: str) -> None:
                 for table in tables:
                     _copy_table(source, arrow, con, table)
             _after_copy(source, con)
+            click.echo("  analyzing the tables for PostgreSQL's planner ...")
+            con.execute("ANALYZE")
         except (psycopg.Error, duckdb.Error, adbc_driver_manager.Error) as exc:
             click.echo(
                 f"The copy failed ({type(exc).__name__}: {exc}). Drop the database and run "

@@ -72,14 +72,17 @@ def moment(request: pytest.FixtureRequest) -> Iterator[time_machine.Traveller | 
 
 
 #: The storage-touching tests, run on both engines (SPEC §16): every test of these folders
-#: that starts a server, but those of ``DUCKDB_ONLY``.
+#: that starts a server, but those of ``RUN_ONCE``.
 BOTH_ENGINES = ("tests/e2e/", "tests/console/", "tests/fuzz/")
-#: What only the DuckDB file has (backups of it), and tests of HTTP that store nothing.
-DUCKDB_ONLY = (
+#: Run once: what only the DuckDB file has (backups of it), tests of HTTP that store nothing,
+#: and the tests that choose their PostgreSQL databases themselves.
+RUN_ONCE = (
     "tests/e2e/test_backup.py",
     "tests/e2e/test_tls_files.py",
     "tests/e2e/test_proxies.py",
     "tests/e2e/test_docs.py",
+    "tests/e2e/test_postgres.py",
+    "tests/e2e/test_migrate.py",
 )
 
 
@@ -91,7 +94,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     forced = os.environ.get("STATREPORT_TEST_ENGINE")
     path = Path(str(metafunc.definition.fspath)).relative_to(Path(__file__).parent.parent)
-    storage = str(path).startswith(BOTH_ENGINES) and str(path) not in DUCKDB_ONLY
+    storage = str(path).startswith(BOTH_ENGINES) and str(path) not in RUN_ONCE
     if forced:
         engines = [forced]
     elif (storage or metafunc.definition.get_closest_marker("both_engines")) and not (

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime
 from functools import partial
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -251,28 +252,24 @@ def _open_store(settings: Settings, store_metrics: StoreMetrics) -> Store:
     """The database, migrated, with its writer running; a refusal is logged and raised."""
     # The TLS files and the outbox live there, whichever engine holds the data.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.postgres_url is not None:
-        store: Store = PostgresStore(
-            settings.postgres_url,
-            commit_window_ms=settings.commit_window_ms,
-            commit_max_reports=settings.commit_max_reports,
-            max_pending_reports=settings.max_pending_reports,
-            retry_after_seconds=settings.retry_after_seconds,
-            metrics=store_metrics,
-            group_commit=ReportCommit(metrics=store_metrics),
-        )
-    else:
-        store = Store(
+    common: dict[str, Any] = {
+        "commit_window_ms": settings.commit_window_ms,
+        "commit_max_reports": settings.commit_max_reports,
+        "max_pending_reports": settings.max_pending_reports,
+        "retry_after_seconds": settings.retry_after_seconds,
+        "metrics": store_metrics,
+        "group_commit": ReportCommit(metrics=store_metrics),
+    }
+    store = (
+        PostgresStore(settings.postgres_url, **common)
+        if settings.postgres_url is not None
+        else Store(
             settings.database_path,
-            commit_window_ms=settings.commit_window_ms,
-            commit_max_reports=settings.commit_max_reports,
-            max_pending_reports=settings.max_pending_reports,
-            retry_after_seconds=settings.retry_after_seconds,
             duckdb_threads=settings.duckdb_threads,
             memory_limit=settings.duckdb_memory_limit,
-            metrics=store_metrics,
-            group_commit=ReportCommit(metrics=store_metrics),
+            **common,
         )
+    )
     try:
         store.open()
     except (SchemaTooNew, StoreUnavailable) as exc:

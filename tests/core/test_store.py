@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from core.database import Connection
 from core.errors import SchemaTooNew, StoreUnavailable
 from core.migrations import LATEST_VERSION
 from core.store import Store, Transact
@@ -91,7 +92,7 @@ class _Refuses:
     def __init__(self) -> None:
         self.groups: list[list[str]] = []
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+    def load(self, con: Connection) -> None:
         """Nothing to load."""
 
     def commit(self, transact: Transact, payloads: Sequence[Any], *, at: datetime) -> list[Any]:

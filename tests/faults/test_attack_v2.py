@@ -21,6 +21,7 @@ import duckdb
 import httpx
 import pytest
 
+from core.database import Connection
 from core.store import Store
 from customers.schemas import CustomerDocument, OrderForm
 from ingest.archive import archive_reports
@@ -370,7 +371,7 @@ def test_the_archive_deletes_in_chunks_so_writes_land_between(tmp_path: Path) ->
     store.open()
     seen: list[int] = []
 
-    def count_left(con: duckdb.DuckDBPyConnection, first: str) -> None:
+    def count_left(con: Connection, first: str) -> None:
         row = con.execute(
             "SELECT count(*) FROM reports WHERE date_trunc('month', usage_day) = ?::DATE",
             [first],

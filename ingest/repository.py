@@ -180,14 +180,16 @@ def _received(table: pa.Table, *, at: datetime) -> pa.Table:
 
 class Appenders:
     """DuckDB appenders on ``reports`` and ``instance_days`` of one connection, kept from one
-    commit to the next (making one costs about 1 ms)."""
+    commit to the next (making one costs about 1 ms). A PostgreSQL connection, which appends
+    with ``COPY``, has none."""
 
     def __init__(self, con: Connection) -> None:
         self.con = con
-        duck = duckdb_of(con)
-        self.reports = duck.appender("reports")
-        self.days = duck.appender("instance_days")
-        self.out_of_order = duck.appender("instance_days_out_of_order")
+        if engine_of(con) is Engine.DUCKDB:
+            duck = duckdb_of(con)
+            self.reports = duck.appender("reports")
+            self.days = duck.appender("instance_days")
+            self.out_of_order = duck.appender("instance_days_out_of_order")
 
     def append(
         self, rows: list[tuple[Any, ...]], *, frontier: Frontier, known_at: datetime
@@ -236,6 +238,16 @@ def insert_reports(
     ``parts`` must hold each report_id once. Returns the ids actually inserted; the others
     were already stored (duplicates). Their instance-days count as received out of order.
     """
+    if engine_of(con) is Engine.POSTGRESQL:
+        inserted, _ = append_reports_postgres(
+            con,
+            parts=parts,
+            new_instances=new_instances,
+            received_at=received_at,
+            frontier=frontier,
+            on_conflict=True,
+        )
+        return inserted
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(reports for _, reports in parts):
         return set()
@@ -279,6 +291,16 @@ def append_reports(
     order (batches are how a spool is sent again, late). Raises ``AlreadyStored`` (and
     appends nothing) when any report_id is already stored.
     """
+    if engine_of(con) is Engine.POSTGRESQL:
+        _, seconds = append_reports_postgres(
+            con,
+            parts=[(s, s.reports) for s in staged],
+            new_instances=new_instances,
+            received_at=received_at,
+            frontier=frontier,
+            on_conflict=False,
+        )
+        return seconds
     _insert_instances(con, new_instances=new_instances, received_at=received_at)
     if not any(s.reports for s in staged):
         return 0.0

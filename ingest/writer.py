@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from core.database import Connection, Engine, engine_of
+from core.database import Connection
 from core.errors import InstanceOwnedElsewhere, InvalidPayload, ReportOwnedElsewhere
 from core.store import Transact
 from core.telemetry import StoreMetrics
@@ -146,19 +146,6 @@ class ReportCommit:
         alone = not claims and not records
 
         def append(con: Connection) -> None:
-            if engine_of(con) is Engine.POSTGRESQL:
-                _, seconds = repository.append_reports_postgres(
-                    con,
-                    parts=[(s, s.reports) for s in accepted],
-                    new_instances=claims,
-                    received_at=at,
-                    frontier=self._frontier,
-                    on_conflict=False,
-                )
-                self._metrics.instance_days_seconds.observe(seconds)
-                for record in records:
-                    record(con, at)
-                return
             seconds = repository.append_reports(
                 con,
                 staged=accepted,
@@ -191,18 +178,6 @@ class ReportCommit:
         records = [s.record for s in accepted if s.record is not None]
 
         def insert(con: Connection) -> set[str]:
-            if engine_of(con) is Engine.POSTGRESQL:
-                inserted, _ = repository.append_reports_postgres(
-                    con,
-                    parts=parts,
-                    new_instances=claims,
-                    received_at=at,
-                    frontier=self._frontier,
-                    on_conflict=True,
-                )
-                for record in records:
-                    record(con, at)
-                return inserted
             inserted = repository.insert_reports(
                 con,
                 parts=parts,
